@@ -1,0 +1,181 @@
+// Package change defines the record that crosses Kinesis between capture and
+// fanout: one or more row changes decoded from PostgreSQL's pgoutput stream,
+// self-describing enough (column names, resolved types, key columns, explicit
+// NULL and unchanged-TOAST markers) that fanout never needs the database.
+//
+// The wire form is JSON with a version field. Encode is hand-written because it
+// sits on capture's hot path; Decode uses encoding/json and rejects unknown
+// versions with ErrUnknownVersion.
+package change
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Version is the wire-format version written by Encode. Decode accepts only
+// the versions it knows; anything else is ErrUnknownVersion, never a guess.
+const Version = 1
+
+// ErrUnknownVersion is returned (wrapped) by Decode for a record written by a
+// newer or foreign producer.
+var ErrUnknownVersion = errors.New("unknown change record version")
+
+// Op is what happened. The names are the ones DatabaseEvents use.
+type Op string
+
+// The operations a change can carry.
+const (
+	Insert   Op = "insert"
+	Update   Op = "update"
+	Delete   Op = "delete"
+	Truncate Op = "truncate"
+	Message  Op = "message"
+)
+
+// Identity is the table's REPLICA IDENTITY at the time of the change, as sent in
+// pgoutput's Relation message. It tells a consumer how complete Old is.
+type Identity string
+
+// Replica identities (pg_class.relreplident).
+const (
+	IdentityDefault Identity = "default" // old tuple carries the primary key only
+	IdentityFull    Identity = "full"    // old tuple carries every column
+	IdentityIndex   Identity = "index"   // old tuple carries the identity index columns
+	IdentityNothing Identity = "nothing" // no old tuple at all
+)
+
+// Kind is the resolved type category of a column (pg_type.typtype after
+// stripping domains and array wrappers).
+type Kind string
+
+// Type categories.
+const (
+	KindBase       Kind = "base"
+	KindEnum       Kind = "enum"
+	KindComposite  Kind = "composite"
+	KindRange      Kind = "range"
+	KindMultirange Kind = "multirange"
+	KindPseudo     Kind = "pseudo"
+)
+
+// Column describes one column of the relation as it was when the change was
+// decoded. Type is the declared type's name; Base is the type that decides how
+// the value is rendered: domains are replaced by their base type and arrays by
+// their element type (itself resolved), with Array set and Dims counted from
+// the value. Key marks the columns that identify the row: the primary key, or
+// else the replica identity index; a table with neither has no Key columns
+// (pgoutput's own flag marks every column under REPLICA IDENTITY FULL, which
+// would make the partition key change with every update).
+type Column struct {
+	Name  string `json:"name"`
+	OID   uint32 `json:"oid"`
+	Type  string `json:"type"`
+	Base  string `json:"base"`
+	Kind  Kind   `json:"kind"`
+	Array bool   `json:"array,omitempty"`
+	Key   bool   `json:"key,omitempty"`
+}
+
+// ValueState says which of the three things a tuple slot holds.
+type ValueState uint8
+
+// Tuple slot states. The zero value is a text value.
+const (
+	Text      ValueState = iota // Text holds PostgreSQL's text output for the value
+	Null                        // SQL NULL
+	Unchanged                   // unchanged TOAST value: PostgreSQL did not send it
+	Omitted                     // dropped by capture's size policy; Size says how large it was
+)
+
+// Value is one column's value in a tuple: PostgreSQL's text form, or one of
+// the explicit markers. Null and Unchanged are never confused: a consumer that
+// sees Unchanged knows the value exists but was not sent.
+type Value struct {
+	State ValueState
+	Text  string
+	Size  int // Omitted only: the value's size in bytes
+}
+
+// Change is one decoded row change (or truncate, or logical message).
+type Change struct {
+	Database string `json:"database"`
+	Schema   string `json:"schema,omitempty"`
+	Table    string `json:"table,omitempty"`
+	Op       Op     `json:"op"`
+	// XID is the transaction id (0 for a non-transactional logical message).
+	XID uint32 `json:"xid"`
+	// CommitLSN is the LSN of the transaction's commit record; with Seq it
+	// identifies the change across replays.
+	CommitLSN LSN `json:"commitLsn"`
+	// LSN is the change's own WAL position.
+	LSN LSN `json:"lsn"`
+	// CommitTime is the commit timestamp, microsecond precision, UTC.
+	CommitTime time.Time `json:"commitTime"`
+	// Seq is the change's position within its transaction, from 0.
+	Seq      uint32   `json:"seq"`
+	Identity Identity `json:"identity,omitempty"`
+	Columns  []Column `json:"columns,omitempty"`
+	New      []Value  `json:"new,omitempty"`
+	Old      []Value  `json:"old,omitempty"`
+	// OldIsKey is true when Old holds only the replica-identity key columns
+	// (pgoutput's 'K' tuple); the other slots are Null placeholders.
+	OldIsKey bool `json:"oldIsKey,omitempty"`
+
+	// Truncate only.
+	Cascade         bool `json:"cascade,omitempty"`
+	RestartIdentity bool `json:"restartIdentity,omitempty"`
+
+	// Message only (pg_logical_emit_message).
+	Prefix        string `json:"prefix,omitempty"`
+	Content       []byte `json:"content,omitempty"`
+	Transactional bool   `json:"transactional,omitempty"`
+}
+
+// Record is the unit written to one Kinesis record: consecutive changes that
+// share a partition key, in commit order.
+type Record struct {
+	Changes []Change
+}
+
+// KeyColumns returns the indexes of the key columns.
+func (c *Change) KeyColumns() []int {
+	var idx []int
+	for i, col := range c.Columns {
+		if col.Key {
+			idx = append(idx, i)
+		}
+	}
+	return idx
+}
+
+// Validate reports a change that breaks the format's invariants. Decode calls
+// it, so a consumer can rely on tuples matching the column list.
+func (c *Change) Validate() error {
+	switch c.Op {
+	case Insert, Update, Delete:
+		if c.Table == "" {
+			return fmt.Errorf("%s change without a table", c.Op)
+		}
+		for _, t := range []struct {
+			name string
+			vals []Value
+		}{{"new", c.New}, {"old", c.Old}} {
+			if t.vals != nil && len(t.vals) != len(c.Columns) {
+				return fmt.Errorf("%s.%s: %s tuple has %d values for %d columns", c.Schema, c.Table, t.name, len(t.vals), len(c.Columns))
+			}
+		}
+		if (c.Op == Insert || c.Op == Update) && c.New == nil {
+			return fmt.Errorf("%s.%s: %s without a new tuple", c.Schema, c.Table, c.Op)
+		}
+	case Truncate:
+		if c.Table == "" {
+			return errors.New("truncate change without a table")
+		}
+	case Message:
+	default:
+		return fmt.Errorf("unknown operation %q", c.Op)
+	}
+	return nil
+}

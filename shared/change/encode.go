@@ -1,0 +1,189 @@
+package change
+
+import (
+	"encoding/base64"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// timeLayout is RFC 3339 with exactly six fractional digits: PostgreSQL's
+// timestamps have microsecond precision and the event contract shows all six.
+const timeLayout = "2006-01-02T15:04:05.000000Z07:00"
+
+// Encode appends the wire form of r to dst and returns it. It allocates
+// nothing beyond growing dst, which is why it does not use encoding/json.
+func Encode(dst []byte, r *Record) []byte {
+	dst = append(dst, `{"v":`...)
+	dst = strconv.AppendInt(dst, Version, 10)
+	dst = append(dst, `,"changes":[`...)
+	for i := range r.Changes {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = AppendChange(dst, &r.Changes[i])
+	}
+	return append(dst, "]}"...)
+}
+
+// AppendChange appends one change as a JSON object. Encode uses it; the
+// Kinesis writer uses it to size a change before packing it.
+func AppendChange(dst []byte, c *Change) []byte {
+	dst = append(dst, `{"database":`...)
+	dst = appendString(dst, c.Database)
+	if c.Schema != "" {
+		dst = append(dst, `,"schema":`...)
+		dst = appendString(dst, c.Schema)
+	}
+	if c.Table != "" {
+		dst = append(dst, `,"table":`...)
+		dst = appendString(dst, c.Table)
+	}
+	dst = append(dst, `,"op":`...)
+	dst = appendString(dst, string(c.Op))
+	dst = append(dst, `,"xid":`...)
+	dst = strconv.AppendUint(dst, uint64(c.XID), 10)
+	dst = append(dst, `,"commitLsn":"`...)
+	dst = appendLSN(dst, c.CommitLSN)
+	dst = append(dst, `","lsn":"`...)
+	dst = appendLSN(dst, c.LSN)
+	dst = append(dst, `","commitTime":"`...)
+	dst = c.CommitTime.UTC().Truncate(time.Microsecond).AppendFormat(dst, timeLayout)
+	dst = append(dst, `","seq":`...)
+	dst = strconv.AppendUint(dst, uint64(c.Seq), 10)
+	if c.Identity != "" {
+		dst = append(dst, `,"identity":`...)
+		dst = appendString(dst, string(c.Identity))
+	}
+	if c.Columns != nil {
+		dst = append(dst, `,"columns":[`...)
+		for i := range c.Columns {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendColumn(dst, &c.Columns[i])
+		}
+		dst = append(dst, ']')
+	}
+	if c.New != nil {
+		dst = append(dst, `,"new":`...)
+		dst = appendTuple(dst, c.New)
+	}
+	if c.Old != nil {
+		dst = append(dst, `,"old":`...)
+		dst = appendTuple(dst, c.Old)
+	}
+	if c.OldIsKey {
+		dst = append(dst, `,"oldIsKey":true`...)
+	}
+	if c.Cascade {
+		dst = append(dst, `,"cascade":true`...)
+	}
+	if c.RestartIdentity {
+		dst = append(dst, `,"restartIdentity":true`...)
+	}
+	if c.Op == Message {
+		dst = append(dst, `,"prefix":`...)
+		dst = appendString(dst, c.Prefix)
+		dst = append(dst, `,"content":"`...)
+		dst = base64.StdEncoding.AppendEncode(dst, c.Content)
+		dst = append(dst, '"')
+		if c.Transactional {
+			dst = append(dst, `,"transactional":true`...)
+		}
+	}
+	return append(dst, '}')
+}
+
+func appendColumn(dst []byte, col *Column) []byte {
+	dst = append(dst, `{"name":`...)
+	dst = appendString(dst, col.Name)
+	dst = append(dst, `,"oid":`...)
+	dst = strconv.AppendUint(dst, uint64(col.OID), 10)
+	dst = append(dst, `,"type":`...)
+	dst = appendString(dst, col.Type)
+	dst = append(dst, `,"base":`...)
+	dst = appendString(dst, col.Base)
+	dst = append(dst, `,"kind":`...)
+	dst = appendString(dst, string(col.Kind))
+	if col.Array {
+		dst = append(dst, `,"array":true`...)
+	}
+	if col.Key {
+		dst = append(dst, `,"key":true`...)
+	}
+	return append(dst, '}')
+}
+
+func appendTuple(dst []byte, vals []Value) []byte {
+	dst = append(dst, '[')
+	for i := range vals {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = AppendValue(dst, vals[i])
+	}
+	return append(dst, ']')
+}
+
+// AppendValue appends one tuple slot: a JSON string for a text value, null for
+// NULL, {"unchanged":true} for an unchanged TOAST value and
+// {"omitted":true,"bytes":N} for a value dropped by the size policy.
+func AppendValue(dst []byte, v Value) []byte {
+	switch v.State {
+	case Null:
+		return append(dst, "null"...)
+	case Unchanged:
+		return append(dst, `{"unchanged":true}`...)
+	case Omitted:
+		dst = append(dst, `{"omitted":true,"bytes":`...)
+		dst = strconv.AppendInt(dst, int64(v.Size), 10)
+		return append(dst, '}')
+	default:
+		return appendString(dst, v.Text)
+	}
+}
+
+// appendString appends s as a JSON string. Invalid UTF-8 (possible only from a
+// non-UTF8 database, which capture refuses) becomes U+FFFD as in encoding/json.
+func appendString(dst []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
