@@ -1,0 +1,202 @@
+package wal
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/walbridge/walbridge/shared/change"
+)
+
+// Catalog answers the questions pgoutput leaves open: what a type OID is
+// (name, domain base, array element, category) and which columns form a
+// table's primary key. The stream implements it with a second, ordinary
+// connection; tests can use a fixed table.
+type Catalog interface {
+	// ResolveTypes describes each OID; the result has an entry for every OID.
+	ResolveTypes(ctx context.Context, oids []uint32) (map[uint32]TypeInfo, error)
+	// PrimaryKey returns the primary key's column names of schema.table, or
+	// nil when it has none.
+	PrimaryKey(ctx context.Context, relid uint32) ([]string, error)
+}
+
+// TypeInfo is a column type resolved through domains and arrays.
+type TypeInfo struct {
+	Name  string      // declared type (pg_type.typname)
+	Base  string      // rendering type: domains stripped, array element for arrays
+	Kind  change.Kind // category of Base
+	Array bool
+}
+
+// relation is a cached Relation message with its columns resolved.
+type relation struct {
+	schema, name string
+	identity     change.Identity
+	columns      []change.Column
+}
+
+// Decoder turns pgoutput messages into change records. It keeps the relation
+// cache and the current transaction's identity (xid, commit LSN and time, the
+// running position), which pgoutput sends once per transaction.
+type Decoder struct {
+	database string
+	catalog  Catalog
+	rels     map[uint32]*relation
+
+	inTxn      bool
+	xid        uint32
+	commitLSN  change.LSN
+	commitTime time.Time
+	seq        uint32
+}
+
+// NewDecoder returns a decoder for changes in database.
+func NewDecoder(database string, catalog Catalog) *Decoder {
+	return &Decoder{database: database, catalog: catalog, rels: map[uint32]*relation{}}
+}
+
+// Step is what one message meant for the stream's bookkeeping.
+type Step struct {
+	Changes []change.Change
+	// Commit is set on a Commit message: the end of the commit record, the
+	// position to confirm once Changes up to here are durable.
+	Commit change.LSN
+	// Position is set for a non-transactional logical message: once it is
+	// durable, its LSN may be confirmed.
+	Position change.LSN
+}
+
+// InTransaction reports whether a Begin has been seen without its Commit.
+func (d *Decoder) InTransaction() bool { return d.inTxn }
+
+// Reset forgets the relation cache and any open transaction, as a new
+// replication connection must (pgoutput re-sends Relation messages).
+func (d *Decoder) Reset() {
+	clear(d.rels)
+	d.inTxn = false
+}
+
+// Decode handles one pgoutput message whose XLogData started at walStart.
+func (d *Decoder) Decode(ctx context.Context, walStart change.LSN, data []byte) (Step, error) {
+	m, err := parseMessage(data)
+	if err != nil {
+		return Step{}, err
+	}
+	switch m.Kind {
+	case msgBegin:
+		d.inTxn, d.xid, d.commitLSN, d.commitTime, d.seq = true, m.XID, m.FinalLSN, m.CommitTime, 0
+		return Step{}, nil
+	case msgCommit:
+		if !d.inTxn {
+			return Step{}, fmt.Errorf("commit %s without begin", m.CommitLSN)
+		}
+		d.inTxn = false
+		return Step{Commit: m.EndLSN}, nil
+	case msgRelation:
+		return Step{}, d.relation(ctx, &m.Relation)
+	case msgInsert, msgUpdate, msgDelete:
+		rel, ok := d.rels[m.RelID]
+		if !ok {
+			return Step{}, fmt.Errorf("change for relation %d before its Relation message", m.RelID)
+		}
+		c := d.base(walStart)
+		c.Schema, c.Table, c.Identity, c.Columns = rel.schema, rel.name, rel.identity, rel.columns
+		switch m.Kind {
+		case msgInsert:
+			c.Op = change.Insert
+		case msgUpdate:
+			c.Op = change.Update
+		default:
+			c.Op = change.Delete
+		}
+		c.New = m.New
+		if m.Old != nil {
+			c.Old = m.Old
+			c.OldIsKey = m.OldKey == 'K'
+		}
+		if err := c.Validate(); err != nil {
+			return Step{}, fmt.Errorf("relation %d: %w (was the table altered without a new Relation message?)", m.RelID, err)
+		}
+		return Step{Changes: []change.Change{c}}, nil
+	case msgTruncate:
+		var out []change.Change
+		for _, id := range m.RelIDs {
+			rel, ok := d.rels[id]
+			if !ok {
+				return Step{}, fmt.Errorf("truncate of relation %d before its Relation message", id)
+			}
+			c := d.base(walStart)
+			c.Op, c.Schema, c.Table, c.Identity = change.Truncate, rel.schema, rel.name, rel.identity
+			c.Cascade = m.Options&1 != 0
+			c.RestartIdentity = m.Options&2 != 0
+			out = append(out, c)
+		}
+		return Step{Changes: out}, nil
+	case msgMessage:
+		c := change.Change{Database: d.database, Op: change.Message, LSN: m.MsgLSN, CommitLSN: m.MsgLSN,
+			Prefix: m.Prefix, Content: []byte(m.Content), Transactional: m.Transactional, CommitTime: time.Now().UTC()}
+		if m.Transactional && d.inTxn {
+			c.XID, c.CommitLSN, c.CommitTime, c.Seq = d.xid, d.commitLSN, d.commitTime, d.seq
+			d.seq++
+			return Step{Changes: []change.Change{c}}, nil
+		}
+		return Step{Changes: []change.Change{c}, Position: m.MsgLSN}, nil
+	default: // Origin, Type: nothing to record
+		return Step{}, nil
+	}
+}
+
+func (d *Decoder) base(walStart change.LSN) change.Change {
+	c := change.Change{Database: d.database, XID: d.xid, CommitLSN: d.commitLSN, LSN: walStart, CommitTime: d.commitTime, Seq: d.seq}
+	d.seq++
+	return c
+}
+
+func (d *Decoder) relation(ctx context.Context, m *relationMsg) error {
+	oids := make([]uint32, 0, len(m.Columns))
+	for _, c := range m.Columns {
+		oids = append(oids, c.TypeOID)
+	}
+	types, err := d.catalog.ResolveTypes(ctx, oids)
+	if err != nil {
+		return fmt.Errorf("resolve column types of %s.%s: %w", m.Schema, m.Name, err)
+	}
+	rel := &relation{schema: m.Schema, name: m.Name, identity: identityOf(m.Identity)}
+	// Under DEFAULT and INDEX identity pgoutput's key flags are the identity
+	// columns as of this point in the WAL. Under FULL it flags every column
+	// and under NOTHING none, so the primary key comes from the catalog.
+	var pk map[string]bool
+	if rel.identity == change.IdentityFull || rel.identity == change.IdentityNothing {
+		names, err := d.catalog.PrimaryKey(ctx, m.ID)
+		if err != nil {
+			return fmt.Errorf("primary key of %s.%s: %w", m.Schema, m.Name, err)
+		}
+		pk = map[string]bool{}
+		for _, n := range names {
+			pk[n] = true
+		}
+	}
+	for _, c := range m.Columns {
+		t := types[c.TypeOID]
+		key := c.Key
+		if pk != nil {
+			key = pk[c.Name]
+		}
+		rel.columns = append(rel.columns, change.Column{Name: c.Name, OID: c.TypeOID, Type: t.Name, Base: t.Base, Kind: t.Kind, Array: t.Array, Key: key})
+	}
+	d.rels[m.ID] = rel
+	return nil
+}
+
+func identityOf(b byte) change.Identity {
+	switch b {
+	case 'f':
+		return change.IdentityFull
+	case 'n':
+		return change.IdentityNothing
+	case 'i':
+		return change.IdentityIndex
+	default:
+		return change.IdentityDefault
+	}
+}
