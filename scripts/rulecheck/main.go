@@ -1,0 +1,20 @@
+// Command rulecheck checks EventBridge event patterns for DatabaseEvents
+// before they are deployed, because EventBridge accepts many patterns that
+// can never match (a misspelt field, an operation walbridge never sends) and
+// then silently delivers nothing.
+//
+//	go run ./scripts/rulecheck [--columns-from-json FILE] [--detail-type NAME] FILE...
+//
+// Each FILE is a bare event pattern, a JSON object with an "EventPattern" key
+// (as aws events describe-rule prints), or a CloudFormation/SAM template in
+// YAML or JSON, in which every AWS::Events::Rule EventPattern and every SAM
+// EventBridgeRule/CloudWatchEvent Pattern is checked. It prints one line per
+// problem, "FILE: FIELD: message", or "FILE: ok", and exits 1 if any file has
+// a problem.
+package main
+
+import "os"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}

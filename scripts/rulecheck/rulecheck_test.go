@@ -1,0 +1,147 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func TestRun(t *testing.T) {
+	cases := []struct {
+		name   string
+		args   []string
+		want   string // exact stdout
+		status int
+	}{
+		{
+			name: "seed rule as written",
+			args: []string{"testdata/rule-example-as-written.json"},
+			want: `testdata/rule-example-as-written.json: detail.schema: value must be an array, got string
+testdata/rule-example-as-written.json: detail.table: value must be an array, got string
+testdata/rule-example-as-written.json: detail.operate: unknown field; did you mean detail.operation?
+testdata/rule-example-as-written.json: detail.operate: value must be an array, got string
+`,
+			status: exitProblems,
+		},
+		{
+			name:   "seed rule corrected",
+			args:   []string{"testdata/rule-example-corrected.json"},
+			want:   "testdata/rule-example-corrected.json: ok\n",
+			status: exitOK,
+		},
+		{
+			name:   "EventPattern as a JSON string, as describe-rule prints it",
+			args:   []string{"testdata/describe-rule.json"},
+			want:   `testdata/describe-rule.json: detail.operation: value "insret" never matches: expected one of insert, update, delete, truncate; did you mean "insert"?` + "\n",
+			status: exitProblems,
+		},
+		{
+			name:   "EventPattern as an object",
+			args:   []string{"testdata/eventpattern-object.json"},
+			want:   "testdata/eventpattern-object.json: ok\n",
+			status: exitOK,
+		},
+		{
+			name: "YAML template: rules, SAM events, intrinsics",
+			args: []string{"testdata/template.yaml"},
+			want: `testdata/template.yaml#OrdersChangedRule: detail-type: value "DatabaseEvents" never matches: expected one of DatabaseEvent; did you mean "DatabaseEvent"?
+testdata/template.yaml#OrdersChangedRule: detail.table: value must be an array, got string
+testdata/template.yaml#OrdersChangedRule: detail.operate: unknown field; did you mean detail.operation?
+testdata/template.yaml#ParameterisedRule: detail.table: uses CloudFormation intrinsic !Ref, whose value is only known at deploy time; rulecheck cannot check it
+`,
+			status: exitProblems,
+		},
+		{
+			name: "YAML template with known columns",
+			args: []string{"--columns-from-json", "testdata/columns.json", "testdata/template.yaml"},
+			want: `testdata/template.yaml#OrdersChangedRule: detail-type: value "DatabaseEvents" never matches: expected one of DatabaseEvent; did you mean "DatabaseEvent"?
+testdata/template.yaml#OrdersChangedRule: detail.table: value must be an array, got string
+testdata/template.yaml#OrdersChangedRule: detail.operate: unknown field; did you mean detail.operation?
+testdata/template.yaml#ParameterisedRule: detail.table: uses CloudFormation intrinsic !Ref, whose value is only known at deploy time; rulecheck cannot check it
+testdata/template.yaml#EmailChangedFunction.Events.EmailChanged: detail.changedValues: value "emial" is not a column of public.users; did you mean "email"?
+`,
+			status: exitProblems,
+		},
+		{
+			name: "JSON template",
+			args: []string{"testdata/template.json"},
+			want: `testdata/template.json#StringPatternRule: detail.txnid: value "1" never matches: the field is a number
+testdata/template.json#SubRule: detail.schema: uses CloudFormation intrinsic Fn::Sub, whose value is only known at deploy time; rulecheck cannot check it
+`,
+			status: exitProblems,
+		},
+		{
+			name:   "bare YAML pattern",
+			args:   []string{"testdata/pattern.yaml"},
+			want:   "testdata/pattern.yaml: ok\n",
+			status: exitOK,
+		},
+		{
+			name:   "detail-type check can be turned off",
+			args:   []string{"--detail-type", "", "testdata/describe-rule.json"},
+			want:   `testdata/describe-rule.json: detail.operation: value "insret" never matches: expected one of insert, update, delete, truncate; did you mean "insert"?` + "\n",
+			status: exitProblems,
+		},
+		{
+			name:   "other detail-type",
+			args:   []string{"--detail-type", "RowChanged", "testdata/eventpattern-object.json"},
+			want:   `testdata/eventpattern-object.json: detail-type: value "DatabaseEvent" never matches: expected one of RowChanged` + "\n",
+			status: exitProblems,
+		},
+		{
+			name: "several files, one bad",
+			args: []string{"testdata/rule-example-corrected.json", "testdata/no-patterns.yaml", "testdata/broken.json", "testdata/pattern.yaml"},
+			want: `testdata/rule-example-corrected.json: ok
+testdata/no-patterns.yaml: no event patterns found
+testdata/broken.json: invalid JSON: unexpected EOF
+testdata/pattern.yaml: ok
+`,
+			status: exitProblems,
+		},
+		{
+			name:   "missing file",
+			args:   []string{"testdata/does-not-exist.json"},
+			want:   "testdata/does-not-exist.json: open testdata/does-not-exist.json: no such file or directory\n",
+			status: exitProblems,
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			status := run(tc.args, &stdout, &stderr)
+			if status != tc.status {
+				t.Errorf("status = %d, want %d (stderr %q)", status, tc.status, stderr.String())
+			}
+			if got := stdout.String(); got != tc.want {
+				t.Errorf("stdout:\n%s\nwant:\n%s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestRunUsage(t *testing.T) {
+	cases := []struct {
+		name    string
+		args    []string
+		wantErr string
+	}{
+		{"no files", nil, "usage: rulecheck"},
+		{"unknown flag", []string{"--nope", "x.json"}, "flag provided but not defined"},
+		{"missing columns file", []string{"--columns-from-json", "testdata/none.json", "testdata/pattern.yaml"}, "read columns"},
+		{"bad columns file", []string{"--columns-from-json", "testdata/template.json", "testdata/pattern.yaml"}, "want an object of"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if status := run(tc.args, &stdout, &stderr); status != exitUsage {
+				t.Errorf("status = %d, want %d", status, exitUsage)
+			}
+			if !strings.Contains(stderr.String(), tc.wantErr) {
+				t.Errorf("stderr = %q, want it to contain %q", stderr.String(), tc.wantErr)
+			}
+			if stdout.Len() != 0 {
+				t.Errorf("stdout = %q, want nothing", stdout.String())
+			}
+		})
+	}
+}
