@@ -15,6 +15,13 @@
 // when any element does, an absent field matches only {"exists": false}, and a
 // pattern object nested under an event array is satisfied by one element as a
 // whole.
+//
+// Where the documentation is silent this package follows AWS's open-source
+// matcher (event-ruler): null is a present value for {"exists": true}; an
+// anything-but of strings matches any value that is not one of them (numbers
+// included) while an anything-but of numbers matches only numbers; numeric
+// comparison covers -5e9..5e9, and numbers outside it match only by their
+// exact text.
 package pattern
 
 import (
