@@ -1,0 +1,84 @@
+package event
+
+import (
+	"slices"
+	"strconv"
+)
+
+// timeEntryBytes is what EventBridge counts for an entry's Time, whatever its
+// value.
+const timeEntryBytes = 14
+
+// EntrySize is the size EventBridge counts for this event as a PutEvents
+// entry (the documented calculation): 14 bytes for Time when set, plus the
+// UTF-8 bytes of Source, DetailType, Detail and each resource. A request's
+// entries together must stay within the account's limit.
+func (e *Event) EntrySize() int {
+	n := len(e.Source) + len(e.DetailType) + len(e.Detail)
+	if !e.Time.IsZero() {
+		n += timeEntryBytes
+	}
+	for _, r := range e.Resources {
+		n += len(r)
+	}
+	return n
+}
+
+// Shrink makes the event fit limit bytes (by EntrySize) by replacing column
+// values with {"type":T,"omitted":true,"bytes":N} markers, largest first, and
+// as few as it takes. It reports how many values it replaced and whether the
+// event now fits; an event that does not fit even with every value replaced
+// is left with every value replaced.
+func (e *Event) Shrink(limit int) (omitted int, fits bool) {
+	excess := e.EntrySize() - limit
+	if excess <= 0 {
+		return 0, true
+	}
+	order := make([]int, len(e.values))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		return (e.values[b].end - e.values[b].start) - (e.values[a].end - e.values[a].start)
+	})
+	drop := make([]bool, len(e.values))
+	for _, i := range order {
+		if excess <= 0 {
+			break
+		}
+		saved := (e.values[i].end - e.values[i].start) - e.values[i].markerLen()
+		if saved <= 0 {
+			continue
+		}
+		drop[i] = true
+		excess -= saved
+		omitted++
+	}
+	if omitted == 0 {
+		return 0, false
+	}
+	detail := make([]byte, 0, len(e.Detail))
+	kept := e.values[:0:0]
+	prev := 0
+	for i, v := range e.values {
+		if !drop[i] {
+			shift := len(detail) - prev + v.start
+			detail = append(detail, e.Detail[prev:v.end]...)
+			kept = append(kept, valueSpan{start: shift, typeEnd: v.typeEnd - v.start + shift, end: v.end - v.start + shift, size: v.size})
+			prev = v.end
+			continue
+		}
+		detail = append(detail, e.Detail[prev:v.typeEnd]...)
+		detail = appendOmitted(detail, v.size)
+		prev = v.end
+	}
+	detail = append(detail, e.Detail[prev:]...)
+	e.Detail, e.values = detail, kept
+	return omitted, excess <= 0
+}
+
+// markerLen is the length of the omitted marker that would replace the span.
+func (v valueSpan) markerLen() int {
+	var buf [20]byte
+	return v.typeEnd - v.start + len(`,"omitted":true,"bytes":}`) + len(strconv.AppendInt(buf[:0], int64(v.size), 10))
+}
