@@ -1,0 +1,466 @@
+package pattern
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// ErrNotTemplate is returned (wrapped) by TemplateRules for a document that
+// is valid YAML or JSON but has no Resources section, so it is not a
+// CloudFormation or SAM template.
+var ErrNotTemplate = errors.New("not a CloudFormation template: no Resources section")
+
+// TemplateRule is an EventBridge rule declared in a CloudFormation or SAM
+// template: an AWS::Events::Rule with an EventPattern, or a SAM
+// EventBridgeRule or CloudWatchEvent event of a function or state machine.
+type TemplateRule struct {
+	// ID names the rule in the template: the logical ID of an
+	// AWS::Events::Rule, or "Resource.Events.Name" for a SAM event.
+	ID string
+	// Pattern is the event pattern as JSON text, keys in template order
+	// (duplicates kept, so Parse and CheckJSON see what was written). It is
+	// nil when Err is set.
+	Pattern []byte
+	// Err says why the pattern could not be turned into JSON, typically an
+	// intrinsic function whose value is only known at deploy time.
+	Err *FieldError
+	// EventBus is the EventBusName, a bus name or ARN, when the template
+	// gives it as a literal. Empty means the default bus, unless
+	// EventBusIntrinsic is set.
+	EventBus string
+	// EventBusIntrinsic names the intrinsic function the EventBusName is
+	// computed with ("!If", "Ref", ...); the bus is then only known at
+	// deploy time.
+	EventBusIntrinsic string
+	// State is the rule's State as written ("ENABLED", "DISABLED", ...);
+	// empty when the template leaves it to the default, enabled.
+	State string
+	// Targets are the rule's targets in template order. A SAM event has one:
+	// the resource that declares the event.
+	Targets []TemplateTarget
+}
+
+// TemplateTarget is one target of a TemplateRule.
+type TemplateTarget struct {
+	// ID is the target's Id; empty for a SAM event that does not set
+	// Target.Id.
+	ID string
+	// Arn is the target's Arn when the template gives it as a literal.
+	Arn string
+	// Resource is the logical ID of the template resource the target is,
+	// when its Arn is Fn::GetAtt or Ref of a resource in the same template.
+	Resource string
+	// ResourceType is that resource's Type, such as "AWS::SQS::Queue".
+	ResourceType string
+}
+
+// TemplateOptions says how TemplateRules resolves intrinsic functions in
+// event patterns. The zero value resolves none: each is reported in
+// TemplateRule.Err, because its value is only known at deploy time.
+type TemplateOptions struct {
+	// Params gives the values of Ref and of ${Name} in Fn::Sub: template
+	// parameters, and pseudo parameters such as AWS::Region.
+	Params map[string]string
+	// Defaults resolves a template parameter missing from Params to its
+	// Default.
+	Defaults bool
+}
+
+func (o TemplateOptions) resolving() bool { return o.Params != nil || o.Defaults }
+
+// TemplateRules returns the EventBridge rules of a CloudFormation or SAM
+// template in YAML or JSON, in template order. Rules without an event
+// pattern (schedules) are left out. A document that parses but is not a
+// template gives an error wrapping ErrNotTemplate.
+func TemplateRules(data []byte, opts TemplateOptions) ([]TemplateRule, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("not valid JSON or YAML: %w", err)
+	}
+	resources := deref(lookup(deref(&doc), "Resources"))
+	if resources == nil || resources.Kind != yaml.MappingNode {
+		return nil, ErrNotTemplate
+	}
+	t := &template{opts: opts, params: deref(lookup(deref(&doc), "Parameters")), resources: resources}
+	var out []TemplateRule
+	for i := 0; i+1 < len(resources.Content); i += 2 {
+		id := resources.Content[i].Value
+		res := deref(resources.Content[i+1])
+		resType := scalar(lookup(res, "Type"))
+		props := lookup(res, "Properties")
+		if resType == "AWS::Events::Rule" {
+			if ep := lookup(props, "EventPattern"); ep != nil {
+				r := t.rule(id, ep, props)
+				r.Targets = t.ruleTargets(lookup(props, "Targets"))
+				out = append(out, r)
+			}
+		}
+		// SAM: any resource with Events (functions, state machines).
+		events := deref(lookup(props, "Events"))
+		if events == nil || events.Kind != yaml.MappingNode {
+			continue
+		}
+		for j := 0; j+1 < len(events.Content); j += 2 {
+			ev := deref(events.Content[j+1])
+			switch scalar(lookup(ev, "Type")) {
+			case "EventBridgeRule", "CloudWatchEvent":
+				evProps := lookup(ev, "Properties")
+				p := lookup(evProps, "Pattern")
+				if p == nil {
+					continue
+				}
+				r := t.rule(id+".Events."+events.Content[j].Value, p, evProps)
+				r.Targets = []TemplateTarget{{
+					ID:           scalar(lookup(lookup(evProps, "Target"), "Id")),
+					Resource:     id,
+					ResourceType: resType,
+				}}
+				out = append(out, r)
+			}
+		}
+	}
+	return out, nil
+}
+
+// YAMLPattern returns the JSON text of an event pattern written in YAML (or
+// JSON). A document that is a mapping with an EventPattern key, as
+// describe-rule prints a rule, stands for that key's value; an EventPattern
+// given as a string is taken as JSON text. The error is a *FieldError for a
+// value JSON cannot hold, such as an intrinsic function.
+func YAMLPattern(data []byte) ([]byte, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("not valid JSON or YAML: %w", err)
+	}
+	n := deref(&doc)
+	if ep := lookup(n, "EventPattern"); ep != nil {
+		n = ep
+	}
+	t := &template{}
+	js, fe := t.patternJSON(n)
+	if fe != nil {
+		return nil, fe
+	}
+	return js, nil
+}
+
+// template is one template being read.
+type template struct {
+	opts      TemplateOptions
+	params    *yaml.Node // the Parameters mapping, or nil
+	resources *yaml.Node // the Resources mapping
+}
+
+// rule fills the fields that AWS::Events::Rule and the SAM events share.
+func (t *template) rule(id string, pattern, props *yaml.Node) TemplateRule {
+	r := TemplateRule{ID: id, State: scalar(lookup(props, "State"))}
+	r.Pattern, r.Err = t.patternJSON(pattern)
+	if bus := lookup(props, "EventBusName"); bus != nil {
+		if name := intrinsicName(bus); name != "" {
+			r.EventBusIntrinsic = name
+		} else {
+			r.EventBus = scalar(bus)
+		}
+	}
+	return r
+}
+
+// ruleTargets reads an AWS::Events::Rule's Targets list.
+func (t *template) ruleTargets(list *yaml.Node) []TemplateTarget {
+	list = deref(list)
+	if list == nil || list.Kind != yaml.SequenceNode {
+		return nil
+	}
+	var out []TemplateTarget
+	for _, item := range list.Content {
+		tg := TemplateTarget{ID: scalar(lookup(item, "Id"))}
+		arn := deref(lookup(item, "Arn"))
+		if intrinsicName(arn) == "" {
+			tg.Arn = scalar(arn)
+		} else if res := t.referencedResource(arn); res != "" {
+			tg.Resource = res
+			tg.ResourceType = scalar(lookup(lookup(t.resources, res), "Type"))
+		}
+		out = append(out, tg)
+	}
+	return out
+}
+
+// referencedResource returns the logical ID that a Ref or Fn::GetAtt names,
+// when it is a resource of this template.
+func (t *template) referencedResource(n *yaml.Node) string {
+	name, arg := intrinsicName(n), intrinsicArg(n)
+	var id string
+	switch name {
+	case "!Ref", "Ref":
+		id = scalar(arg)
+	case "!GetAtt", "Fn::GetAtt":
+		if arg.Kind == yaml.ScalarNode {
+			id, _, _ = strings.Cut(arg.Value, ".")
+		} else if arg.Kind == yaml.SequenceNode && len(arg.Content) > 0 {
+			id = scalar(arg.Content[0])
+		}
+	}
+	if id == "" || lookup(t.resources, id) == nil {
+		return ""
+	}
+	return id
+}
+
+// patternJSON turns a YAML pattern into JSON text. A string node is taken as
+// JSON text, which CloudFormation also accepts.
+func (t *template) patternJSON(n *yaml.Node) ([]byte, *FieldError) {
+	n = deref(n)
+	if n != nil && n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str" {
+		return []byte(n.Value), nil
+	}
+	var buf bytes.Buffer
+	if err := t.writeJSON(&buf, n, ""); err != nil {
+		var fe *FieldError
+		if errors.As(err, &fe) {
+			return nil, fe
+		}
+		return nil, &FieldError{Msg: err.Error()}
+	}
+	return buf.Bytes(), nil
+}
+
+// writeJSON writes a YAML node as JSON, keeping key order and duplicate keys
+// so the checker sees what was written. Intrinsic functions are resolved
+// where the options allow and reported otherwise.
+func (t *template) writeJSON(buf *bytes.Buffer, n *yaml.Node, path string) error {
+	n = deref(n)
+	if n == nil {
+		buf.WriteString("null")
+		return nil
+	}
+	if name := intrinsicName(n); name != "" {
+		s, err := t.resolve(name, intrinsicArg(n), path)
+		if err != nil {
+			return err
+		}
+		writeString(buf, s)
+		return nil
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		buf.WriteByte('{')
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			key := n.Content[i].Value
+			writeString(buf, key)
+			buf.WriteByte(':')
+			if err := t.writeJSON(buf, n.Content[i+1], joinPath(path, key)); err != nil {
+				return err
+			}
+		}
+		buf.WriteByte('}')
+	case yaml.SequenceNode:
+		buf.WriteByte('[')
+		for i, c := range n.Content {
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			if err := t.writeJSON(buf, c, path); err != nil {
+				return err
+			}
+		}
+		buf.WriteByte(']')
+	case yaml.ScalarNode:
+		return writeScalar(buf, n, path)
+	default:
+		return &FieldError{Path: path, Msg: "unsupported YAML node"}
+	}
+	return nil
+}
+
+func writeScalar(buf *bytes.Buffer, n *yaml.Node, path string) error {
+	switch n.ShortTag() {
+	case "!!null":
+		buf.WriteString("null")
+	case "!!bool":
+		var b bool
+		if err := n.Decode(&b); err != nil {
+			return &FieldError{Path: path, Msg: fmt.Sprintf("bad boolean %q: %v", n.Value, err)}
+		}
+		buf.WriteString(strconv.FormatBool(b))
+	case "!!int", "!!float":
+		if json.Valid([]byte(n.Value)) {
+			buf.WriteString(n.Value) // keep the number as written (3.018e2)
+			return nil
+		}
+		var f float64 // YAML-only spellings such as 0x1F or +5
+		if err := n.Decode(&f); err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+			return &FieldError{Path: path, Msg: fmt.Sprintf("number %s cannot be written as JSON", n.Value)}
+		}
+		buf.WriteString(strconv.FormatFloat(f, 'g', -1, 64))
+	default: // !!str, and !!timestamp or !!binary, which JSON can only hold as text
+		writeString(buf, n.Value)
+	}
+	return nil
+}
+
+// writeString writes s as a JSON string, leaving <, > and & as they are so
+// the pattern reads as written.
+func writeString(buf *bytes.Buffer, s string) {
+	enc := json.NewEncoder(buf)
+	enc.SetEscapeHTML(false)
+	enc.Encode(s)               // a string always encodes
+	buf.Truncate(buf.Len() - 1) // Encode ends with a newline
+}
+
+// resolve gives the string an intrinsic function stands for, when the
+// options allow: Ref of a parameter, and Fn::Sub of a string whose ${Name}
+// variables are all parameters.
+func (t *template) resolve(name string, arg *yaml.Node, path string) (string, error) {
+	deployTime := &FieldError{Path: path, Msg: fmt.Sprintf("uses CloudFormation intrinsic %s, whose value is only known at deploy time", name)}
+	if !t.opts.resolving() {
+		return "", deployTime
+	}
+	switch name {
+	case "!Ref", "Ref":
+		ref := scalar(arg)
+		if v, ok := t.param(ref); ok {
+			return v, nil
+		}
+		return "", t.unresolved(path, name+" "+ref, ref, deployTime)
+	case "!Sub", "Fn::Sub":
+		if arg == nil || arg.Kind != yaml.ScalarNode {
+			return "", deployTime // the list form's variables are expressions
+		}
+		return t.sub(name, arg.Value, path, deployTime)
+	}
+	return "", deployTime
+}
+
+// sub substitutes the ${Name} variables of an Fn::Sub string; ${!Text} is
+// the literal ${Text}.
+func (t *template) sub(name, s, path string, deployTime *FieldError) (string, error) {
+	var out strings.Builder
+	for {
+		i := strings.Index(s, "${")
+		if i < 0 {
+			out.WriteString(s)
+			return out.String(), nil
+		}
+		j := strings.IndexByte(s[i:], '}')
+		if j < 0 {
+			out.WriteString(s)
+			return out.String(), nil
+		}
+		out.WriteString(s[:i])
+		v := s[i+2 : i+j]
+		if lit, ok := strings.CutPrefix(v, "!"); ok {
+			out.WriteString("${" + lit + "}")
+		} else if val, ok := t.param(v); ok {
+			out.WriteString(val)
+		} else {
+			return "", t.unresolved(path, name+" ${"+v+"}", v, deployTime)
+		}
+		s = s[i+j+1:]
+	}
+}
+
+// param looks a parameter up in the options, then, when allowed, in the
+// template's Defaults.
+func (t *template) param(name string) (string, bool) {
+	if v, ok := t.opts.Params[name]; ok {
+		return v, true
+	}
+	if !t.opts.Defaults {
+		return "", false
+	}
+	p := lookup(t.params, name)
+	if p == nil {
+		return "", false
+	}
+	if d := deref(lookup(p, "Default")); d != nil && d.Kind == yaml.ScalarNode {
+		return d.Value, true
+	}
+	return "", false
+}
+
+// unresolved explains a variable that has no value: a template parameter
+// without one is the caller's to give, anything else is a deploy-time value.
+func (t *template) unresolved(path, what, name string, deployTime *FieldError) error {
+	if lookup(t.params, name) != nil {
+		return &FieldError{Path: path, Msg: fmt.Sprintf("uses %s: parameter %s has no Default and no value was given", what, name)}
+	}
+	return deployTime
+}
+
+// intrinsicName returns the intrinsic function a node is ("!Ref",
+// "Fn::GetAtt", ...), or "".
+func intrinsicName(n *yaml.Node) string {
+	n = deref(n)
+	if n == nil {
+		return ""
+	}
+	if tag := n.Tag; strings.HasPrefix(tag, "!") && !strings.HasPrefix(tag, "!!") {
+		return tag
+	}
+	if n.Kind == yaml.MappingNode && len(n.Content) == 2 {
+		if k := n.Content[0].Value; k == "Ref" || strings.HasPrefix(k, "Fn::") {
+			return k
+		}
+	}
+	return ""
+}
+
+// intrinsicArg returns an intrinsic function's argument node.
+func intrinsicArg(n *yaml.Node) *yaml.Node {
+	n = deref(n)
+	if strings.HasPrefix(n.Tag, "!") && !strings.HasPrefix(n.Tag, "!!") {
+		return n
+	}
+	return deref(n.Content[1])
+}
+
+// deref follows document and alias nodes to the value they stand for.
+func deref(n *yaml.Node) *yaml.Node {
+	for depth := 0; n != nil && depth < 100; depth++ {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			if len(n.Content) == 0 {
+				return nil
+			}
+			n = n.Content[0]
+		case yaml.AliasNode:
+			n = n.Alias
+		default:
+			return n
+		}
+	}
+	return n
+}
+
+// lookup returns the value of key in a mapping node, or nil.
+func lookup(n *yaml.Node, key string) *yaml.Node {
+	n = deref(n)
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
+}
+
+func scalar(n *yaml.Node) string {
+	n = deref(n)
+	if n == nil || n.Kind != yaml.ScalarNode {
+		return ""
+	}
+	return n.Value
+}

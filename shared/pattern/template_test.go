@@ -1,0 +1,227 @@
+package pattern
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+)
+
+const testTemplate = `
+AWSTemplateFormatVersion: "2010-09-09"
+Transform: AWS::Serverless-2016-10-31
+Parameters:
+  EventSource:
+    Type: String
+    Default: walbridge
+  ResourceName:
+    Type: String
+  CreateBus:
+    Type: String
+    Default: "true"
+Conditions:
+  CreateEventBus: !Equals [!Ref CreateBus, "true"]
+Resources:
+  Bus:
+    Type: AWS::Events::EventBus
+    Properties:
+      Name: walbridge
+  UsersInsertRule:
+    Type: AWS::Events::Rule
+    Properties:
+      EventBusName: !If [CreateEventBus, !Ref Bus, default]
+      EventPattern:
+        source: [!Ref EventSource]
+        detail-type: [DatabaseEvent]
+        detail:
+          operation: [insert]
+          seq: [{numeric: [">=", 0]}]
+      Targets:
+        - Id: queue
+          Arn: !GetAtt WelcomeQueue.Arn
+        - Id: topic
+          Arn: {"Ref": "Topic"}
+        - Id: long-form
+          Arn: {"Fn::GetAtt": ["WelcomeQueue", "Arn"]}
+        - Id: literal
+          Arn: arn:aws:sqs:us-east-1:123456789012:elsewhere
+  ResourceRule:
+    Type: AWS::Events::Rule
+    Properties:
+      EventBusName: arn:aws:events:us-east-1:123456789012:event-bus/walbridge
+      State: DISABLED
+      EventPattern:
+        resources: [!Ref ResourceName]
+        detail:
+          schema: [!Sub "${EventSource}-${!Literal}"]
+  NightlyRule:
+    Type: AWS::Events::Rule
+    Properties:
+      ScheduleExpression: rate(1 day)
+  StringRule:
+    Type: AWS::Events::Rule
+    Properties:
+      EventBusName: walbridge
+      EventPattern: '{"detail":{"table":["users"]}}'
+  Handler:
+    Type: AWS::Serverless::Function
+    Properties:
+      Events:
+        OnUpdate:
+          Type: EventBridgeRule
+          Properties:
+            Pattern:
+              detail:
+                operation: [update]
+            Target:
+              Id: handler-target
+        Hourly:
+          Type: Schedule
+          Properties:
+            Schedule: rate(1 hour)
+  WelcomeQueue:
+    Type: AWS::SQS::Queue
+  Topic:
+    Type: AWS::SNS::Topic
+`
+
+func TestTemplateRules(t *testing.T) {
+	queue := TemplateTarget{ID: "queue", Resource: "WelcomeQueue", ResourceType: "AWS::SQS::Queue"}
+	targets := []TemplateTarget{
+		queue,
+		{ID: "topic", Resource: "Topic", ResourceType: "AWS::SNS::Topic"},
+		{ID: "long-form", Resource: "WelcomeQueue", ResourceType: "AWS::SQS::Queue"},
+		{ID: "literal", Arn: "arn:aws:sqs:us-east-1:123456789012:elsewhere"},
+	}
+	handler := []TemplateTarget{{ID: "handler-target", Resource: "Handler", ResourceType: "AWS::Serverless::Function"}}
+	deployTime := func(path, fn string) *FieldError {
+		return &FieldError{Path: path, Msg: "uses CloudFormation intrinsic " + fn + ", whose value is only known at deploy time"}
+	}
+
+	cases := []struct {
+		name string
+		opts TemplateOptions
+		want []TemplateRule
+	}{
+		{
+			name: "zero options resolve nothing",
+			want: []TemplateRule{
+				{ID: "UsersInsertRule", Err: deployTime("source", "!Ref"), EventBusIntrinsic: "!If", Targets: targets},
+				{ID: "ResourceRule", Err: deployTime("resources", "!Ref"), EventBus: "arn:aws:events:us-east-1:123456789012:event-bus/walbridge", State: "DISABLED"},
+				{ID: "StringRule", Pattern: []byte(`{"detail":{"table":["users"]}}`), EventBus: "walbridge"},
+				{ID: "Handler.Events.OnUpdate", Pattern: []byte(`{"detail":{"operation":["update"]}}`), Targets: handler},
+			},
+		},
+		{
+			name: "defaults, and a parameter without one",
+			opts: TemplateOptions{Defaults: true},
+			want: []TemplateRule{
+				{ID: "UsersInsertRule", Pattern: []byte(`{"source":["walbridge"],"detail-type":["DatabaseEvent"],"detail":{"operation":["insert"],"seq":[{"numeric":[">=",0]}]}}`), EventBusIntrinsic: "!If", Targets: targets},
+				{ID: "ResourceRule", Err: &FieldError{Path: "resources", Msg: "uses !Ref ResourceName: parameter ResourceName has no Default and no value was given"}, EventBus: "arn:aws:events:us-east-1:123456789012:event-bus/walbridge", State: "DISABLED"},
+				{ID: "StringRule", Pattern: []byte(`{"detail":{"table":["users"]}}`), EventBus: "walbridge"},
+				{ID: "Handler.Events.OnUpdate", Pattern: []byte(`{"detail":{"operation":["update"]}}`), Targets: handler},
+			},
+		},
+		{
+			name: "params over defaults, Fn::Sub",
+			opts: TemplateOptions{Params: map[string]string{"EventSource": "dev", "ResourceName": "orders-db"}, Defaults: true},
+			want: []TemplateRule{
+				{ID: "UsersInsertRule", Pattern: []byte(`{"source":["dev"],"detail-type":["DatabaseEvent"],"detail":{"operation":["insert"],"seq":[{"numeric":[">=",0]}]}}`), EventBusIntrinsic: "!If", Targets: targets},
+				{ID: "ResourceRule", Pattern: []byte(`{"resources":["orders-db"],"detail":{"schema":["dev-${Literal}"]}}`), EventBus: "arn:aws:events:us-east-1:123456789012:event-bus/walbridge", State: "DISABLED"},
+				{ID: "StringRule", Pattern: []byte(`{"detail":{"table":["users"]}}`), EventBus: "walbridge"},
+				{ID: "Handler.Events.OnUpdate", Pattern: []byte(`{"detail":{"operation":["update"]}}`), Targets: handler},
+			},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := TemplateRules([]byte(testTemplate), tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(tc.want) {
+				t.Fatalf("got %d rules, want %d: %+v", len(got), len(tc.want), got)
+			}
+			for i := range got {
+				if !reflect.DeepEqual(got[i], tc.want[i]) {
+					g, w := got[i], tc.want[i]
+					t.Errorf("rule %d:\n got pattern %s, err %v\nwant pattern %s, err %v\n got %+v\nwant %+v",
+						i, g.Pattern, g.Err, w.Pattern, w.Err, g, w)
+				}
+			}
+		})
+	}
+}
+
+func TestTemplateRulesUnresolvable(t *testing.T) {
+	tmpl := `
+Resources:
+  Q:
+    Type: AWS::SQS::Queue
+  R:
+    Type: AWS::Events::Rule
+    Properties:
+      EventPattern:
+        detail:
+          table: [!GetAtt Q.QueueName]
+          schema: [!Ref Q]
+`
+	rules, err := TemplateRules([]byte(tmpl), TemplateOptions{Params: map[string]string{"AWS::Region": "us-east-1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &FieldError{Path: "detail.table", Msg: "uses CloudFormation intrinsic !GetAtt, whose value is only known at deploy time"}
+	if len(rules) != 1 || !reflect.DeepEqual(rules[0].Err, want) {
+		t.Fatalf("got %+v, want one rule with error %v", rules, want)
+	}
+}
+
+func TestTemplateRulesJSONAndNotTemplates(t *testing.T) {
+	js := `{"Resources": {"R": {"Type": "AWS::Events::Rule", "Properties": {
+		"EventPattern": {"detail": {"schema": [{"Fn::Sub": "${AWS::Region}"}]}},
+		"Targets": [{"Id": "t", "Arn": {"Fn::GetAtt": ["Missing", "Arn"]}}]}}}}`
+	rules, err := TemplateRules([]byte(js), TemplateOptions{Params: map[string]string{"AWS::Region": "eu-west-1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := TemplateRule{ID: "R", Pattern: []byte(`{"detail":{"schema":["eu-west-1"]}}`), Targets: []TemplateTarget{{ID: "t"}}}
+	if len(rules) != 1 || !reflect.DeepEqual(rules[0], want) {
+		t.Fatalf("got %+v, want %+v", rules, want)
+	}
+
+	for _, doc := range []string{`{"detail": {"table": ["users"]}}`, "- a\n- b\n", "", "Resources: [1]"} {
+		if _, err := TemplateRules([]byte(doc), TemplateOptions{}); !errors.Is(err, ErrNotTemplate) {
+			t.Errorf("%q: err = %v, want ErrNotTemplate", doc, err)
+		}
+	}
+	if _, err := TemplateRules([]byte("a: [b"), TemplateOptions{}); err == nil || errors.Is(err, ErrNotTemplate) {
+		t.Errorf("broken YAML: err = %v, want a parse error", err)
+	}
+}
+
+func TestYAMLPattern(t *testing.T) {
+	cases := []struct {
+		name, doc, want string
+		wantErr         *FieldError
+	}{
+		{"bare", "detail-type: [DatabaseEvent]\ndetail:\n  seq: [{numeric: [\">=\", 0x10]}]\n", `{"detail-type":["DatabaseEvent"],"detail":{"seq":[{"numeric":[">=",16]}]}}`, nil},
+		{"EventPattern object", "Name: r\nEventPattern:\n  source: [a]\n", `{"source":["a"]}`, nil},
+		{"EventPattern string", `{"Name": "r", "EventPattern": "{\"source\":[\"a\"]}"}`, `{"source":["a"]}`, nil},
+		{"null and booleans", "detail:\n  x: [null, yes, true]\n", `{"detail":{"x":[null,"yes",true]}}`, nil},
+		{"intrinsic", "detail:\n  table: [!Ref T]\n", "", &FieldError{Path: "detail.table", Msg: "uses CloudFormation intrinsic !Ref, whose value is only known at deploy time"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := YAMLPattern([]byte(tc.doc))
+			if tc.wantErr != nil {
+				var fe *FieldError
+				if !errors.As(err, &fe) || *fe != *tc.wantErr {
+					t.Fatalf("err = %v, want %v", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || string(got) != tc.want {
+				t.Fatalf("got %s, %v; want %s", got, err, tc.want)
+			}
+		})
+	}
+}
