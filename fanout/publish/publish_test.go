@@ -1,0 +1,289 @@
+package publish
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"go.uber.org/goleak"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/walbridge/walbridge/shared/change"
+	"github.com/walbridge/walbridge/shared/event"
+	"github.com/walbridge/walbridge/shared/testkit"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// Idle keep-alive connections of the SDK's shared HTTP transport.
+		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
+		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
+	)
+}
+
+var itemColumns = []change.Column{
+	{Name: "id", Type: "int4", Base: "int4", Kind: change.KindBase, Key: true},
+	{Name: "body", Type: "text", Base: "text", Kind: change.KindBase},
+}
+
+// rowItems builds rounds×rows update events: round r updates every row once,
+// one Kinesis record per change, the record index growing with the LSN.
+func rowItems(t testing.TB, rows, rounds int, body func(record int) string) []Item {
+	var items []Item
+	for r := 0; r < rounds; r++ {
+		for row := 0; row < rows; row++ {
+			rec := len(items)
+			c := &change.Change{Database: "app", Schema: "public", Table: "t", Op: change.Update, Identity: change.IdentityDefault,
+				XID: uint32(rec + 1), CommitLSN: change.LSN(0x1000 + rec), CommitTime: time.Unix(1700000000, int64(rec)*1000).UTC(),
+				Columns: itemColumns, New: []change.Value{{Text: strconv.Itoa(row)}, {Text: body(rec)}}}
+			ev, err := event.FromChange(c, event.Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			items = append(items, Item{Record: rec, Key: change.PartitionKey(c), Event: &ev})
+		}
+	}
+	return items
+}
+
+func short(int) string { return "x" }
+
+// published is what one accepted entry says about itself.
+type published struct {
+	key      string
+	lsn      string
+	seq      int
+	omitted  bool
+	record   int
+	detailSz int
+}
+
+func parsePublished(t testing.TB, detail string) published {
+	var d struct {
+		Table     string                     `json:"table"`
+		LSN       string                     `json:"lsn"`
+		Seq       int                        `json:"seq"`
+		NewValues map[string]json.RawMessage `json:"newValues"`
+	}
+	if err := json.Unmarshal([]byte(detail), &d); err != nil {
+		t.Fatalf("detail %s: %v", detail, err)
+	}
+	var id struct {
+		Value int `json:"value"`
+	}
+	json.Unmarshal(d.NewValues["id"], &id)
+	lsn, _ := change.ParseLSN(d.LSN)
+	return published{key: "public." + d.Table + "/" + strconv.Itoa(id.Value), lsn: d.LSN, seq: d.Seq, record: int(lsn) - 0x1000,
+		omitted: strings.Contains(string(d.NewValues["body"]), `"omitted":true`), detailSz: len(detail)}
+}
+
+// orderChecker wraps the SDK client and fails the test if two events of one
+// key are ever in flight together.
+type orderChecker struct {
+	t        testing.TB
+	api      API
+	mu       sync.Mutex
+	inflight map[string]bool
+}
+
+func (o *orderChecker) PutEvents(ctx context.Context, in *eventbridge.PutEventsInput, optFns ...func(*eventbridge.Options)) (*eventbridge.PutEventsOutput, error) {
+	var keys []string
+	o.mu.Lock()
+	for _, e := range in.Entries {
+		k := parsePublished(o.t, *e.Detail).key
+		if o.inflight[k] {
+			o.t.Errorf("two events of %s in flight together", k)
+		}
+		o.inflight[k] = true
+		keys = append(keys, k)
+	}
+	o.mu.Unlock()
+	defer func() {
+		o.mu.Lock()
+		for _, k := range keys {
+			delete(o.inflight, k)
+		}
+		o.mu.Unlock()
+	}()
+	return o.api.PutEvents(ctx, in, optFns...)
+}
+
+func client(t testing.TB, f *testkit.FakeEventBridge) API {
+	// The publisher owns retries; the SDK's own would hide failures from it.
+	return &orderChecker{t: t, inflight: map[string]bool{},
+		api: testkit.EventBridgeClient(t, f.URL, func(o *eventbridge.Options) { o.RetryMaxAttempts = 1 })}
+}
+
+func fastBackoff() Backoff { return Backoff{Base: time.Millisecond, Max: 20 * time.Millisecond} }
+
+// checkOrder asserts every item arrived exactly as often as needed and, per
+// key, in source order once repeats (same lsn and seq) are dropped.
+func checkOrder(t *testing.T, items []Item, got []testkit.FakeEvent) {
+	t.Helper()
+	seen := map[string]bool{}
+	lastRecord := map[string]int{}
+	n := 0
+	for _, ev := range got {
+		p := parsePublished(t, ev.Detail)
+		id := p.lsn + "#" + strconv.Itoa(p.seq)
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		n++
+		if last, ok := lastRecord[p.key]; ok && p.record < last {
+			t.Errorf("key %s: record %d arrived after record %d", p.key, p.record, last)
+		}
+		lastRecord[p.key] = p.record
+	}
+	if n != len(items) {
+		t.Errorf("%d distinct events arrived, want %d", n, len(items))
+	}
+}
+
+func TestPublishUnderFailuresDeliversAllInOrder(t *testing.T) {
+	f := testkit.StartFakeEventBridge(t, testkit.FakeEventBridgeOptions{
+		ThrottleFraction: 0.2, InternalFailureFraction: 0.1, ThrottleRequestFraction: 0.05, ServerErrorFraction: 0.02, Seed: 3})
+	items := rowItems(t, 40, 25, short)
+	p := New(client(t, f), Config{EventBus: "orders", Backoff: fastBackoff(), MaxAttempts: 50, Logger: zaptest.NewLogger(t)})
+	res := p.Publish(context.Background(), items)
+	if res.FirstUnpublished != -1 || res.Err != nil {
+		t.Fatalf("FirstUnpublished %d, Err %v", res.FirstUnpublished, res.Err)
+	}
+	got := f.Events()
+	checkOrder(t, items, got)
+	stats := f.Stats()
+	t.Logf("%d events: %d requests, %.2f entries/request, %d retries; fake: %+v", len(items), res.Requests, res.EntriesPerRequest(), res.Retries, stats)
+	if res.Accepted != len(items) || res.Retries == 0 || stats.Throttled == 0 || stats.InternalFailures == 0 || stats.RequestErrors == 0 {
+		t.Errorf("stats %+v, fake %+v: the failures were not exercised", res.Stats, stats)
+	}
+	if res.EntriesPerRequest() < 5 {
+		t.Errorf("%.2f entries per request: batching is not working", res.EntriesPerRequest())
+	}
+	for _, ev := range got {
+		if ev.EventBusName != "orders" || ev.Source != event.DefaultSource || ev.Time.IsZero() {
+			t.Fatalf("entry %+v", ev)
+		}
+	}
+}
+
+func TestPublishShrinksOversizedEvents(t *testing.T) {
+	const limit = 4096
+	f := testkit.StartFakeEventBridge(t, testkit.FakeEventBridgeOptions{MaxRequestBytes: limit})
+	items := rowItems(t, 3, 2, func(rec int) string {
+		if rec == 1 {
+			return strings.Repeat("é", 5000) // 10000 bytes
+		}
+		return strings.Repeat("a", 1500)
+	})
+	p := New(client(t, f), Config{MaxRequestBytes: limit, Backoff: fastBackoff(), Logger: zaptest.NewLogger(t)})
+	res := p.Publish(context.Background(), items)
+	if res.FirstUnpublished != -1 || res.Shrunk != 1 || res.Omitted != 1 || res.Dropped != 0 {
+		t.Fatalf("result %+v", res)
+	}
+	checkOrder(t, items, f.Events())
+	for _, ev := range f.Events() {
+		p := parsePublished(t, ev.Detail)
+		if p.omitted != (p.record == 1) {
+			t.Errorf("record %d: omitted=%v", p.record, p.omitted)
+		}
+		if p.record == 1 && !strings.Contains(ev.Detail, `"body":{"type":"string","omitted":true,"bytes":10000}`) {
+			t.Errorf("oversized event: %s", ev.Detail)
+		}
+	}
+	// Several 1.5 KB events must not share a request beyond the limit: the
+	// fake refuses such requests, so none may have been refused.
+	if s := f.Stats(); s.Rejected != 0 {
+		t.Errorf("%d requests over the limit", s.Rejected)
+	}
+}
+
+func TestPublishValidationErrorFailsItsRecord(t *testing.T) {
+	f := testkit.StartFakeEventBridge(t, testkit.FakeEventBridgeOptions{Reject: func(ev testkit.FakeEvent) (string, string) {
+		if strings.Contains(ev.Detail, "poison") {
+			return "InvalidArgument", "Parameter Detail is not valid."
+		}
+		return "", ""
+	}})
+	const poisoned = 13
+	items := rowItems(t, 5, 6, func(rec int) string {
+		if rec == poisoned {
+			return "poison"
+		}
+		return "x"
+	})
+	p := New(client(t, f), Config{Backoff: fastBackoff(), Concurrency: 1, Logger: zaptest.NewLogger(t)})
+	res := p.Publish(context.Background(), items)
+	var entryErr *EntryError
+	if res.FirstUnpublished != poisoned || !errors.As(res.Err, &entryErr) || entryErr.Code != "InvalidArgument" {
+		t.Fatalf("FirstUnpublished %d, Err %v; want %d and InvalidArgument", res.FirstUnpublished, res.Err, poisoned)
+	}
+	if s := f.Stats(); s.InvalidEntries != 1 {
+		t.Errorf("the refused entry was sent %d times, want once", s.InvalidEntries)
+	}
+	poisonKey := items[poisoned].Key
+	got := map[int]bool{}
+	for _, ev := range f.Events() {
+		p := parsePublished(t, ev.Detail)
+		got[p.record] = true
+		if p.key == poisonKey && p.record > poisoned {
+			t.Errorf("record %d of the refused key was published after the refusal", p.record)
+		}
+	}
+	for rec := 0; rec < poisoned; rec++ {
+		if !got[rec] {
+			t.Errorf("record %d before the refused one was not published", rec)
+		}
+	}
+}
+
+func TestPublishRetriesRefusedRequestEntryByEntry(t *testing.T) {
+	// The fake's limit is below the publisher's: a full request is refused
+	// whole, each event alone fits.
+	f := testkit.StartFakeEventBridge(t, testkit.FakeEventBridgeOptions{MaxRequestBytes: 3000})
+	items := rowItems(t, 6, 1, func(int) string { return strings.Repeat("b", 1000) })
+	p := New(client(t, f), Config{MaxRequestBytes: 100000, Backoff: fastBackoff(), Logger: zaptest.NewLogger(t)})
+	res := p.Publish(context.Background(), items)
+	if res.FirstUnpublished != -1 {
+		t.Fatalf("result %+v", res)
+	}
+	checkOrder(t, items, f.Events())
+	if s := f.Stats(); s.Rejected == 0 {
+		t.Error("no request was refused; the test did not exercise the split")
+	}
+}
+
+func TestPublishStopsBeforeTheDeadline(t *testing.T) {
+	f := testkit.StartFakeEventBridge(t, testkit.FakeEventBridgeOptions{Latency: 100 * time.Millisecond})
+	items := rowItems(t, 1, 50, short) // one key: one event per round trip
+	p := New(client(t, f), Config{Backoff: fastBackoff(), DeadlineMargin: 200 * time.Millisecond, Logger: zaptest.NewLogger(t)})
+	deadline := time.Now().Add(time.Second)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	res := p.Publish(ctx, items)
+	if time.Now().After(deadline) {
+		t.Errorf("Publish returned %v after the deadline", time.Since(deadline))
+	}
+	n := len(f.Events())
+	if n == 0 || n >= len(items) || res.FirstUnpublished != n || res.Err == nil {
+		t.Fatalf("%d published, FirstUnpublished %d, Err %v", n, res.FirstUnpublished, res.Err)
+	}
+	checkOrder(t, items[:n], f.Events())
+}
+
+func TestBackoffDelay(t *testing.T) {
+	b := Backoff{Base: 100 * time.Millisecond, Max: time.Second}
+	for attempt, want := range map[int]time.Duration{1: 100 * time.Millisecond, 2: 200 * time.Millisecond, 4: 800 * time.Millisecond, 5: time.Second, 30: time.Second} {
+		for range 20 {
+			if d := b.Delay(attempt); d < want/2 || d > want {
+				t.Errorf("Delay(%d) = %v, want within [%v, %v]", attempt, d, want/2, want)
+			}
+		}
+	}
+}
