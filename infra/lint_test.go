@@ -1,0 +1,71 @@
+package infra
+
+import (
+	"encoding/json"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// staleSpecFindings are cfn-lint findings that only mean its bundled
+// resource schemas predate a CloudFormation property. Each is tolerated
+// only while cfn-lint says the property is unexpected.
+var staleSpecFindings = []struct {
+	rule string
+	path []string
+}{
+	// AWS::Kinesis::Stream RecordDistributionStrategy: in CloudFormation (and
+	// the CDK's generated CfnStream) since 2026; cfn-lint 1.51's schemas
+	// (May 2026) do not have it yet.
+	{"E3002", []string{"Resources", "Stream", "Properties", "RecordDistributionStrategy"}},
+}
+
+type lintFinding struct {
+	Level    string
+	Message  string
+	Location struct {
+		Path  []any
+		Start struct{ LineNumber int }
+	}
+	Rule struct{ Id string }
+}
+
+// TestCfnLint runs cfn-lint (with SAM translation and informational checks)
+// when it is installed: it knows every resource's property schema, which
+// the tests here deliberately do not duplicate.
+func TestCfnLint(t *testing.T) {
+	lint, err := exec.LookPath("cfn-lint")
+	if err != nil {
+		t.Skip("cfn-lint is not installed (pip install cfn-lint)")
+	}
+	cmd := exec.Command(lint, "--format", "json", "--include-checks", "I", "--", templatePath)
+	out, err := cmd.Output()
+	if err != nil {
+		if _, ok := err.(*exec.ExitError); !ok {
+			t.Fatalf("cfn-lint: %v", err)
+		}
+		// cfn-lint exits non-zero when it has findings; they are in out.
+	}
+	var findings []lintFinding
+	if err := json.Unmarshal(out, &findings); err != nil {
+		t.Fatalf("cfn-lint output is not JSON: %v\n%s", err, out)
+	}
+	for _, f := range findings {
+		path := make([]string, len(f.Location.Path))
+		for i, p := range f.Location.Path {
+			path[i] = scalarString(p)
+		}
+		stale := slices.ContainsFunc(staleSpecFindings, func(s struct {
+			rule string
+			path []string
+		}) bool {
+			return s.rule == f.Rule.Id && slices.Equal(s.path, path) && strings.Contains(f.Message, "unexpected")
+		})
+		if stale {
+			t.Logf("cfn-lint (stale schema, tolerated): %s %s at %s", f.Rule.Id, f.Message, strings.Join(path, "/"))
+			continue
+		}
+		t.Errorf("cfn-lint %s %s (line %d, %s): %s", f.Level, f.Rule.Id, f.Location.Start.LineNumber, strings.Join(path, "/"), f.Message)
+	}
+}
