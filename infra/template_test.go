@@ -400,7 +400,7 @@ func TestFanoutFunction(t *testing.T) {
 	env := asMap(dig(fn, "Environment", "Variables"))
 	wantEnv := map[string]any{
 		"WALBRIDGE_EVENT_BUS":   refPlaceholder("EventBus"),
-		"WALBRIDGE_SOURCE":      "walbridge",
+		"WALBRIDGE_SOURCE":      "walbridge.database",
 		"WALBRIDGE_DETAIL_TYPE": "DatabaseEvent",
 		"WALBRIDGE_RESOURCE":    requiredParamValues["ResourceName"],
 	}
@@ -529,7 +529,7 @@ func TestEventBridge(t *testing.T) {
 			if archive["SourceArn"] != tt.busARN {
 				t.Errorf("archive SourceArn = %v, want %v", archive["SourceArn"], tt.busARN)
 			}
-			if want := map[string]any{"source": []any{"walbridge"}}; !reflect.DeepEqual(archive["EventPattern"], want) {
+			if want := map[string]any{"source": []any{"walbridge.database"}}; !reflect.DeepEqual(archive["EventPattern"], want) {
 				t.Errorf("archive EventPattern = %v, want %v", archive["EventPattern"], want)
 			}
 			fn, _ := r.resource(t, "FanoutFunction")
@@ -550,7 +550,7 @@ func TestEventBridge(t *testing.T) {
 	r := newRenderer(t, tpl, nil)
 	rule, _ := r.resource(t, "WelcomeEmailRule")
 	wantPattern := map[string]any{
-		"source":      []any{"walbridge"},
+		"source":      []any{"walbridge.database"},
 		"detail-type": []any{"DatabaseEvent"},
 		"resources":   []any{requiredParamValues["ResourceName"]},
 		"detail": map[string]any{
