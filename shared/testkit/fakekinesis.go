@@ -1,0 +1,697 @@
+package testkit
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+)
+
+// FakeKinesisOptions shapes a FakeKinesis. The zero value is a healthy,
+// provisioned, ACTIVE stream named "fake" that accepts everything.
+type FakeKinesisOptions struct {
+	// Stream is the one stream the endpoint knows (default "fake"); its ARN
+	// is arn:aws:kinesis:us-east-1:000000000000:stream/<Stream>. Requests for
+	// any other stream get ResourceNotFoundException.
+	Stream string
+	// Status is what DescribeStreamSummary reports (default ACTIVE). While it
+	// is not ACTIVE or UPDATING, PutRecords gets ResourceNotFoundException
+	// (CREATING, DELETING) as AWS does.
+	Status types.StreamStatus
+	// Mode is the capacity mode (default PROVISIONED).
+	Mode types.StreamMode
+	// Distribution is the RecordDistributionStrategy reported for an
+	// ON_DEMAND stream (empty: the field is left out).
+	Distribution types.RecordDistributionStrategy
+	// MaxRecordSizeInKiB is reported by DescribeStreamSummary and enforced on
+	// PutRecords; 0 leaves the field out and enforces the 1024 KiB default.
+	MaxRecordSizeInKiB int32
+	// Shards spreads partition keys over this many shard ids (default 1).
+	// The fake keeps order per key, which is all Kinesis promises too.
+	Shards int
+
+	// ThrottleFraction of PutRecords entries fail with
+	// ProvisionedThroughputExceededException, InternalFailureFraction with
+	// InternalFailure (per-entry, inside a 200 response).
+	ThrottleFraction        float64
+	InternalFailureFraction float64
+	// ServerErrorFraction of PutRecords requests fail whole with HTTP 500
+	// InternalFailure; ThrottleRequestFraction with HTTP 400
+	// ThrottlingException. Nothing of a failed request is kept.
+	ServerErrorFraction     float64
+	ThrottleRequestFraction float64
+	// Seed makes the failures reproducible (default 1).
+	Seed uint64
+
+	// Discard acknowledges accepted records without keeping them: Records
+	// stays empty, Stats still counts. For benchmarks.
+	Discard bool
+}
+
+// FakeRecord is one record the fake accepted.
+type FakeRecord struct {
+	PartitionKey   string
+	SequenceNumber string
+	ShardID        string
+	Data           []byte
+}
+
+// FakeKinesisStats counts what the fake saw.
+type FakeKinesisStats struct {
+	PutRecordsRequests int // PutRecords calls received, failed ones included
+	Entries            int // entries in those calls
+	Accepted           int // entries accepted
+	Throttled          int // entries failed with ProvisionedThroughputExceededException
+	InternalFailures   int // entries failed with InternalFailure
+	RequestErrors      int // whole requests failed on purpose (500s and throttles)
+	Rejected           int // requests refused by validation
+}
+
+// FakeKinesis is an in-process Kinesis endpoint that speaks the service's
+// JSON 1.1 protocol (the one aws-sdk-go-v2's kinesis client uses) for
+// PutRecords and DescribeStreamSummary. It validates requests the way AWS
+// does (at most 500 records, 5 MiB per request counting partition keys, each
+// record's data plus key within the stream's maximum record size, partition
+// keys of 1 to 256 characters), can fail entries and whole requests on
+// purpose, can hold a partition key's requests until released, and keeps a
+// log of accepted records in acceptance order. It ignores signatures.
+type FakeKinesis struct {
+	// URL is the endpoint, for kinesis.Options.BaseEndpoint.
+	URL string
+
+	srv  *httptest.Server
+	opts FakeKinesisOptions
+	arn  string
+
+	mu      sync.Mutex
+	rng     *rand.Rand
+	seq     uint64
+	records []FakeRecord
+	stats   FakeKinesisStats
+	holds   map[string]chan struct{}
+
+	shardIDs []string
+}
+
+const fakeRequestLimit = 5 << 20
+
+// StartFakeKinesis starts a FakeKinesis for the test and stops it when the
+// test ends.
+func StartFakeKinesis(tb testing.TB, opts FakeKinesisOptions) *FakeKinesis {
+	tb.Helper()
+	f := NewFakeKinesis(opts)
+	tb.Cleanup(f.Close)
+	return f
+}
+
+// NewFakeKinesis starts a FakeKinesis; the caller must Close it.
+func NewFakeKinesis(opts FakeKinesisOptions) *FakeKinesis {
+	if opts.Stream == "" {
+		opts.Stream = "fake"
+	}
+	if opts.Status == "" {
+		opts.Status = types.StreamStatusActive
+	}
+	if opts.Mode == "" {
+		opts.Mode = types.StreamModeProvisioned
+	}
+	if opts.Shards <= 0 {
+		opts.Shards = 1
+	}
+	if opts.Seed == 0 {
+		opts.Seed = 1
+	}
+	f := &FakeKinesis{
+		opts:  opts,
+		arn:   "arn:aws:kinesis:us-east-1:000000000000:stream/" + opts.Stream,
+		rng:   rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)),
+		holds: map[string]chan struct{}{},
+	}
+	for i := range opts.Shards {
+		f.shardIDs = append(f.shardIDs, fmt.Sprintf("shardId-%012d", i))
+	}
+	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
+	f.URL = f.srv.URL
+	return f
+}
+
+// Close stops the server, releasing any held requests first.
+func (f *FakeKinesis) Close() {
+	f.mu.Lock()
+	for k, ch := range f.holds {
+		close(ch)
+		delete(f.holds, k)
+	}
+	f.mu.Unlock()
+	f.srv.Close()
+}
+
+// ARN is the stream's ARN.
+func (f *FakeKinesis) ARN() string { return f.arn }
+
+// Hold makes every PutRecords request that carries partitionKey wait (before
+// anything in it is accepted) until release is called. Other requests go on.
+func (f *FakeKinesis) Hold(partitionKey string) (release func()) {
+	ch := make(chan struct{})
+	f.mu.Lock()
+	f.holds[partitionKey] = ch
+	f.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			f.mu.Lock()
+			if f.holds[partitionKey] == ch {
+				delete(f.holds, partitionKey)
+				close(ch)
+			}
+			f.mu.Unlock()
+		})
+	}
+}
+
+// Records returns the accepted records in acceptance order.
+func (f *FakeKinesis) Records() []FakeRecord {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]FakeRecord(nil), f.records...)
+}
+
+// RecordsByKey returns the accepted records per partition key, each list in
+// acceptance order.
+func (f *FakeKinesis) RecordsByKey() map[string][]FakeRecord {
+	out := map[string][]FakeRecord{}
+	for _, r := range f.Records() {
+		out[r.PartitionKey] = append(out[r.PartitionKey], r)
+	}
+	return out
+}
+
+// Stats returns the counters.
+func (f *FakeKinesis) Stats() FakeKinesisStats {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.stats
+}
+
+func (f *FakeKinesis) serve(w http.ResponseWriter, r *http.Request) {
+	if ct := r.Header.Get("Content-Type"); ct != "application/x-amz-json-1.1" {
+		fakeError(w, http.StatusBadRequest, "SerializationException", "fake Kinesis speaks application/x-amz-json-1.1 only, got "+ct)
+		return
+	}
+	body := make([]byte, 0, max(r.ContentLength, 0)+1)
+	body, err := readAll(body, r.Body)
+	if err != nil {
+		fakeError(w, http.StatusBadRequest, "SerializationException", err.Error())
+		return
+	}
+	switch r.Header.Get("X-Amz-Target") {
+	case "Kinesis_20131202.PutRecords":
+		f.putRecords(w, r, body)
+	case "Kinesis_20131202.DescribeStreamSummary":
+		f.describeStreamSummary(w, body)
+	default:
+		fakeError(w, http.StatusBadRequest, "UnknownOperationException", "fake Kinesis does not implement "+r.Header.Get("X-Amz-Target"))
+	}
+}
+
+type fakeStreamRef struct {
+	StreamName string `json:"StreamName"`
+	StreamARN  string `json:"StreamARN"`
+}
+
+// stream checks the request names our stream; it writes the error itself.
+func (f *FakeKinesis) stream(w http.ResponseWriter, ref fakeStreamRef) bool {
+	switch {
+	case ref.StreamName == "" && ref.StreamARN == "":
+		fakeError(w, http.StatusBadRequest, "ValidationException", "either StreamName or StreamARN is required")
+		return false
+	case ref.StreamName != "" && ref.StreamName != f.opts.Stream, ref.StreamARN != "" && ref.StreamARN != f.arn:
+		name := ref.StreamName
+		if name == "" {
+			name = ref.StreamARN
+		}
+		fakeError(w, http.StatusBadRequest, "ResourceNotFoundException", fmt.Sprintf("Stream %s under account 000000000000 not found.", name))
+		return false
+	}
+	return true
+}
+
+func (f *FakeKinesis) maxRecordBytes() int {
+	if f.opts.MaxRecordSizeInKiB > 0 {
+		return int(f.opts.MaxRecordSizeInKiB) << 10
+	}
+	return 1 << 20
+}
+
+func (f *FakeKinesis) describeStreamSummary(w http.ResponseWriter, body []byte) {
+	var in fakeStreamRef
+	if err := json.Unmarshal(body, &in); err != nil {
+		fakeError(w, http.StatusBadRequest, "SerializationException", err.Error())
+		return
+	}
+	if !f.stream(w, in) {
+		return
+	}
+	s := map[string]any{
+		"StreamName":              f.opts.Stream,
+		"StreamARN":               f.arn,
+		"StreamStatus":            f.opts.Status,
+		"StreamModeDetails":       map[string]any{"StreamMode": f.opts.Mode},
+		"RetentionPeriodHours":    24,
+		"StreamCreationTimestamp": float64(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Unix()),
+		"EnhancedMonitoring":      []any{map[string]any{"ShardLevelMetrics": []string{}}},
+		"EncryptionType":          "NONE",
+		"OpenShardCount":          f.opts.Shards,
+		"ConsumerCount":           0,
+	}
+	if f.opts.MaxRecordSizeInKiB > 0 {
+		s["MaxRecordSizeInKiB"] = f.opts.MaxRecordSizeInKiB
+	}
+	if f.opts.Mode == types.StreamModeOnDemand && f.opts.Distribution != "" {
+		s["RecordDistributionStrategy"] = f.opts.Distribution
+	}
+	fakeJSON(w, map[string]any{"StreamDescriptionSummary": s})
+}
+
+type fakePutRecordsInput struct {
+	fakeStreamRef
+	Records []fakeEntry
+}
+
+// fakeEntry is one PutRecords entry. Data stays base64 as sent; its decoded
+// length is computed without decoding unless the record is kept.
+type fakeEntry struct {
+	data         []byte // base64
+	decoded      []byte // set by validate unless the fake discards
+	PartitionKey string
+}
+
+func (e *fakeEntry) dataLen() int {
+	n := len(e.data) / 4 * 3
+	for i := len(e.data) - 1; i >= 0 && i >= len(e.data)-2 && e.data[i] == '='; i-- {
+		n--
+	}
+	return n
+}
+
+func (f *FakeKinesis) putRecords(w http.ResponseWriter, r *http.Request, body []byte) {
+	var in fakePutRecordsInput
+	if err := parsePutRecords(body, &in); err != nil {
+		fakeError(w, http.StatusBadRequest, "SerializationException", err.Error())
+		return
+	}
+	f.mu.Lock()
+	f.stats.PutRecordsRequests++
+	f.stats.Entries += len(in.Records)
+	f.mu.Unlock()
+	if !f.stream(w, in.fakeStreamRef) {
+		f.reject()
+		return
+	}
+	if f.opts.Status != types.StreamStatusActive && f.opts.Status != types.StreamStatusUpdating {
+		f.reject()
+		fakeError(w, http.StatusBadRequest, "ResourceNotFoundException", fmt.Sprintf("Stream %s under account 000000000000 not found.", f.opts.Stream))
+		return
+	}
+	if msg := f.validate(&in); msg != "" {
+		f.reject()
+		code := "ValidationException"
+		if strings.HasPrefix(msg, "Records size") {
+			code = "InvalidArgumentException"
+		}
+		fakeError(w, http.StatusBadRequest, code, msg)
+		return
+	}
+
+	// Hold before deciding anything, so a held request is accepted (or
+	// failed) only after release, like a slow shard.
+	for {
+		var hold chan struct{}
+		f.mu.Lock()
+		for i := range in.Records {
+			if ch, ok := f.holds[in.Records[i].PartitionKey]; ok {
+				hold = ch
+				break
+			}
+		}
+		f.mu.Unlock()
+		if hold == nil {
+			break
+		}
+		select {
+		case <-hold:
+		case <-r.Context().Done():
+			return
+		}
+	}
+
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch p := f.rng.Float64(); {
+	case p < f.opts.ServerErrorFraction:
+		f.stats.RequestErrors++
+		fakeError(w, http.StatusInternalServerError, "InternalFailureException", "Internal service failure.")
+		return
+	case p < f.opts.ServerErrorFraction+f.opts.ThrottleRequestFraction:
+		f.stats.RequestErrors++
+		fakeError(w, http.StatusBadRequest, "ThrottlingException", "Rate exceeded")
+		return
+	}
+	// The answer is written by hand for the same reason the request is
+	// parsed by hand: a benchmark's fake should cost little.
+	out := make([]byte, 0, 64+96*len(in.Records))
+	out = append(out, `{"Records":[`...)
+	failed := 0
+	for i := range in.Records {
+		rec := &in.Records[i]
+		if i > 0 {
+			out = append(out, ',')
+		}
+		shard := f.shardIDs[fakeShard(rec.PartitionKey, f.opts.Shards)]
+		switch p := f.rng.Float64(); {
+		case p < f.opts.ThrottleFraction:
+			f.stats.Throttled++
+			failed++
+			out = appendFakeFailure(out, "ProvisionedThroughputExceededException",
+				fmt.Sprintf("Rate exceeded for shard %s in stream %s under account 000000000000.", shard, f.opts.Stream))
+			continue
+		case p < f.opts.ThrottleFraction+f.opts.InternalFailureFraction:
+			f.stats.InternalFailures++
+			failed++
+			out = appendFakeFailure(out, "InternalFailure", "Internal service failure.")
+			continue
+		}
+		f.seq++
+		f.stats.Accepted++
+		out = append(out, `{"SequenceNumber":"`...)
+		seqStart := len(out)
+		out = appendFakeSequence(out, f.seq)
+		if !f.opts.Discard {
+			f.records = append(f.records, FakeRecord{PartitionKey: rec.PartitionKey, SequenceNumber: string(out[seqStart:]), ShardID: shard, Data: rec.decoded})
+		}
+		out = append(out, `","ShardId":"`...)
+		out = append(out, shard...)
+		out = append(out, `"}`...)
+	}
+	out = append(out, `],"FailedRecordCount":`...)
+	out = strconv.AppendInt(out, int64(failed), 10)
+	out = append(out, `,"EncryptionType":"NONE"}`...)
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	w.Header().Set("Content-Length", strconv.Itoa(len(out)))
+	w.Write(out)
+}
+
+func appendFakeFailure(out []byte, code, msg string) []byte {
+	out = append(out, `{"ErrorCode":"`...)
+	out = append(out, code...)
+	out = append(out, `","ErrorMessage":`...)
+	out = strconv.AppendQuote(out, msg) // messages are plain ASCII: Go and JSON quoting agree
+	return append(out, '}')
+}
+
+// appendFakeSequence writes a sequence number shaped like Kinesis's (56
+// decimal digits) that grows with n.
+func appendFakeSequence(out []byte, n uint64) []byte {
+	out = append(out, "4959"...)
+	var digits [20]byte
+	d := strconv.AppendUint(digits[:0], n, 10)
+	for range 52 - len(d) {
+		out = append(out, '0')
+	}
+	return append(out, d...)
+}
+
+func (f *FakeKinesis) reject() {
+	f.mu.Lock()
+	f.stats.Rejected++
+	f.mu.Unlock()
+}
+
+// validate applies the PutRecords limits; it returns AWS-like messages.
+func (f *FakeKinesis) validate(in *fakePutRecordsInput) string {
+	n := len(in.Records)
+	if n < 1 || n > 500 {
+		return fmt.Sprintf("1 validation error detected: Value '%d records' at 'records' failed to satisfy constraint: Member must have length between 1 and 500", n)
+	}
+	maxRecord := f.maxRecordBytes()
+	total := 0
+	for i := range in.Records {
+		rec := &in.Records[i]
+		if k := utf8.RuneCountInString(rec.PartitionKey); k < 1 || k > 256 {
+			return fmt.Sprintf("1 validation error detected: Value at 'records.%d.member.partitionKey' failed to satisfy constraint: Member must have length between 1 and 256", i+1)
+		}
+		if !f.opts.Discard {
+			// Decoding is what costs; a benchmark's Discard skips it.
+			var err error
+			if rec.decoded, err = base64.StdEncoding.AppendDecode(nil, rec.data); err != nil {
+				return fmt.Sprintf("records.%d.member.data: %v", i+1, err)
+			}
+		}
+		size := rec.dataLen() + len(rec.PartitionKey)
+		if size > maxRecord {
+			return fmt.Sprintf("1 validation error detected: Value at 'records.%d.member.data' failed to satisfy constraint: record of %d bytes (data plus partition key) exceeds the stream's maximum record size of %d bytes", i+1, size, maxRecord)
+		}
+		total += size
+	}
+	// A record larger than 5 MiB (possible once MaxRecordSizeInKiB is
+	// raised) can only travel alone.
+	if total > max(fakeRequestLimit, maxRecord) || (total > fakeRequestLimit && n > 1) {
+		return fmt.Sprintf("Records size exceeds 5 MB limit: %d bytes in %d records", total, n)
+	}
+	return ""
+}
+
+func fakeShard(key string, shards int) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(key); i++ {
+		h = (h ^ uint32(key[i])) * 16777619
+	}
+	return int(h % uint32(shards))
+}
+
+func fakeJSON(w http.ResponseWriter, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		fakeError(w, http.StatusInternalServerError, "InternalFailureException", err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.Write(b)
+}
+
+func fakeError(w http.ResponseWriter, status int, code, msg string) {
+	b, _ := json.Marshal(map[string]string{"__type": code, "message": msg})
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	w.Header().Set("X-Amzn-ErrorType", code)
+	w.WriteHeader(status)
+	w.Write(b)
+}
+
+// parsePutRecords reads a PutRecords request body. It is a small hand
+// parser rather than encoding/json so that, in benchmarks, the fake costs
+// little next to the code under test: record data is located, not decoded.
+// It accepts any JSON object, skipping members it does not know.
+func parsePutRecords(body []byte, in *fakePutRecordsInput) error {
+	s := &fakeScanner{b: body}
+	s.object(func(key []byte) {
+		switch string(key) {
+		case "StreamName":
+			in.StreamName = s.str()
+		case "StreamARN":
+			in.StreamARN = s.str()
+		case "Records":
+			s.array(func() {
+				var e fakeEntry
+				s.object(func(key []byte) {
+					switch string(key) {
+					case "Data":
+						raw, escaped := s.rawString()
+						if escaped {
+							raw = []byte(s.unquote(raw))
+						}
+						e.data = raw
+					case "PartitionKey":
+						e.PartitionKey = s.str()
+					default:
+						s.skip()
+					}
+				})
+				in.Records = append(in.Records, e)
+			})
+		default:
+			s.skip()
+		}
+	})
+	s.ws()
+	if s.err == nil && s.i != len(s.b) {
+		s.fail("data after the request object")
+	}
+	return s.err
+}
+
+// fakeScanner walks JSON text; after the first error every step is a no-op.
+type fakeScanner struct {
+	b   []byte
+	i   int
+	err error
+}
+
+func (s *fakeScanner) fail(msg string) {
+	if s.err == nil {
+		s.err = fmt.Errorf("request body at byte %d: %s", s.i, msg)
+	}
+}
+
+func (s *fakeScanner) ws() {
+	for s.i < len(s.b) && (s.b[s.i] == ' ' || s.b[s.i] == '\t' || s.b[s.i] == '\n' || s.b[s.i] == '\r') {
+		s.i++
+	}
+}
+
+// next consumes c (after whitespace) if it is the next byte.
+func (s *fakeScanner) next(c byte) bool {
+	s.ws()
+	if s.err == nil && s.i < len(s.b) && s.b[s.i] == c {
+		s.i++
+		return true
+	}
+	return false
+}
+
+func (s *fakeScanner) want(c byte) {
+	if !s.next(c) {
+		s.fail(fmt.Sprintf("want %q", c))
+	}
+}
+
+// object reads {"key": value, ...}; member must consume the value.
+func (s *fakeScanner) object(member func(key []byte)) {
+	s.want('{')
+	if s.next('}') {
+		return
+	}
+	for s.err == nil {
+		key, escaped := s.rawString()
+		if escaped {
+			key = []byte(s.unquote(key))
+		}
+		s.want(':')
+		member(key)
+		if !s.next(',') {
+			s.want('}')
+			return
+		}
+	}
+}
+
+// array reads [value, ...]; elem must consume one value.
+func (s *fakeScanner) array(elem func()) {
+	s.want('[')
+	if s.next(']') {
+		return
+	}
+	for s.err == nil {
+		elem()
+		if !s.next(',') {
+			s.want(']')
+			return
+		}
+	}
+}
+
+// rawString reads a string and returns its bytes between the quotes, still
+// escaped if escaped is true.
+func (s *fakeScanner) rawString() (raw []byte, escaped bool) {
+	s.want('"')
+	start := s.i
+	for s.err == nil {
+		j := bytes.IndexByte(s.b[s.i:], '"')
+		if j < 0 {
+			s.fail("unterminated string")
+			return nil, false
+		}
+		end := s.i + j
+		bs := 0 // backslashes right before the quote
+		for k := end - 1; k >= start && s.b[k] == '\\'; k-- {
+			bs++
+		}
+		s.i = end + 1
+		if bs%2 == 0 {
+			raw = s.b[start:end]
+			return raw, bytes.IndexByte(raw, '\\') >= 0
+		}
+	}
+	return nil, false
+}
+
+func (s *fakeScanner) str() string {
+	raw, escaped := s.rawString()
+	if escaped {
+		return s.unquote(raw)
+	}
+	return string(raw)
+}
+
+func (s *fakeScanner) unquote(raw []byte) string {
+	var v string
+	if err := json.Unmarshal(append(append([]byte{'"'}, raw...), '"'), &v); err != nil {
+		s.fail(err.Error())
+	}
+	return v
+}
+
+// skip reads and ignores one value of any kind.
+func (s *fakeScanner) skip() {
+	s.ws()
+	if s.err != nil || s.i >= len(s.b) {
+		s.fail("want a value")
+		return
+	}
+	switch s.b[s.i] {
+	case '"':
+		s.rawString()
+	case '{':
+		s.object(func([]byte) { s.skip() })
+	case '[':
+		s.array(s.skip)
+	default:
+		start := s.i
+		for s.i < len(s.b) && bytes.IndexByte([]byte(",}] \t\r\n"), s.b[s.i]) < 0 {
+			s.i++
+		}
+		var v any
+		if err := json.Unmarshal(s.b[start:s.i], &v); err != nil {
+			s.fail(err.Error())
+		}
+	}
+}
+
+// readAll is io.ReadAll into a buffer sized from Content-Length.
+func readAll(b []byte, r io.Reader) ([]byte, error) {
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+	}
+}
