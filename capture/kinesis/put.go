@@ -1,0 +1,248 @@
+package kinesis
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	awskinesis "github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"go.uber.org/zap"
+)
+
+// batch is one PutRecords request's worth of records; each worker reuses
+// its own.
+type batch struct {
+	recs    []record
+	arena   []byte // the records' data
+	entries []types.PutRecordsRequestEntry
+	in      awskinesis.PutRecordsInput
+}
+
+// record is one Kinesis record: the first n queued changes of a key.
+type record struct {
+	kq   *keyQueue
+	n    int
+	src  []byte // the changes, comma-joined, inside kq.buf
+	data []byte // prefix + src + suffix, inside the batch arena
+}
+
+// worker sends batches until the writer stops.
+func (w *Writer) worker() {
+	defer w.wg.Done()
+	b := &batch{}
+	b.in.StreamName, b.in.StreamARN = w.name, w.arn
+	for w.nextBatch(b) {
+		w.send(b)
+	}
+}
+
+// nextBatch waits for ready keys and takes up to MaxRecordsPerRequest of
+// them, one record each, within MaxRequestBytes. It returns false when the
+// writer stops.
+func (w *Writer) nextBatch(b *batch) bool {
+	b.recs = b.recs[:0]
+	w.mu.Lock()
+	for !w.stop && w.ready.len() == 0 {
+		w.work.Wait()
+	}
+	if w.stop {
+		w.mu.Unlock()
+		return false
+	}
+	maxRecord := int(w.maxRecord.Load())
+	total := 0
+	for len(b.recs) < MaxRecordsPerRequest && w.ready.len() > 0 {
+		kq := *w.ready.at(0)
+		n, size := w.packLocked(kq, maxRecord)
+		if len(b.recs) > 0 && total+size > MaxRequestBytes {
+			break
+		}
+		w.ready.pop()
+		kq.inReady, kq.inFlight = false, true
+		b.recs = append(b.recs, record{kq: kq, n: n, src: kq.buf[kq.start+1 : kq.items[kq.head+n-1].end]})
+		total += size
+	}
+	if w.ready.len() > 0 {
+		w.work.Signal() // more for another idle worker
+	}
+	w.mu.Unlock()
+
+	// Copy outside the lock. This is safe: Add only appends to kq.buf past
+	// src (or into a new array), and nothing rewrites a key's buffer while the
+	// key is in flight.
+	need := 0
+	for i := range b.recs {
+		need += len(w.prefix) + len(b.recs[i].src) + len(w.suffix)
+	}
+	b.arena = slices.Grow(b.arena[:0], need)
+	for i := range b.recs {
+		r := &b.recs[i]
+		off := len(b.arena)
+		b.arena = append(b.arena, w.prefix...)
+		b.arena = append(b.arena, r.src...)
+		b.arena = append(b.arena, w.suffix...)
+		r.data = b.arena[off:len(b.arena):len(b.arena)]
+		r.src = nil
+	}
+	return true
+}
+
+// packLocked chooses how many of kq's queued changes go into its next record
+// and returns that record's size (data plus partition key). The first change
+// always fits: Add made sure of it.
+func (w *Writer) packLocked(kq *keyQueue, maxRecord int) (n, size int) {
+	queued := kq.items[kq.head:]
+	fixed := len(w.prefix) + len(w.suffix) + len(kq.key) - 1 // -1: the first comma is not sent
+	n = sort.Search(len(queued), func(i int) bool { return fixed+queued[i].end-kq.start > maxRecord })
+	n = max(n, 1)
+	return n, fixed + queued[n-1].end - kq.start
+}
+
+// send puts the batch, re-sending failed records (and only those) until all
+// are acknowledged, the writer stops, or an error that retrying cannot fix
+// makes the writer fail.
+func (w *Writer) send(b *batch) {
+	pending := b.recs
+	for attempt := 0; len(pending) > 0; attempt++ {
+		if attempt > 0 && !w.sleep(attempt) {
+			return
+		}
+		b.entries = b.entries[:0]
+		for i := range pending {
+			b.entries = append(b.entries, types.PutRecordsRequestEntry{Data: pending[i].data, PartitionKey: &pending[i].kq.key})
+		}
+		b.in.Records = b.entries
+		w.m.batches.Inc()
+		out, err := w.api.PutRecords(w.ctx, &b.in)
+		if err != nil {
+			if w.ctx.Err() != nil {
+				return // the writer is stopping; watch reports why
+			}
+			reason, ok := classify(err)
+			if !ok {
+				w.fail(fmt.Errorf("put records to stream %s: %w", w.stream, err))
+				return
+			}
+			w.m.retried(reason, len(pending))
+			w.logRetry(attempt, reason, len(pending), err)
+			continue
+		}
+		if len(out.Records) != len(pending) {
+			w.fail(fmt.Errorf("put records to stream %s: %d results for %d records", w.stream, len(out.Records), len(pending)))
+			return
+		}
+		failed, reason, fatal := w.acknowledge(pending, out.Records)
+		if fatal != nil {
+			w.fail(fatal)
+			return
+		}
+		if len(failed) > 0 {
+			w.logRetry(attempt, reason, len(failed), fmt.Errorf("%d of %d records rejected", len(failed), len(pending)))
+		}
+		pending = failed
+	}
+}
+
+// acknowledge applies one PutRecords result: accepted records are
+// acknowledged, failed ones are returned (in place, in order) for a retry,
+// with the retry reason of the last of them. An entry error code that a
+// retry cannot fix is returned as fatal.
+func (w *Writer) acknowledge(pending []record, results []types.PutRecordsResultEntry) (failed []record, reason string, fatal error) {
+	now := time.Now().UnixNano()
+	failed = pending[:0]
+	var records, changes, bytes int
+	w.mu.Lock()
+	for i := range results {
+		r := pending[i]
+		if code := results[i].ErrorCode; code != nil {
+			if !retryableEntry(*code) && fatal == nil {
+				fatal = fmt.Errorf("put records to stream %s: record rejected with %s: %s", w.stream, *code, deref(results[i].ErrorMessage))
+			}
+			reason = entryReason(*code)
+			w.m.retried(reason, 1)
+			failed = append(failed, r)
+			continue
+		}
+		records++
+		changes += r.n
+		bytes += len(r.data) + len(r.kq.key)
+		w.ackLocked(r, now)
+	}
+	w.advanceLocked()
+	w.m.buffered.Set(float64(w.bytes))
+	w.mu.Unlock()
+	w.m.records.Add(float64(records))
+	w.m.changes.Add(float64(changes))
+	w.m.bytes.Add(float64(bytes))
+	if records > 0 {
+		w.signalProgress()
+	}
+	return failed, reason, fatal
+}
+
+// ackLocked retires an acknowledged record's changes from its key's queue
+// and their segments, and makes the key ready again if more is queued.
+func (w *Writer) ackLocked(r record, now int64) {
+	kq := r.kq
+	done := kq.items[kq.head : kq.head+r.n]
+	for i := range done {
+		w.segs.at(int(done[i].seg-w.segBase)).pending--
+		if c := done[i].commit; c != 0 {
+			w.m.commitToAck.Observe(float64(now-c) / 1e9)
+		}
+	}
+	end := done[len(done)-1].end
+	w.bytes -= end - kq.start
+	kq.head += r.n
+	kq.start = end
+	kq.inFlight = false
+	if kq.head == len(kq.items) {
+		delete(w.keys, kq.key)
+		kq.key, kq.buf, kq.items, kq.head, kq.start = "", kq.buf[:0], kq.items[:0], 0, 0
+		if cap(kq.buf) <= 64<<10 { // keep small buffers for reuse
+			w.free = append(w.free, kq)
+		}
+		return
+	}
+	if kq.head >= 64 && kq.head*2 >= len(kq.items) {
+		kq.compact()
+	}
+	kq.inReady = true
+	w.ready.push(kq)
+	w.work.Signal()
+}
+
+// compact moves a queue's unacknowledged changes to the front of its
+// buffers. Only call it while the key is not in flight.
+func (kq *keyQueue) compact() {
+	n := copy(kq.items, kq.items[kq.head:])
+	kq.items = kq.items[:n]
+	for i := range kq.items {
+		kq.items[i].end -= kq.start
+	}
+	kq.buf = kq.buf[:copy(kq.buf, kq.buf[kq.start:])]
+	kq.head, kq.start = 0, 0
+}
+
+// sleep waits before retry number attempt; false means the writer stopped.
+func (w *Writer) sleep(attempt int) bool {
+	return wait(w.ctx, backoff(w.cfg.RetryBase, w.cfg.RetryMax, attempt-1))
+}
+
+// logRetry logs the first retry of a request and every tenth after it, so a
+// long outage is visible without flooding the log.
+func (w *Writer) logRetry(attempt int, reason string, records int, err error) {
+	if attempt%10 != 0 {
+		return
+	}
+	w.log.Warn("retrying PutRecords", zap.String("reason", reason), zap.Int("records", records), zap.Int("attempt", attempt+1), zap.Error(err))
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}

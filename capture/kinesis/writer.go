@@ -1,0 +1,464 @@
+// Package kinesis writes capture's row changes to a Kinesis data stream, in
+// order per row, and turns Kinesis's acknowledgements into WAL positions that
+// capture may confirm to PostgreSQL.
+//
+// Order: each change goes out under change.PartitionKey, and a partition key
+// never has two records in flight. Changes that queue up behind an in-flight
+// record of their key are packed into the key's next record (one
+// change.Record, up to the stream's record size), so a hot row costs one
+// round trip per batch of changes, not per change. A record that Kinesis
+// rejects (throttling, internal failure, a failed request) is re-sent before
+// anything later of its key, so per-key order survives retries.
+//
+// Acknowledgement: Mark(lsn) closes a segment of the change sequence, and lsn
+// becomes Confirmable only when every change added before it, in any key, has
+// been acknowledged. This is the one place that decides what capture may
+// confirm; nothing is dropped, and retryable failures are retried for as long
+// as the writer's context lives.
+//
+// Delivery is at least once: a request that Kinesis applied but whose answer
+// was lost (a timeout, a dropped connection, the SDK's own retry) is sent
+// again, so a consumer may see a change twice, always in order after its
+// first copy; (CommitLSN, Seq) identifies it. Order holds per partition key
+// only: an update that changes a row's key, and a truncate, travel under
+// other keys than the row's later changes (see change.PartitionKey).
+//
+// The client is the caller's: build it from config.LoadDefaultConfig without
+// config.WithHTTPClient(&http.Client{...}), which would stop the SDK from
+// loading AWS_CA_BUNDLE. Its own retries may stay at their defaults; the
+// writer retries on top of them.
+package kinesis
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	awskinesis "github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"go.uber.org/zap"
+
+	"github.com/walbridge/walbridge/shared/change"
+	"github.com/walbridge/walbridge/shared/metrics"
+)
+
+// API is the part of the Kinesis client the writer uses; *kinesis.Client
+// from aws-sdk-go-v2 satisfies it.
+type API interface {
+	PutRecords(ctx context.Context, in *awskinesis.PutRecordsInput, optFns ...func(*awskinesis.Options)) (*awskinesis.PutRecordsOutput, error)
+	DescribeStreamSummary(ctx context.Context, in *awskinesis.DescribeStreamSummaryInput, optFns ...func(*awskinesis.Options)) (*awskinesis.DescribeStreamSummaryOutput, error)
+}
+
+// Config configures a Writer. Only Stream is required.
+type Config struct {
+	// Stream is the stream's name or its ARN ("arn:aws:kinesis:...").
+	Stream string
+	// Concurrency is how many PutRecords requests may be in flight at once
+	// (default 8). Requests in flight never share a partition key. Each
+	// keeps a buffer of up to MaxRequestBytes for its records' data, on top
+	// of BufferBytes (and the SDK's own copies while it serializes).
+	Concurrency int
+	// BufferBytes bounds the encoded changes queued or in flight; Add blocks
+	// while the buffer is full (default 32 MiB). A single change larger than
+	// the buffer is still accepted when the buffer is empty.
+	BufferBytes int
+	// RetryBase and RetryMax shape the backoff between retries: full jitter,
+	// growing from RetryBase and capped at RetryMax (defaults 50 ms and 5 s).
+	RetryBase, RetryMax time.Duration
+	// Metrics receives the writer's series; nil keeps them private (Stats
+	// still works).
+	Metrics *metrics.Registry
+	// Logger defaults to zap.NewNop().
+	Logger *zap.Logger
+}
+
+// Kinesis limits the writer respects.
+const (
+	// MaxRecordsPerRequest is PutRecords' limit on records per request.
+	MaxRecordsPerRequest = 500
+	// MaxRequestBytes is PutRecords' limit on a request's data plus
+	// partition keys. A record larger than this (possible on a stream whose
+	// MaxRecordSizeInKiB is raised above 5120) is sent in a request of its own.
+	MaxRequestBytes = 5 << 20
+	// DefaultMaxRecordSizeInKiB is a stream's record size limit (data plus
+	// partition key) when DescribeStreamSummary does not report one.
+	DefaultMaxRecordSizeInKiB = 1024
+)
+
+// ErrClosed is returned by Add and Mark once Close has been called.
+var ErrClosed = errors.New("kinesis writer is closed")
+
+// ErrChangeTooLarge is returned (wrapped) by Add for a change that does not
+// fit in one Kinesis record even with every non-key value omitted.
+var ErrChangeTooLarge = errors.New("change too large for a Kinesis record")
+
+// Writer is the ordered, batched PutRecords writer. Add and Mark must be
+// called from one goroutine (the WAL reader's), in stream order; Confirmable
+// and Stats may be called from anywhere.
+type Writer struct {
+	api    API
+	cfg    Config
+	log    *zap.Logger
+	m      writerMetrics
+	stream string  // as configured, for messages
+	name   *string // exactly one of name and arn is set
+	arn    *string
+
+	// prefix and suffix wrap the comma-joined encoded changes of a record;
+	// they are taken from change.Encode so that the wire format has one home.
+	prefix, suffix []byte
+
+	maxRecord   atomic.Int64 // bytes of data plus partition key
+	confirmable atomic.Uint64
+
+	scratch []byte // Add's encode buffer (Add's goroutine only)
+
+	ctx      context.Context // the writer's life; canceled by Close or the parent
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	progress chan struct{} // capacity 1: something was acknowledged or failed
+
+	closeOnce sync.Once
+	closeErr  error
+
+	mu      sync.Mutex
+	work    sync.Cond // workers wait here for ready keys
+	keys    map[string]*keyQueue
+	free    []*keyQueue
+	ready   deque[*keyQueue] // keys with queued changes and nothing in flight
+	segs    deque[segment]   // open segment last
+	segBase uint64           // id of segs' first element
+	bytes   int              // encoded bytes queued or in flight
+	err     error            // first fatal error
+	closing bool             // Close was called: no more Add or Mark
+	stop    bool             // workers must exit
+}
+
+// keyQueue holds one partition key's changes that are not yet acknowledged:
+// buf is their encodings, each preceded by a comma, and items[head:] say
+// where each ends. While inFlight, a record of the first queued items is in
+// a PutRecords request.
+type keyQueue struct {
+	key      string
+	buf      []byte
+	items    []item
+	head     int // first unacknowledged item
+	start    int // offset in buf where items[head] begins (its comma)
+	inFlight bool
+	inReady  bool
+}
+
+type item struct {
+	end    int    // offset in keyQueue.buf just past this change
+	seg    uint64 // segment the change belongs to
+	commit int64  // commit time, Unix nanoseconds (0: unknown)
+}
+
+// segment is the run of changes between two Marks; lsn becomes confirmable
+// when pending reaches zero and every earlier segment is done.
+type segment struct {
+	lsn     change.LSN
+	pending int
+}
+
+// NewWriter starts a writer for cfg.Stream. ctx bounds the writer's whole
+// life: once it is canceled, requests in flight are abandoned and Add, Mark
+// and Close fail; pass a context that outlives the drain on shutdown and
+// bound the drain with Close's context instead. Close must be called in every
+// case: it waits for the writer's goroutines.
+//
+// Call Check before the first Add: it learns the stream's record size limit
+// (until then the default 1024 KiB is assumed).
+func NewWriter(ctx context.Context, api API, cfg Config) (*Writer, error) {
+	if cfg.Stream == "" {
+		return nil, errors.New("kinesis writer: no stream configured")
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 8
+	}
+	if cfg.BufferBytes <= 0 {
+		cfg.BufferBytes = 32 << 20
+	}
+	if cfg.RetryBase <= 0 {
+		cfg.RetryBase = 50 * time.Millisecond
+	}
+	if cfg.RetryMax < cfg.RetryBase {
+		cfg.RetryMax = max(5*time.Second, cfg.RetryBase)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = metrics.New()
+	}
+	empty := change.Encode(nil, &change.Record{})
+	i := bytes.Index(empty, []byte("[]"))
+	if i < 0 {
+		return nil, fmt.Errorf("kinesis writer: cannot find the changes array in an empty record %q", empty)
+	}
+	w := &Writer{
+		api:      api,
+		cfg:      cfg,
+		log:      cfg.Logger.With(zap.String("stream", cfg.Stream)),
+		m:        newWriterMetrics(cfg.Metrics),
+		stream:   cfg.Stream,
+		prefix:   empty[:i+1],
+		suffix:   empty[i+1:],
+		progress: make(chan struct{}, 1),
+		keys:     map[string]*keyQueue{},
+	}
+	if strings.HasPrefix(cfg.Stream, "arn:") {
+		w.arn = &w.stream
+	} else {
+		w.name = &w.stream
+	}
+	w.maxRecord.Store(DefaultMaxRecordSizeInKiB << 10)
+	w.work.L = &w.mu
+	w.segs.push(segment{})
+	w.ctx, w.cancel = context.WithCancel(ctx)
+
+	w.wg.Add(1 + cfg.Concurrency)
+	go w.watch()
+	for range cfg.Concurrency {
+		go w.worker()
+	}
+	return w, nil
+}
+
+// watch turns the cancellation of the writer's context into a fatal error,
+// which wakes everything that waits.
+func (w *Writer) watch() {
+	defer w.wg.Done()
+	<-w.ctx.Done()
+	w.fail(fmt.Errorf("kinesis writer for stream %s stopped: %w", w.stream, context.Cause(w.ctx)))
+}
+
+// Add queues one change, in commit order. It encodes c before returning, so
+// the caller may reuse c and its slices. It blocks while the buffer is full,
+// until ctx is done. An error means the change was not queued: the caller
+// must not Mark a position after it (stop, or replay from Confirmable).
+//
+// A change too large for one record on its own has its largest non-key text
+// values replaced by change.Omitted markers until it fits (counted in
+// walbridge_oversized_changes_total); if even that is not enough, Add fails
+// with ErrChangeTooLarge and the writer stops.
+func (w *Writer) Add(ctx context.Context, c *change.Change) error {
+	key := change.PartitionKey(c)
+	w.scratch = append(w.scratch[:0], ',')
+	w.scratch = change.AppendChange(w.scratch, c)
+	if limit := w.changeLimit(key); len(w.scratch)-1 > limit {
+		if err := w.fit(c, key, limit); err != nil {
+			w.fail(err)
+			return err
+		}
+	}
+	n := len(w.scratch)
+	var commit int64
+	if !c.CommitTime.IsZero() {
+		commit = c.CommitTime.UnixNano()
+	}
+
+	w.mu.Lock()
+	for {
+		if err := w.usableLocked(); err != nil {
+			w.mu.Unlock()
+			return err
+		}
+		if w.bytes == 0 || w.bytes+n <= w.cfg.BufferBytes {
+			break
+		}
+		w.mu.Unlock()
+		select {
+		case <-w.progress:
+		case <-ctx.Done():
+			return fmt.Errorf("kinesis writer: waiting for buffer space: %w", ctx.Err())
+		}
+		w.mu.Lock()
+	}
+	kq := w.keys[key]
+	if kq == nil {
+		kq = w.newKeyQueueLocked(key)
+	}
+	kq.buf = append(kq.buf, w.scratch...)
+	segID := w.segBase + uint64(w.segs.len()-1)
+	kq.items = append(kq.items, item{end: len(kq.buf), seg: segID, commit: commit})
+	w.segs.at(w.segs.len()-1).pending++
+	w.bytes += n
+	w.m.buffered.Set(float64(w.bytes))
+	if !kq.inFlight && !kq.inReady {
+		kq.inReady = true
+		w.ready.push(kq)
+		w.work.Signal()
+	}
+	w.mu.Unlock()
+	return nil
+}
+
+// Mark says: once everything added before this call is acknowledged, lsn is
+// confirmable. Call it after each transaction's commit and for keepalive
+// positions when idle. A lower lsn than an earlier Mark never lowers
+// Confirmable.
+func (w *Writer) Mark(ctx context.Context, lsn change.LSN) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.usableLocked(); err != nil {
+		return err
+	}
+	w.segs.at(w.segs.len() - 1).lsn = lsn
+	w.segs.push(segment{})
+	w.advanceLocked()
+	return nil
+}
+
+// Confirmable is the highest LSN passed to Mark whose preceding changes are
+// all acknowledged by Kinesis (0 before any).
+func (w *Writer) Confirmable() change.LSN { return change.LSN(w.confirmable.Load()) }
+
+// Close stops taking changes, waits until everything queued and in flight is
+// acknowledged (bounded by ctx), and stops the writer's goroutines. It
+// returns the writer's fatal error, if any, or an error saying what was left
+// unacknowledged when ctx ended. Calling it again returns the same result.
+func (w *Writer) Close(ctx context.Context) error {
+	w.closeOnce.Do(func() { w.closeErr = w.close(ctx) })
+	return w.closeErr
+}
+
+func (w *Writer) close(ctx context.Context) error {
+	w.mu.Lock()
+	w.closing = true
+	w.mu.Unlock()
+	var err error
+	for err == nil {
+		w.mu.Lock()
+		fatal, left := w.err, w.bytes
+		w.mu.Unlock()
+		if fatal != nil {
+			err = fatal
+			break
+		}
+		if left == 0 {
+			break
+		}
+		select {
+		case <-w.progress:
+		case <-ctx.Done():
+			err = fmt.Errorf("kinesis writer for stream %s: %d bytes of changes still unacknowledged at close: %w", w.stream, left, ctx.Err())
+			w.fail(err)
+		}
+	}
+	w.mu.Lock()
+	w.stop = true
+	w.work.Broadcast()
+	w.mu.Unlock()
+	w.cancel()
+	w.wg.Wait()
+	if err == nil {
+		w.log.Info("kinesis writer drained", zap.Stringer("confirmable", w.Confirmable()))
+	}
+	return err
+}
+
+// usableLocked is why Add or Mark cannot proceed, if anything.
+func (w *Writer) usableLocked() error {
+	switch {
+	case w.err != nil:
+		return w.err
+	case w.closing:
+		return ErrClosed
+	}
+	return nil
+}
+
+// fail records the writer's first fatal error and stops it. After a clean
+// Close it does nothing.
+func (w *Writer) fail(err error) {
+	w.mu.Lock()
+	if w.err == nil && !w.stop {
+		w.err = err
+		w.log.Error("kinesis writer failed", zap.Error(err))
+	}
+	w.stop = true
+	w.work.Broadcast()
+	w.mu.Unlock()
+	w.cancel()
+	w.signalProgress()
+}
+
+func (w *Writer) signalProgress() {
+	select {
+	case w.progress <- struct{}{}:
+	default:
+	}
+}
+
+// changeLimit is the largest encoded change (without its separator) that
+// fits in a record of its own under key.
+func (w *Writer) changeLimit(key string) int {
+	return int(w.maxRecord.Load()) - len(w.prefix) - len(w.suffix) - len(key)
+}
+
+func (w *Writer) newKeyQueueLocked(key string) *keyQueue {
+	var kq *keyQueue
+	if n := len(w.free); n > 0 {
+		kq = w.free[n-1]
+		w.free = w.free[:n-1]
+	} else {
+		kq = &keyQueue{}
+	}
+	kq.key = key
+	w.keys[key] = kq
+	return kq
+}
+
+// advanceLocked pops the finished segments and publishes the highest LSN
+// among them.
+func (w *Writer) advanceLocked() {
+	moved := false
+	for w.segs.len() > 1 && w.segs.at(0).pending == 0 {
+		s := w.segs.pop()
+		w.segBase++
+		if uint64(s.lsn) > w.confirmable.Load() {
+			w.confirmable.Store(uint64(s.lsn))
+			moved = true
+		}
+	}
+	if moved {
+		w.m.confirmable.Set(float64(w.confirmable.Load()))
+	}
+}
+
+// deque is a FIFO that reuses its backing array.
+type deque[T any] struct {
+	buf  []T
+	head int
+}
+
+func (d *deque[T]) len() int { return len(d.buf) - d.head }
+
+func (d *deque[T]) at(i int) *T { return &d.buf[d.head+i] }
+
+func (d *deque[T]) push(v T) {
+	if d.head > 0 && len(d.buf) == cap(d.buf) && d.head*2 >= len(d.buf) {
+		n := copy(d.buf, d.buf[d.head:])
+		clear(d.buf[n:])
+		d.buf = d.buf[:n]
+		d.head = 0
+	}
+	d.buf = append(d.buf, v)
+}
+
+func (d *deque[T]) pop() T {
+	v := d.buf[d.head]
+	var zero T
+	d.buf[d.head] = zero
+	d.head++
+	if d.head == len(d.buf) {
+		d.buf = d.buf[:0]
+		d.head = 0
+	}
+	return v
+}
