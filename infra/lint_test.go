@@ -31,13 +31,13 @@ type lintFinding struct {
 	Rule struct{ Id string }
 }
 
-// TestCfnLint runs cfn-lint (with SAM translation and informational checks)
-// when it is installed: it knows every resource's property schema, which
+// TestCfnLint runs cfn-lint (with SAM translation and informational checks;
+// scripts/install-deps installs it): it knows every resource's property schema, which
 // the tests here deliberately do not duplicate.
 func TestCfnLint(t *testing.T) {
 	lint, err := exec.LookPath("cfn-lint")
 	if err != nil {
-		t.Skip("cfn-lint is not installed (pip install cfn-lint)")
+		t.Fatal("cfn-lint is not installed: run scripts/install-deps (pip install cfn-lint==1.51.0)")
 	}
 	cmd := exec.Command(lint, "--format", "json", "--include-checks", "I", "--", templatePath)
 	out, err := cmd.Output()
