@@ -58,6 +58,8 @@ type FakeKinesisOptions struct {
 	// Discard acknowledges accepted records without keeping them: Records
 	// stays empty, Stats still counts. For benchmarks.
 	Discard bool
+	// Latency delays every PutRecords answer, as a round trip to AWS would.
+	Latency time.Duration
 }
 
 // FakeRecord is one record the fake accepted.
@@ -335,6 +337,13 @@ func (f *FakeKinesis) putRecords(w http.ResponseWriter, r *http.Request, body []
 		return
 	}
 
+	if f.opts.Latency > 0 {
+		select {
+		case <-time.After(f.opts.Latency):
+		case <-r.Context().Done():
+			return
+		}
+	}
 	// Hold before deciding anything, so a held request is accepted (or
 	// failed) only after release, like a slow shard.
 	for {
