@@ -22,12 +22,16 @@ func BenchmarkWriter(b *testing.B) {
 	for _, bc := range []struct {
 		name string
 		keys int
+		rtt  time.Duration
 	}{
-		{"keys=65536", 1 << 16}, // mostly one change per record
-		{"keys=256", 256},       // hot rows: changes pack into records
+		{"keys=65536", 1 << 16, 0}, // mostly one change per record
+		{"keys=256", 256, 0},       // hot rows: changes pack into records
+		// A round trip like AWS's: 8 requests of at most 500 records in
+		// flight bound distinct-key throughput near 8·500/RTT.
+		{"keys=65536/rtt=20ms", 1 << 16, 20 * time.Millisecond},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			f := testkit.StartFakeKinesis(b, testkit.FakeKinesisOptions{Discard: true, Shards: 4})
+			f := testkit.StartFakeKinesis(b, testkit.FakeKinesisOptions{Discard: true, Shards: 4, Latency: bc.rtt})
 			w := newWriter(b, fakeClient(b, f.URL), Config{})
 			changes := make([]change.Change, bc.keys)
 			for i := range changes {

@@ -295,6 +295,9 @@ func (w *Writer) Add(ctx context.Context, c *change.Change) error {
 		w.work.Signal()
 	}
 	w.mu.Unlock()
+	if cap(w.scratch) > 1<<20 {
+		w.scratch = nil // do not keep an outsized change's buffer
+	}
 	return nil
 }
 
@@ -308,9 +311,22 @@ func (w *Writer) Mark(ctx context.Context, lsn change.LSN) error {
 	if err := w.usableLocked(); err != nil {
 		return err
 	}
-	w.segs.at(w.segs.len() - 1).lsn = lsn
-	w.segs.push(segment{})
-	w.advanceLocked()
+	n := w.segs.len()
+	if open := w.segs.at(n - 1); open.pending > 0 {
+		open.lsn = lsn
+		w.segs.push(segment{})
+		w.advanceLocked()
+		return nil
+	}
+	// Nothing was added since the last Mark: lsn is confirmable exactly
+	// when the previous segment is, so it joins that one instead of growing
+	// the list (keepalives while a record is stuck).
+	if n == 1 {
+		w.confirmLocked(lsn)
+	} else {
+		prev := w.segs.at(n - 2)
+		prev.lsn = max(prev.lsn, lsn)
+	}
 	return nil
 }
 
@@ -414,20 +430,18 @@ func (w *Writer) newKeyQueueLocked(key string) *keyQueue {
 	return kq
 }
 
-// advanceLocked pops the finished segments and publishes the highest LSN
-// among them.
+// advanceLocked pops the finished segments and confirms their LSNs.
 func (w *Writer) advanceLocked() {
-	moved := false
 	for w.segs.len() > 1 && w.segs.at(0).pending == 0 {
-		s := w.segs.pop()
+		w.confirmLocked(w.segs.pop().lsn)
 		w.segBase++
-		if uint64(s.lsn) > w.confirmable.Load() {
-			w.confirmable.Store(uint64(s.lsn))
-			moved = true
-		}
 	}
-	if moved {
-		w.m.confirmable.Set(float64(w.confirmable.Load()))
+}
+
+func (w *Writer) confirmLocked(lsn change.LSN) {
+	if uint64(lsn) > w.confirmable.Load() {
+		w.confirmable.Store(uint64(lsn))
+		w.m.confirmable.Set(float64(lsn))
 	}
 }
 

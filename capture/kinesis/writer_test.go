@@ -257,13 +257,24 @@ func TestConfirmableNeverPassesAnUnacknowledgedRecord(t *testing.T) {
 	if got := w.Confirmable(); got != 10 {
 		t.Fatalf("Confirmable() = %s with the record behind mark 20 unacknowledged, want 10", got)
 	}
-	// A keepalive mark with nothing new added is not confirmable either.
-	if err := w.Mark(ctx, 1000); err != nil {
-		t.Fatal(err)
+	// Keepalive marks with nothing new added are not confirmable either,
+	// and they do not pile up while the record is stuck.
+	w.mu.Lock()
+	segs := w.segs.len()
+	w.mu.Unlock()
+	for lsn := change.LSN(901); lsn <= 1000; lsn++ {
+		if err := w.Mark(ctx, lsn); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if got := w.Confirmable(); got != 10 {
-		t.Fatalf("Confirmable() = %s after a keepalive mark, want 10", got)
+		t.Fatalf("Confirmable() = %s after keepalive marks, want 10", got)
 	}
+	w.mu.Lock()
+	if w.segs.len() != segs {
+		t.Errorf("100 keepalive marks grew the segment list from %d to %d", segs, w.segs.len())
+	}
+	w.mu.Unlock()
 	release()
 	waitFor(t, "the last mark after release", func() bool { return w.Confirmable() == 1000 })
 	closeWriter(t, w)
