@@ -201,7 +201,10 @@ func (w *Writer) ackLocked(r record, now int64) {
 	if kq.head == len(kq.items) {
 		delete(w.keys, kq.key)
 		kq.key, kq.buf, kq.items, kq.head, kq.start = "", kq.buf[:0], kq.items[:0], 0, 0
-		if cap(kq.buf) <= 64<<10 { // keep small buffers for reuse
+		// Keep queues with small buffers for reuse: there are never more
+		// of them than keys were once queued at the same time, which the
+		// buffer budget bounds.
+		if cap(kq.buf) <= 4<<10 {
 			w.free = append(w.free, kq)
 		}
 		return

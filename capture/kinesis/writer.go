@@ -318,9 +318,10 @@ func (w *Writer) Mark(ctx context.Context, lsn change.LSN) error {
 		w.advanceLocked()
 		return nil
 	}
-	// Nothing was added since the last Mark: lsn is confirmable exactly
-	// when the previous segment is, so it joins that one instead of growing
-	// the list (keepalives while a record is stuck).
+	// Nothing added since the last Mark is still unacknowledged (often
+	// nothing was added at all): lsn is confirmable exactly when the
+	// previous segment is, so it joins that one instead of growing the list
+	// (keepalives while a record is stuck).
 	if n == 1 {
 		w.confirmLocked(lsn)
 	} else {
