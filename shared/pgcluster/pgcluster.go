@@ -1,0 +1,208 @@
+// Package pgcluster runs a private PostgreSQL server from a data directory:
+// initdb when the directory is new, postgres as a child process (as the
+// postgres OS user when the caller is root, since both refuse root), and a
+// fast shutdown. The test kit uses it for throwaway clusters and scripts/dev
+// for the one it keeps in ./.dev.
+package pgcluster
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Options describes the cluster.
+type Options struct {
+	// DataDir is the data directory; initdb runs when it has no PG_VERSION.
+	DataDir string
+	// SocketDir holds the Unix socket (default: DataDir's parent).
+	SocketDir string
+	// LogFile receives the server's output (default: DataDir/../postgres.log).
+	LogFile string
+	Port    int
+	// Settings are postgresql.conf settings passed with -c.
+	Settings map[string]string
+}
+
+// Cluster is a running server.
+type Cluster struct {
+	Options
+	cmd    *exec.Cmd
+	cred   *syscall.Credential
+	exited chan struct{}
+}
+
+// ErrExited means postgres stopped during start-up; the error carries the
+// tail of its log.
+var ErrExited = errors.New("postgres exited during start-up")
+
+// Start initialises the data directory if needed and starts the server,
+// returning once it accepts connections (or failing with its log's tail).
+func Start(ctx context.Context, opts Options) (*Cluster, error) {
+	bin, err := BinDir()
+	if err != nil {
+		return nil, err
+	}
+	parent := filepath.Dir(opts.DataDir)
+	if opts.SocketDir == "" {
+		opts.SocketDir = parent
+	}
+	if opts.LogFile == "" {
+		opts.LogFile = filepath.Join(parent, "postgres.log")
+	}
+	c := &Cluster{Options: opts, exited: make(chan struct{})}
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			return nil, fmt.Errorf("running as root needs the postgres OS user (install PostgreSQL server packages: scripts/install-deps): %w", err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		c.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+		for _, d := range []string{parent, opts.SocketDir} {
+			if err := os.Chown(d, uid, gid); err != nil {
+				return nil, fmt.Errorf("chown %s to postgres: %w", d, err)
+			}
+		}
+	}
+	if _, err := os.Stat(filepath.Join(opts.DataDir, "PG_VERSION")); err != nil {
+		initdb := exec.Command(filepath.Join(bin, "initdb"), "-D", opts.DataDir, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync")
+		if out, err := c.run(initdb); err != nil {
+			return nil, fmt.Errorf("initdb %s: %w\n%s", opts.DataDir, err, out)
+		}
+	}
+	args := []string{"-D", opts.DataDir, "-p", strconv.Itoa(opts.Port), "-c", "unix_socket_directories=" + opts.SocketDir}
+	keys := make([]string, 0, len(opts.Settings))
+	for k := range opts.Settings {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		args = append(args, "-c", k+"="+opts.Settings[k])
+	}
+	logf, err := os.OpenFile(opts.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o666)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres log: %w", err)
+	}
+	cmd := exec.Command(filepath.Join(bin, "postgres"), args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred, Setpgid: true}
+	logStart, _ := logf.Seek(0, 2)
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("start postgres: %w", err)
+	}
+	c.cmd = cmd
+	go func() { cmd.Wait(); logf.Close(); close(c.exited) }()
+
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		conn, err := pgx.Connect(ctx, c.URL("postgres"))
+		if err == nil {
+			conn.Close(ctx)
+			return c, nil
+		}
+		select {
+		case <-c.exited:
+			return nil, fmt.Errorf("%w:\n%s", ErrExited, c.logTail(logStart))
+		case <-ctx.Done():
+			c.Stop()
+			return nil, fmt.Errorf("postgres did not accept connections within 60s (%v):\n%s", err, c.logTail(logStart))
+		case <-tick.C:
+		}
+	}
+}
+
+// URL is a connection string for database db over TCP loopback.
+func (c *Cluster) URL(db string) string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.Port, db)
+}
+
+// Stop shuts the server down in fast mode (SIGINT) and waits, killing it
+// after 30 s.
+func (c *Cluster) Stop() error {
+	if c.cmd == nil || c.cmd.Process == nil {
+		return nil
+	}
+	c.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-c.exited:
+		return nil
+	case <-time.After(30 * time.Second):
+		syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
+		<-c.exited
+		return errors.New("postgres did not stop within 30s; killed")
+	}
+}
+
+// Kill stops the server abruptly (SIGKILL), as a crash would.
+func (c *Cluster) Kill() {
+	syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
+	<-c.exited
+}
+
+// Exited is closed when the server process ends.
+func (c *Cluster) Exited() <-chan struct{} { return c.exited }
+
+func (c *Cluster) logTail(from int64) string {
+	b, _ := os.ReadFile(c.LogFile)
+	if from > 0 && from <= int64(len(b)) {
+		b = b[from:]
+	}
+	if len(b) > 2000 {
+		b = b[len(b)-2000:]
+	}
+	return string(b)
+}
+
+func (c *Cluster) run(cmd *exec.Cmd) ([]byte, error) {
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Dir = os.TempDir()
+	if c.cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred}
+	}
+	err := cmd.Run()
+	return out.Bytes(), err
+}
+
+// BinDir finds the server binaries: $PG_BIN, then pg_config --bindir, then
+// the newest /usr/lib/postgresql/*/bin.
+func BinDir() (string, error) {
+	if d := os.Getenv("PG_BIN"); d != "" {
+		return d, nil
+	}
+	if out, err := exec.Command("pg_config", "--bindir").Output(); err == nil {
+		d := strings.TrimSpace(string(out))
+		if _, err := os.Stat(filepath.Join(d, "initdb")); err == nil {
+			return d, nil
+		}
+	}
+	matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
+	best, bestVer := "", 0
+	for _, m := range matches {
+		v, _ := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(m))))
+		if v > bestVer {
+			best, bestVer = filepath.Dir(m), v
+		}
+	}
+	if best == "" {
+		return "", errors.New("no PostgreSQL server binaries found (initdb); run scripts/install-deps or set PG_BIN")
+	}
+	return best, nil
+}
