@@ -1,0 +1,339 @@
+// Package localbus is a local stand-in for Amazon EventBridge, for
+// development: an http.Handler that speaks EventBridge's JSON 1.1 protocol
+// (AWSEvents.PutEvents), so fanout and any aws-sdk-go-v2 eventbridge client
+// can publish to it through BaseEndpoint or AWS_ENDPOINT_URL_EVENTBRIDGE.
+//
+// PutEvents is validated as EventBridge does (1 to 10 entries, the entries'
+// total size by the documented calculation within MaxRequestBytes, Source,
+// DetailType and Detail required, Detail a JSON object) and answered with a
+// per-entry EventId or ErrorCode/ErrorMessage and FailedEntryCount; a request
+// that breaks a request-wide rule gets a 400 ValidationException. Each
+// accepted entry becomes the event EventBridge would deliver and is matched,
+// with package pattern, against the rules of the bus it was sent to. The bus
+// writes every event and its matches to Options.Out as a readable block, keeps
+// them in memory (Records), and optionally as JSON lines.
+//
+// # Rules
+//
+// Load reads rules from CloudFormation/SAM templates (see Load) and from dev
+// rule files, DIR/dev-rules/*.json, each holding one rule or an array of them:
+//
+//	{
+//	  "Name": "UsersInsertHook",
+//	  "EventBusName": "walbridge",
+//	  "EventPattern": {"detail-type": ["DatabaseEvent"], "detail": {"operation": ["insert"]}},
+//	  "Targets": [{"Id": "hook", "Url": "http://127.0.0.1:9000/hook"}]
+//	}
+//
+// Name, EventPattern (an object, or a string holding one) and Targets are
+// required. EventBusName is a bus name or ARN; without it the rule is on the
+// default bus, as in EventBridge, and "*" puts it on every bus. Unknown keys
+// are refused, so a misspelt key is reported rather than ignored.
+//
+// # Delivery
+//
+// Template targets are only named in the event log. A dev rule target gets
+// each matching event POSTed as JSON to its Url by a worker of its own, in
+// order, so PutEvents never waits for it. Like EventBridge, a connection
+// error, a 5xx or a 429 is retried with exponential backoff and full jitter
+// until the RetryPolicy's attempts or event age run out; any other status is
+// final. Close stops the workers, abandoning what they have not delivered.
+package localbus
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Account is the account ID of every event the bus delivers.
+const Account = "000000000000"
+
+// DefaultRegion is the region when Options.Region is empty.
+const DefaultRegion = "us-east-1"
+
+// Options shapes a Bus. The zero value is usable.
+type Options struct {
+	// Region is the events' region (DefaultRegion when empty).
+	Region string
+	// MaxRequestBytes limits a PutEvents request's entries together, by the
+	// documented entry size (default 1 MiB).
+	MaxRequestBytes int
+	// Out receives a readable block per event and a line per delivery
+	// outcome; nil discards them.
+	Out io.Writer
+	// JSONLines, when set, receives each Record as one line of JSON.
+	JSONLines io.Writer
+	// Retry governs deliveries to HTTP targets.
+	Retry RetryPolicy
+	// QueueSize bounds each HTTP target's queue of undelivered events
+	// (default 1000); an event that finds it full is dropped and logged.
+	QueueSize int
+	// Client sends to HTTP targets (default: a client with a 5 s timeout,
+	// EventBridge's timeout for API destinations).
+	Client *http.Client
+	// MaxRecords bounds what Records and Deliveries keep, the oldest
+	// forgotten first (default 10000), so a long session does not grow
+	// without end.
+	MaxRecords int
+}
+
+// Record is one event the bus accepted: the bus it was sent to, the event as
+// delivered, and the rules it matched.
+type Record struct {
+	Bus     string  `json:"bus"`
+	Event   Event   `json:"event"`
+	Matches []Match `json:"matches"`
+}
+
+// Match is one rule an event matched, with its targets as Target.String
+// shows them.
+type Match struct {
+	Rule    string   `json:"rule"`
+	Targets []string `json:"targets"`
+}
+
+// Bus is the local event bus. Create it with New, serve it as an
+// http.Handler, and Close it to stop delivery workers.
+type Bus struct {
+	opts    Options
+	rules   []Rule
+	workers map[*Target]*worker // HTTP targets only
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	outMu sync.Mutex // Out and JSONLines
+
+	mu         sync.Mutex
+	closed     bool
+	records    []Record
+	deliveries []Delivery
+}
+
+// New returns a bus evaluating rules, with a delivery worker running for
+// each HTTP target.
+func New(rules []Rule, opts Options) *Bus {
+	if opts.Region == "" {
+		opts.Region = DefaultRegion
+	}
+	if opts.MaxRequestBytes <= 0 {
+		opts.MaxRequestBytes = 1 << 20
+	}
+	if opts.Out == nil {
+		opts.Out = io.Discard
+	}
+	if opts.QueueSize <= 0 {
+		opts.QueueSize = 1000
+	}
+	if opts.MaxRecords <= 0 {
+		opts.MaxRecords = 10000
+	}
+	if opts.Client == nil {
+		opts.Client = &http.Client{
+			Timeout:   5 * time.Second,
+			Transport: http.DefaultTransport.(*http.Transport).Clone(),
+		}
+	}
+	opts.Retry = opts.Retry.withDefaults()
+
+	b := &Bus{opts: opts, rules: make([]Rule, len(rules)), workers: map[*Target]*worker{}}
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	for i, r := range rules {
+		r.Targets = append([]Target(nil), r.Targets...)
+		b.rules[i] = r
+	}
+	for i := range b.rules {
+		r := &b.rules[i]
+		for j := range r.Targets {
+			if t := &r.Targets[j]; t.URL != "" {
+				w := &worker{rule: r.Name, target: *t, queue: make(chan job, opts.QueueSize)}
+				b.workers[t] = w
+				b.wg.Add(1)
+				go b.run(w)
+			}
+		}
+	}
+	return b
+}
+
+// Close stops the delivery workers and waits for them. Events they had not
+// delivered are recorded as abandoned. Close is safe to call more than once.
+func (b *Bus) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	b.mu.Unlock()
+	b.cancel()
+	b.wg.Wait()
+	for _, w := range b.workers {
+		for drained := false; !drained; {
+			select {
+			case j := <-w.queue:
+				b.finish(w, j, 0, false, "bus closed before delivery")
+			default:
+				drained = true
+			}
+		}
+	}
+	b.opts.Client.CloseIdleConnections()
+	return nil
+}
+
+// appendBounded appends v, forgetting the oldest elements beyond max.
+func appendBounded[T any](s []T, v T, max int) []T {
+	if len(s) >= max {
+		s = s[len(s)-max+1:]
+	}
+	return append(s, v)
+}
+
+// Records returns the events accepted so far (the last Options.MaxRecords),
+// in acceptance order.
+func (b *Bus) Records() []Record {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]Record(nil), b.records...)
+}
+
+// ServeHTTP answers EventBridge's JSON 1.1 protocol: PutEvents, plus a
+// minimal DescribeEventBus and ListRules; other operations get an
+// UnknownOperationException.
+func (b *Bus) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if ct := r.Header.Get("Content-Type"); r.Method != http.MethodPost || !strings.HasPrefix(ct, contentTypeJSON11) {
+		writeError(w, &apiError{status: http.StatusBadRequest, code: "SerializationException", msg: fmt.Sprintf("expected a POST of %s, got %s %q", contentTypeJSON11, r.Method, ct)})
+		return
+	}
+	// The body holds Detail escaped inside JSON strings, so it may be larger
+	// than the entries' size; the limit only guards memory.
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(8*b.opts.MaxRequestBytes)))
+	if err != nil {
+		writeError(w, validationError("Total size of the entries in the request is over the limit."))
+		return
+	}
+	switch target := r.Header.Get("X-Amz-Target"); target {
+	case "AWSEvents.PutEvents":
+		b.putEvents(w, body)
+	case "AWSEvents.DescribeEventBus":
+		b.describeEventBus(w, body)
+	case "AWSEvents.ListRules":
+		b.listRules(w, body)
+	default:
+		writeError(w, &apiError{status: http.StatusBadRequest, code: "UnknownOperationException", msg: fmt.Sprintf("localbus does not implement %q", target)})
+	}
+}
+
+// route matches an accepted event against the rules of its bus, logs it and
+// queues it for the HTTP targets of the rules it matched.
+func (b *Bus) route(bus string, ev Event) {
+	js := marshal(ev, "")
+	rec := Record{Bus: bus, Event: ev, Matches: []Match{}}
+	var queued []*worker
+	for i := range b.rules {
+		r := &b.rules[i]
+		if r.EventBus != AnyBus && r.EventBus != bus {
+			continue
+		}
+		if ok, err := r.Pattern.Match(js); err != nil || !ok {
+			continue
+		}
+		m := Match{Rule: r.Name, Targets: []string{}}
+		for j := range r.Targets {
+			t := &r.Targets[j]
+			m.Targets = append(m.Targets, t.String())
+			if w := b.workers[t]; w != nil {
+				queued = append(queued, w)
+			}
+		}
+		rec.Matches = append(rec.Matches, m)
+	}
+
+	b.mu.Lock()
+	b.records = appendBounded(b.records, rec, b.opts.MaxRecords)
+	b.mu.Unlock()
+	b.logRecord(rec)
+
+	accepted := time.Now()
+	for _, w := range queued {
+		b.enqueue(w, job{id: ev.ID, body: js, accepted: accepted})
+	}
+}
+
+// logRecord writes a record's readable block, and its JSON line.
+func (b *Bus) logRecord(rec Record) {
+	var s strings.Builder
+	fmt.Fprintf(&s, "event %s on bus %s\n%s\n", rec.Event.ID, rec.Bus, marshal(rec.Event, "  "))
+	if len(rec.Matches) == 0 {
+		s.WriteString("  no rule matched\n")
+	}
+	for _, m := range rec.Matches {
+		if len(m.Targets) == 0 {
+			fmt.Fprintf(&s, "  matched rule %s (no targets)\n", m.Rule)
+		}
+		for _, t := range m.Targets {
+			fmt.Fprintf(&s, "  matched rule %s → target %s\n", m.Rule, t)
+		}
+	}
+	b.outMu.Lock()
+	defer b.outMu.Unlock()
+	io.WriteString(b.opts.Out, s.String())
+	if b.opts.JSONLines != nil {
+		b.opts.JSONLines.Write(append(marshal(rec, ""), '\n'))
+	}
+}
+
+// logf writes one line to Out.
+func (b *Bus) logf(format string, args ...any) {
+	b.outMu.Lock()
+	defer b.outMu.Unlock()
+	fmt.Fprintf(b.opts.Out, format+"\n", args...)
+}
+
+func (b *Bus) describeEventBus(w http.ResponseWriter, body []byte) {
+	var in struct{ Name string }
+	if len(body) > 0 {
+		if err := json.Unmarshal(body, &in); err != nil {
+			writeError(w, &apiError{status: http.StatusBadRequest, code: "SerializationException", msg: err.Error()})
+			return
+		}
+	}
+	name := busName(in.Name)
+	writeJSON(w, http.StatusOK, map[string]string{"Name": name, "Arn": b.busArn(name)})
+}
+
+func (b *Bus) listRules(w http.ResponseWriter, body []byte) {
+	var in struct{ EventBusName, NamePrefix string }
+	if len(body) > 0 {
+		if err := json.Unmarshal(body, &in); err != nil {
+			writeError(w, &apiError{status: http.StatusBadRequest, code: "SerializationException", msg: err.Error()})
+			return
+		}
+	}
+	bus := busName(in.EventBusName)
+	type rule struct{ Name, Arn, EventBusName, EventPattern, State string }
+	out := struct{ Rules []rule }{Rules: []rule{}}
+	for _, r := range b.rules {
+		if (r.EventBus != AnyBus && r.EventBus != bus) || !strings.HasPrefix(r.Name, in.NamePrefix) {
+			continue
+		}
+		arn := fmt.Sprintf("arn:aws:events:%s:%s:rule/%s", b.opts.Region, Account, r.Name)
+		if bus != DefaultBus {
+			arn = fmt.Sprintf("arn:aws:events:%s:%s:rule/%s/%s", b.opts.Region, Account, bus, r.Name)
+		}
+		out.Rules = append(out.Rules, rule{Name: r.Name, Arn: arn, EventBusName: bus, EventPattern: string(r.PatternJSON), State: "ENABLED"})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (b *Bus) busArn(name string) string {
+	return fmt.Sprintf("arn:aws:events:%s:%s:event-bus/%s", b.opts.Region, Account, name)
+}

@@ -1,0 +1,214 @@
+package localbus
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"time"
+)
+
+// RetryPolicy governs deliveries to HTTP targets, like a target's retry
+// policy in EventBridge (whose defaults, 185 retries over 24 hours, are far
+// longer than a developer wants to wait). Zero fields take the defaults.
+type RetryPolicy struct {
+	// MaxAttempts is the most POSTs of one event, the first included
+	// (default 5).
+	MaxAttempts int
+	// MaxAge is how long after acceptance an event may still be retried
+	// (default 1 minute).
+	MaxAge time.Duration
+	// BaseDelay and MaxDelay shape the backoff: the wait before retry n
+	// (from 0) is uniformly random in [0, min(MaxDelay, BaseDelay·2^n))
+	// (defaults 200 ms and 10 s).
+	BaseDelay, MaxDelay time.Duration
+}
+
+func (p RetryPolicy) withDefaults() RetryPolicy {
+	if p.MaxAttempts <= 0 {
+		p.MaxAttempts = 5
+	}
+	if p.MaxAge <= 0 {
+		p.MaxAge = time.Minute
+	}
+	if p.BaseDelay <= 0 {
+		p.BaseDelay = 200 * time.Millisecond
+	}
+	if p.MaxDelay <= 0 {
+		p.MaxDelay = 10 * time.Second
+	}
+	return p
+}
+
+// Delivery is the outcome of sending one event to one HTTP target.
+type Delivery struct {
+	EventID  string
+	Rule     string
+	Target   string // the target's Id
+	URL      string
+	Attempts int
+	// Delivered is true when the target answered 2xx; otherwise Err says
+	// why the bus gave up.
+	Delivered bool
+	Err       string
+}
+
+// Deliveries returns the finished deliveries to HTTP targets so far (the
+// last Options.MaxRecords), in the order they finished.
+func (b *Bus) Deliveries() []Delivery {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]Delivery(nil), b.deliveries...)
+}
+
+// worker delivers one HTTP target's events, in order.
+type worker struct {
+	rule   string
+	target Target
+	queue  chan job
+}
+
+// job is one event waiting for delivery.
+type job struct {
+	id       string
+	body     []byte
+	accepted time.Time
+}
+
+// enqueue hands an event to a target's worker without waiting: a full
+// queue, or a closed bus, drops it.
+func (b *Bus) enqueue(w *worker, j job) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		b.finishLocked(w, j, 0, false, "bus closed before delivery")
+		return
+	}
+	select {
+	case w.queue <- j:
+	default:
+		b.finishLocked(w, j, 0, false, fmt.Sprintf("queue full (%d events waiting)", cap(w.queue)))
+	}
+}
+
+func (b *Bus) run(w *worker) {
+	defer b.wg.Done()
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case j := <-w.queue:
+			b.deliver(w, j)
+		}
+	}
+}
+
+// deliver POSTs one event until it is delivered, fails for good, or the
+// retry policy runs out.
+func (b *Bus) deliver(w *worker, j job) {
+	p := b.opts.Retry
+	for attempt := 1; ; attempt++ {
+		retry, err := b.post(w.target.URL, j.body)
+		if err == nil {
+			b.finish(w, j, attempt, true, "")
+			return
+		}
+		if b.ctx.Err() != nil {
+			b.finish(w, j, attempt, false, "bus closed before delivery")
+			return
+		}
+		if !retry {
+			b.finish(w, j, attempt, false, err.Error()+" (not retried)")
+			return
+		}
+		if attempt >= p.MaxAttempts {
+			b.finish(w, j, attempt, false, fmt.Sprintf("%v; gave up after %d attempts", err, attempt))
+			return
+		}
+		d := backoff(p.BaseDelay, p.MaxDelay, attempt-1)
+		if time.Since(j.accepted)+d > p.MaxAge {
+			b.finish(w, j, attempt, false, fmt.Sprintf("%v; gave up: the event would be older than %v", err, p.MaxAge))
+			return
+		}
+		b.logf("delivery: event %s → target %s (rule %s): attempt %d failed: %v; retrying in %v", j.id, w.target, w.rule, attempt, err, d.Round(time.Millisecond))
+		if !wait(b.ctx, d) {
+			b.finish(w, j, attempt, false, "bus closed before delivery")
+			return
+		}
+	}
+}
+
+// post sends an event once. retry says whether a failure is worth another
+// attempt: no answer, a 5xx or a 429, as EventBridge retries.
+func (b *Bus) post(target string, body []byte) (retry bool, err error) {
+	req, err := http.NewRequestWithContext(b.ctx, http.MethodPost, target, bytes.NewReader(body))
+	if err != nil {
+		return false, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := b.opts.Client.Do(req)
+	if err != nil {
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err // drop the "Post URL:" prefix; the log names the target
+		}
+		return true, err
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16)) // lets the connection be reused
+	resp.Body.Close()
+	switch s := resp.StatusCode; {
+	case s >= 200 && s < 300:
+		return false, nil
+	case s == http.StatusTooManyRequests || s >= 500:
+		return true, fmt.Errorf("HTTP %s", resp.Status)
+	default:
+		return false, fmt.Errorf("HTTP %s", resp.Status)
+	}
+}
+
+func (b *Bus) finish(w *worker, j job, attempts int, ok bool, why string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.finishLocked(w, j, attempts, ok, why)
+}
+
+// finishLocked records and logs a delivery's outcome; b.mu is held.
+func (b *Bus) finishLocked(w *worker, j job, attempts int, ok bool, why string) {
+	b.deliveries = appendBounded(b.deliveries, Delivery{EventID: j.id, Rule: w.rule, Target: w.target.ID, URL: w.target.URL, Attempts: attempts, Delivered: ok, Err: why}, b.opts.MaxRecords)
+	if ok {
+		b.logf("delivery: event %s → target %s (rule %s): delivered on attempt %d", j.id, w.target, w.rule, attempts)
+		return
+	}
+	b.logf("delivery: event %s → target %s (rule %s): NOT DELIVERED after %d attempts: %s", j.id, w.target, w.rule, attempts, why)
+}
+
+// backoff is the wait before retry number attempt (from 0): full jitter,
+// uniformly random in [0, min(max, base·2^attempt)).
+func backoff(base, max time.Duration, attempt int) time.Duration {
+	ceil := max
+	if attempt < 30 {
+		if d := base << attempt; d > 0 && d < max {
+			ceil = d
+		}
+	}
+	if ceil <= 0 {
+		return 0
+	}
+	return rand.N(ceil)
+}
+
+// wait sleeps for d; false means ctx ended first.
+func wait(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
