@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"go.uber.org/zap"
+
+	"github.com/walbridge/walbridge/fanout/publish"
+	"github.com/walbridge/walbridge/shared/metrics"
+)
+
+// app is fanout wired up: configuration, logger, AWS configuration and the
+// handler with its publisher.
+type app struct {
+	cfg     config
+	log     *zap.Logger
+	aws     aws.Config
+	reg     *metrics.Registry
+	handler *Handler
+}
+
+// newApp reads the configuration and builds the handler. Events go to
+// EventBridge, or, when stdout is not nil, are printed there as EventBridge
+// would deliver them.
+func newApp(ctx context.Context, getenv func(string) string, stdout io.Writer) (*app, error) {
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return nil, err
+	}
+	log := newLogger(cfg.LogLevel)
+	// The SDK's default HTTP client, so that AWS_CA_BUNDLE and the proxy
+	// settings keep working.
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load AWS configuration: %w", err)
+	}
+	var api publish.API
+	if stdout != nil {
+		api = newStdoutAPI(stdout, awsCfg.Region, getenv("AWS_ACCOUNT_ID"))
+	} else {
+		// The publisher owns retries (it knows the invocation's deadline and
+		// each entry's fate); the SDK's own would retry blindly inside it.
+		api = eventbridge.NewFromConfig(awsCfg, func(o *eventbridge.Options) { o.RetryMaxAttempts = 1 })
+	}
+	if cfg.OffloadBucket != "" {
+		log.Warn("WALBRIDGE_OFFLOAD_BUCKET is set, but offloading large values to S3 is not implemented: oversized events are sent with omitted markers",
+			zap.String("bucket", cfg.OffloadBucket))
+	}
+	pub := publish.New(api, publish.Config{EventBus: cfg.EventBus, MaxRequestBytes: cfg.MaxEventBytes, Concurrency: cfg.Concurrency, Logger: log})
+	reg := metrics.New()
+	return &app{cfg: cfg, log: log, aws: awsCfg, reg: reg, handler: newHandler(pub, cfg, log, reg)}, nil
+}
+
+const usage = `usage: fanout poll [flags]
+
+In AWS Lambda (AWS_LAMBDA_RUNTIME_API set) fanout serves the Kinesis event
+source mapping. Elsewhere:
+
+  fanout poll   read every shard of the stream and publish its change records
+                the way the Lambda event source mapping would (see -h)
+
+Configuration is read from the environment: WALBRIDGE_EVENT_BUS,
+WALBRIDGE_SOURCE, WALBRIDGE_DETAIL_TYPE, WALBRIDGE_RESOURCE,
+WALBRIDGE_MAX_EVENT_BYTES, WALBRIDGE_PUBLISH_MESSAGES,
+WALBRIDGE_PUBLISH_CONCURRENCY, WALBRIDGE_STREAM, WALBRIDGE_LOG_LEVEL, and the
+AWS SDK's standard variables (AWS_REGION, AWS_ENDPOINT_URL_KINESIS,
+AWS_ENDPOINT_URL_EVENTBRIDGE, ...).
+`
+
+// command runs a subcommand and returns the exit status.
+func command(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] != "poll" {
+		fmt.Fprint(stderr, usage)
+		if len(args) > 0 && (args[0] == "help" || args[0] == "-h" || args[0] == "--help") {
+			return 0
+		}
+		return 2
+	}
+	opts, err := parsePollFlags(args[1:], getenv, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(stderr, "fanout poll:", err)
+		return 2
+	}
+	var out io.Writer
+	if opts.stdout {
+		out = stdout
+	}
+	a, err := newApp(ctx, getenv, out)
+	if err != nil {
+		fmt.Fprintln(stderr, "fanout:", err)
+		return 1
+	}
+	defer a.log.Sync()
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := runPoll(ctx, a, opts); err != nil {
+		a.log.Error("poll stopped", zap.Error(err))
+		return 1
+	}
+	return 0
+}
+
+func parsePollFlags(args []string, getenv func(string) string, stderr io.Writer) (pollOptions, error) {
+	fs := flag.NewFlagSet("fanout poll", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	o := pollOptions{}
+	fs.StringVar(&o.stream, "stream", getenv("WALBRIDGE_STREAM"), "Kinesis stream name or ARN (default $WALBRIDGE_STREAM)")
+	fs.StringVar(&o.from, "from", "trim-horizon", "where a shard without a checkpoint starts: trim-horizon, latest or an RFC 3339 time")
+	fs.StringVar(&o.checkpoint, "checkpoint", "", "file keeping each shard's last fully processed sequence number; resumes after it")
+	fs.IntVar(&o.batchSize, "batch-size", 100, "records per handler invocation (1 to 10000)")
+	fs.BoolVar(&o.stdout, "stdout", false, "print each event as EventBridge would deliver it instead of calling PutEvents")
+	fs.StringVar(&o.onFailure, "on-failure", "fanout-failures.jsonl", "file that records (as JSON lines, without data) the records skipped after -max-retries")
+	fs.IntVar(&o.maxRetries, "max-retries", 5, "retries of a failing record before it is skipped to -on-failure")
+	fs.DurationVar(&o.timeout, "timeout", time.Minute, "deadline of one handler invocation, like the Lambda function timeout")
+	fs.DurationVar(&o.pollInterval, "poll-interval", time.Second, "wait between empty reads of a shard")
+	fs.BoolVar(&o.idleExit, "idle-exit", false, "exit once every shard is read to its end (for replays and tests)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	case o.stream == "":
+		return o, errors.New("no stream: give -stream or set WALBRIDGE_STREAM")
+	case o.batchSize < 1 || o.batchSize > 10000:
+		return o, fmt.Errorf("-batch-size %d: want 1 to 10000", o.batchSize)
+	case o.maxRetries < 0:
+		return o, fmt.Errorf("-max-retries %d: want 0 or more", o.maxRetries)
+	}
+	if _, err := parseStart(o.from); err != nil {
+		return o, err
+	}
+	return o, nil
+}

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/aws/aws-lambda-go/events"
+	"go.uber.org/zap"
+
+	"github.com/walbridge/walbridge/fanout/publish"
+	"github.com/walbridge/walbridge/shared/change"
+	"github.com/walbridge/walbridge/shared/event"
+	"github.com/walbridge/walbridge/shared/metrics"
+)
+
+// Handler turns a batch of Kinesis change records into DatabaseEvents on
+// EventBridge. Lambda, the local poller and the tests call Handle the same
+// way.
+type Handler struct {
+	pub             *publish.Publisher
+	events          event.Config
+	publishMessages bool
+	log             *zap.Logger
+	m               handlerMetrics
+}
+
+type handlerMetrics struct {
+	records, badRecords, events, skippedMessages metrics.Counter
+	requests, entries, retries, failed           metrics.Counter
+	shrunk, omittedValues, dropped               metrics.Counter
+}
+
+func newHandler(pub *publish.Publisher, cfg config, log *zap.Logger, reg *metrics.Registry) *Handler {
+	c := func(name, help string) metrics.Counter { return reg.Counter("walbridge_fanout_"+name, help).With() }
+	return &Handler{pub: pub, events: cfg.Event, publishMessages: cfg.PublishMessages, log: log, m: handlerMetrics{
+		records:         c("records_total", "Kinesis records received."),
+		badRecords:      c("bad_records_total", "Records that could not be decoded or turned into events."),
+		events:          c("events_total", "Events built."),
+		skippedMessages: c("skipped_messages_total", "Logical messages skipped (WALBRIDGE_PUBLISH_MESSAGES is off)."),
+		requests:        c("putevents_requests_total", "PutEvents calls."),
+		entries:         c("putevents_entries_total", "Entries sent in PutEvents calls, retries included."),
+		retries:         c("putevents_retries_total", "Entries sent again after a retryable failure."),
+		failed:          c("events_failed_total", "Events refused for good or out of attempts."),
+		shrunk:          c("events_shrunk_total", "Events over the size limit sent with values omitted."),
+		omittedValues:   c("omitted_values_total", "Values replaced by omitted markers for size."),
+		dropped:         c("events_dropped_total", "Events too large to send even with every value omitted."),
+	}}
+}
+
+// Handle processes the records in order and reports, as the one batch item
+// failure, the first record that was not fully published: Lambda resumes the
+// shard there. A record that cannot be decoded (or is of an unknown version)
+// stops the batch at that record. Per-record problems never become an error
+// return, which would make Lambda retry the whole batch.
+func (h *Handler) Handle(ctx context.Context, in events.KinesisEvent) (events.KinesisEventResponse, error) {
+	var items []publish.Item
+	firstBad := -1
+	skipped := 0
+records:
+	for i := range in.Records {
+		rec := &in.Records[i]
+		r, err := change.Decode(rec.Kinesis.Data)
+		if err != nil {
+			h.badRecord(rec, err)
+			firstBad = i
+			break
+		}
+		for j := range r.Changes {
+			c := &r.Changes[j]
+			var ev event.Event
+			switch {
+			case c.Op == change.Message && !h.publishMessages:
+				skipped++
+				continue
+			case c.Op == change.Message:
+				ev, err = event.FromMessage(c, h.events)
+			default:
+				ev, err = event.FromChange(c, h.events)
+			}
+			if err != nil {
+				h.badRecord(rec, err)
+				firstBad = i
+				break records
+			}
+			items = append(items, publish.Item{Record: i, Key: rec.Kinesis.PartitionKey, Event: &ev})
+		}
+	}
+
+	res := h.pub.Publish(ctx, items)
+	first := firstBad
+	if res.FirstUnpublished >= 0 && (first < 0 || res.FirstUnpublished < first) {
+		first = res.FirstUnpublished
+	}
+	h.count(len(in.Records), firstBad >= 0, skipped, res)
+
+	out := events.KinesisEventResponse{BatchItemFailures: []events.KinesisBatchItemFailure{}}
+	fields := []zap.Field{zap.Int("records", len(in.Records)), zap.Int("events", res.Events), zap.Int("accepted", res.Accepted),
+		zap.Int("skippedMessages", skipped), zap.Int("requests", res.Requests), zap.Float64("entriesPerRequest", res.EntriesPerRequest()),
+		zap.Int("retries", res.Retries), zap.Int("shrunk", res.Shrunk), zap.Int("dropped", res.Dropped)}
+	if len(in.Records) > 0 {
+		fields = append(fields, zap.String("shard", shardOf(&in.Records[0])))
+	}
+	if first < 0 {
+		h.log.Info("batch published", fields...)
+		return out, nil
+	}
+	failed := &in.Records[first]
+	out.BatchItemFailures = append(out.BatchItemFailures, events.KinesisBatchItemFailure{ItemIdentifier: failed.Kinesis.SequenceNumber})
+	fields = append(fields, zap.Int("firstFailedRecord", first), zap.String("sequenceNumber", failed.Kinesis.SequenceNumber))
+	if first == res.FirstUnpublished && res.Err != nil {
+		fields = append(fields, zap.Error(res.Err))
+	}
+	h.log.Warn("batch partly published; resuming at the first record not fully published", fields...)
+	return out, nil
+}
+
+// badRecord logs a record that cannot become events. The error text may
+// quote part of the record, so it is logged at error level only.
+func (h *Handler) badRecord(rec *events.KinesisEventRecord, err error) {
+	h.log.Error("record cannot be published", zap.String("eventSourceARN", rec.EventSourceArn), zap.String("shard", shardOf(rec)),
+		zap.String("eventID", rec.EventID), zap.String("sequenceNumber", rec.Kinesis.SequenceNumber),
+		zap.Bool("unknownVersion", errors.Is(err, change.ErrUnknownVersion)), zap.Error(err))
+}
+
+func (h *Handler) count(records int, bad bool, skipped int, res publish.Result) {
+	h.m.records.Add(float64(records))
+	if bad {
+		h.m.badRecords.Inc()
+	}
+	h.m.events.Add(float64(res.Events))
+	h.m.skippedMessages.Add(float64(skipped))
+	h.m.requests.Add(float64(res.Requests))
+	h.m.entries.Add(float64(res.Entries))
+	h.m.retries.Add(float64(res.Retries))
+	h.m.failed.Add(float64(res.Failed))
+	h.m.shrunk.Add(float64(res.Shrunk))
+	h.m.omittedValues.Add(float64(res.Omitted))
+	h.m.dropped.Add(float64(res.Dropped))
+}
+
+// shardOf is the shard id from a record's eventID ("shardId-…:seq").
+func shardOf(rec *events.KinesisEventRecord) string {
+	shard, _, _ := strings.Cut(rec.EventID, ":")
+	return shard
+}

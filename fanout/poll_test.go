@@ -1,0 +1,263 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/walbridge/walbridge/fanout/publish"
+	"github.com/walbridge/walbridge/shared/change"
+	"github.com/walbridge/walbridge/shared/testkit"
+)
+
+// TestDeliverBisectsAndSkips drives the poller's event-source-mapping loop
+// with a function that errors (fails the whole batch) whenever the batch
+// holds a poisoned record: the poller must narrow the batch down to that
+// record, skip it to the on-failure file after the retry limit, and deliver
+// every other record once, in order.
+func TestDeliverBisectsAndSkips(t *testing.T) {
+	var records []types.Record
+	for i := 0; i < 20; i++ {
+		records = append(records, types.Record{SequenceNumber: aws.String(fmt.Sprintf("%03d", i)), PartitionKey: aws.String("k"), Data: []byte("x")})
+	}
+	const poisoned = "013"
+	var delivered []string
+	var sizes []int
+	handle := func(_ context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
+		sizes = append(sizes, len(ev.Records))
+		for _, r := range ev.Records {
+			if r.Kinesis.SequenceNumber == poisoned {
+				return events.KinesisEventResponse{}, errors.New("function error")
+			}
+		}
+		for _, r := range ev.Records {
+			delivered = append(delivered, r.Kinesis.SequenceNumber)
+		}
+		return events.KinesisEventResponse{}, nil
+	}
+	dir := t.TempDir()
+	cp, err := loadCheckpoints(filepath.Join(dir, "cp.json"), "arn:stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &poller{opts: pollOptions{maxRetries: 3, onFailure: filepath.Join(dir, "failures.jsonl"), timeout: time.Second},
+		handle: handle, log: zaptest.NewLogger(t), streamARN: "arn:stream", cp: cp, backoff: publish.Backoff{Base: time.Millisecond, Max: time.Millisecond}}
+	if err := p.deliver(context.Background(), "shardId-1", records); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, r := range records {
+		if s := aws.ToString(r.SequenceNumber); s != poisoned {
+			want = append(want, s)
+		}
+	}
+	if strings.Join(delivered, ",") != strings.Join(want, ",") {
+		t.Errorf("delivered %v\nwant %v", delivered, want)
+	}
+	// 20 at once, then halving towards the poisoned record.
+	if sizes[0] != 20 || sizes[len(sizes)-1] != 6 || !containsInt(sizes, 1) {
+		t.Errorf("batch sizes %v: no bisection down to the poisoned record", sizes)
+	}
+	failures := readLines(t, p.opts.onFailure)
+	if len(failures) != 1 || failures[0]["startSequenceNumber"] != poisoned || failures[0]["shardId"] != "shardId-1" {
+		t.Errorf("on-failure file %v", failures)
+	}
+	if got := cp.sequence("shardId-1"); got != "019" {
+		t.Errorf("checkpoint %q, want 019", got)
+	}
+}
+
+func containsInt(list []int, v int) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func readLines(t *testing.T, path string) []map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []map[string]any
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("line %q: %v", sc.Text(), err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// pollEnv points the SDK at the emulators for one test.
+func pollEnv(t *testing.T, kinesisURL, eventBridgeURL string) {
+	for k, v := range map[string]string{
+		"AWS_ENDPOINT_URL_KINESIS": kinesisURL, "AWS_ENDPOINT_URL_EVENTBRIDGE": eventBridgeURL, "AWS_REGION": "us-east-1",
+		"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_LAMBDA_RUNTIME_API": "",
+		"WALBRIDGE_LOG_LEVEL": "warn", "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+	} {
+		t.Setenv(k, v)
+	}
+}
+
+// TestPollAgainstKinesis runs "fanout poll" against the real Kinesis
+// emulator (testkit.StartKinesis) and the fake EventBridge: two shards, rows
+// updated several times, one record EventBridge refuses and one that is not
+// a change record. Every other event arrives in order per row, the two bad
+// records land in the on-failure file, and a second run resumes after the
+// checkpoint without publishing anything again.
+func TestPollAgainstKinesis(t *testing.T) {
+	k := testkit.StartKinesis(t)
+	kc := testkit.KinesisClient(t, k.URL)
+	testkit.CreateStream(t, kc, "changes", 2)
+	f := testkit.StartFakeEventBridge(t, testkit.FakeEventBridgeOptions{Reject: func(ev testkit.FakeEvent) (string, string) {
+		if strings.Contains(ev.Detail, "poison") {
+			return "InvalidArgument", "refused"
+		}
+		return "", ""
+	}})
+	pollEnv(t, k.URL, f.URL)
+
+	ctx := context.Background()
+	put := func(key string, data []byte) {
+		if _, err := kc.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String("changes"), PartitionKey: aws.String(key), Data: data}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := 0
+	for round := 0; round < 4; round++ {
+		for row := 1; row <= 6; row++ {
+			c := userChange(row, uint32(round))
+			c.CommitLSN = change.LSN(0x10000 + round*0x100 + row)
+			if round == 2 && row == 3 {
+				c.New[1].Text = "poison"
+			} else {
+				want++
+			}
+			put(change.PartitionKey(&c), change.Encode(nil, &change.Record{Changes: []change.Change{c}}))
+		}
+	}
+	put("public.users/1", []byte("not a change record"))
+
+	dir := t.TempDir()
+	args := []string{"poll", "-stream", "changes", "-checkpoint", filepath.Join(dir, "cp.json"), "-batch-size", "5", "-idle-exit",
+		"-max-retries", "1", "-on-failure", filepath.Join(dir, "failures.jsonl"), "-poll-interval", "20ms", "-timeout", "10s"}
+	var stderr bytes.Buffer
+	if code := command(ctx, args, os.Getenv, &bytes.Buffer{}, &stderr); code != 0 {
+		t.Fatalf("poll exited %d: %s", code, stderr.String())
+	}
+	evs := f.Events()
+	lastLSN := map[string]string{}
+	seen := map[string]bool{}
+	for _, ev := range evs {
+		var d struct {
+			LSN       string `json:"lsn"`
+			NewValues struct {
+				ID struct {
+					Value int `json:"value"`
+				} `json:"id"`
+			} `json:"newValues"`
+		}
+		json.Unmarshal([]byte(ev.Detail), &d)
+		row := fmt.Sprint(d.NewValues.ID.Value)
+		seen[d.LSN] = true
+		if d.LSN < lastLSN[row] { // same-length hex: string order is LSN order
+			t.Errorf("row %s: %s after %s", row, d.LSN, lastLSN[row])
+		}
+		lastLSN[row] = d.LSN
+	}
+	if len(seen) != want {
+		t.Errorf("%d distinct events published, want %d", len(seen), want)
+	}
+	failures := readLines(t, filepath.Join(dir, "failures.jsonl"))
+	if len(failures) != 2 {
+		t.Errorf("on-failure file has %d records, want 2: %v", len(failures), failures)
+	}
+	var cp checkpointFile
+	b, _ := os.ReadFile(filepath.Join(dir, "cp.json"))
+	if err := json.Unmarshal(b, &cp); err != nil || len(cp.Shards) != 2 {
+		t.Errorf("checkpoint %s (%v)", b, err)
+	}
+
+	// A second run starts after the checkpoint: nothing is published again.
+	before := len(f.Events())
+	if code := command(ctx, args, os.Getenv, &bytes.Buffer{}, &stderr); code != 0 {
+		t.Fatalf("second poll exited %d: %s", code, stderr.String())
+	}
+	if after := len(f.Events()); after != before {
+		t.Errorf("second run published %d events again", after-before)
+	}
+}
+
+// TestPollStdout prints events the way EventBridge delivers them.
+func TestPollStdout(t *testing.T) {
+	k := testkit.StartKinesis(t)
+	kc := testkit.KinesisClient(t, k.URL)
+	testkit.CreateStream(t, kc, "changes", 1)
+	pollEnv(t, k.URL, "http://127.0.0.1:1") // never called
+	t.Setenv("AWS_ACCOUNT_ID", "123456789012")
+	c := userChange(1, 0)
+	if _, err := kc.PutRecord(context.Background(), &kinesis.PutRecordInput{StreamName: aws.String("changes"), PartitionKey: aws.String("k"),
+		Data: change.Encode(nil, &change.Record{Changes: []change.Change{c}})}); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := command(context.Background(), []string{"poll", "-stream", "changes", "-stdout", "-idle-exit", "-poll-interval", "20ms", "-on-failure", filepath.Join(t.TempDir(), "f")},
+		os.Getenv, &stdout, &stderr); code != 0 {
+		t.Fatalf("poll exited %d: %s", code, stderr.String())
+	}
+	var ev map[string]any
+	if err := json.Unmarshal(stdout.Bytes(), &ev); err != nil {
+		t.Fatalf("stdout %q: %v", stdout.String(), err)
+	}
+	detail, _ := ev["detail"].(map[string]any)
+	if ev["version"] != "0" || ev["account"] != "123456789012" || ev["region"] != "us-east-1" || ev["time"] != "2026-11-26T05:00:00Z" ||
+		ev["detail-type"] != "DatabaseEvent" || ev["source"] != "walbridge.database" || len(ev["id"].(string)) != 36 ||
+		detail["operation"] != "insert" || fmt.Sprint(ev["resources"]) != "[app]" {
+		t.Errorf("delivered event %s", stdout.String())
+	}
+}
+
+func TestPollFlags(t *testing.T) {
+	getenv := func(k string) string {
+		if k == "WALBRIDGE_STREAM" {
+			return "from-env"
+		}
+		return ""
+	}
+	o, err := parsePollFlags(nil, getenv, &bytes.Buffer{})
+	if err != nil || o.stream != "from-env" || o.from != "trim-horizon" || o.batchSize != 100 {
+		t.Errorf("defaults %+v, %v", o, err)
+	}
+	for _, bad := range [][]string{{"-from", "yesterday"}, {"-batch-size", "0"}, {"-batch-size", "10001"}, {"extra"}} {
+		if _, err := parsePollFlags(bad, getenv, &bytes.Buffer{}); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+	if _, err := parsePollFlags([]string{"-from", "2026-11-26T05:00:00Z"}, getenv, &bytes.Buffer{}); err != nil {
+		t.Errorf("RFC 3339 -from: %v", err)
+	}
+	if code := command(context.Background(), []string{"frobnicate"}, getenv, &bytes.Buffer{}, &bytes.Buffer{}); code != 2 {
+		t.Errorf("unknown subcommand exited %d, want 2", code)
+	}
+}
