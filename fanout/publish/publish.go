@@ -234,7 +234,8 @@ type sent struct {
 }
 
 // Publish sends the items' events and returns when every event was accepted,
-// failed for good, or the context's deadline (less the margin) came. After
+// failed for good, or the context's deadline (less the margin) came. Events
+// over the size limit are shrunk in place (Event.Shrink). After
 // an event fails for good no event of a later record is started (they would
 // be sent again when the stream resumes at the failed record), and no later
 // event of the same key is sent at all.

@@ -348,7 +348,7 @@ func (b *builder) allColumns(c *change.Change) {
 // full old tuple the list holds only what is provably changed: key columns of
 // a key-only old tuple whose value differs from the new one.
 func (b *builder) changedColumns(c *change.Change) bool {
-	full := c.Old != nil && !c.OldIsKey && c.Identity == change.IdentityFull
+	full := c.Old != nil && !c.OldIsKey // pgoutput's 'O' tuple: the whole old row
 	complete := full
 	b.dst = append(b.dst, `,"changedValues":[`...)
 	first := true
