@@ -1,0 +1,170 @@
+// Package awsfake serves in-process stand-ins for the parts of AWS Lambda and
+// Amazon SQS that walbridge's operator tools call, speaking the wire
+// protocols the real aws-sdk-go-v2 clients use, so that tests drive those
+// clients unchanged through an endpoint override (BaseEndpoint,
+// AWS_ENDPOINT_URL_LAMBDA, AWS_ENDPOINT_URL_SQS):
+//
+//   - Lambda: the event source mapping operations of the REST-JSON API
+//     (/2015-03-31/event-source-mappings), with Lambda's state machine
+//     (Creating, Enabling, Enabled, Disabling, Disabled, Updating, Deleting)
+//     and its rule of one mapping per function and event source.
+//   - SQS: ReceiveMessage, DeleteMessage and ChangeMessageVisibility in the
+//     JSON protocol (POST /, X-Amz-Target AmazonSQS.<Operation>), with
+//     visibility timeouts, receipt handles and MD5 digests of bodies.
+//
+// Each fake keeps its state and a Log: every call in the order received,
+// with its operation and parameters, so that a test can assert exactly what
+// a tool did. Recorder adds the calls an SDK client makes to another
+// endpoint (the Kinesis emulator) to the same Log. Signatures are not
+// checked.
+package awsfake
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// Call is one API call a fake (or a Recorder) saw.
+type Call struct {
+	// Service is "lambda", "sqs", or the service a Recorder saw ("kinesis").
+	Service string
+	// Op is the API operation, as AWS names it ("CreateEventSourceMapping").
+	Op string
+	// Params are the call's parameters flattened to strings: path and query
+	// parameters by their API member names, body members by their JSON path
+	// with dots ("DestinationConfig.OnFailure.Destination", list items by
+	// index: "Records.0.PartitionKey"). Opaque or bulky members (record
+	// data, shard iterators) are left out.
+	Params map[string]string
+}
+
+// String renders the call as "service Op Name=value ..." with the
+// parameters sorted by name, one stable line for assertions.
+func (c Call) String() string {
+	var b strings.Builder
+	b.WriteString(c.Service)
+	b.WriteByte(' ')
+	b.WriteString(c.Op)
+	keys := make([]string, 0, len(c.Params))
+	for k := range c.Params {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&b, " %s=%s", k, c.Params[k])
+	}
+	return b.String()
+}
+
+// Log is an ordered record of calls, safe for concurrent use. Several fakes
+// (and Recorders) may share one Log, to see the order of calls across
+// services.
+type Log struct {
+	mu    sync.Mutex
+	calls []Call
+}
+
+func (l *Log) add(c Call) {
+	l.mu.Lock()
+	l.calls = append(l.calls, c)
+	l.mu.Unlock()
+}
+
+// Calls returns a copy of the calls so far, in order.
+func (l *Log) Calls() []Call {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]Call(nil), l.calls...)
+}
+
+// Lines returns Call.String of each call so far, in order.
+func (l *Log) Lines() []string {
+	calls := l.Calls()
+	out := make([]string, len(calls))
+	for i, c := range calls {
+		out[i] = c.String()
+	}
+	return out
+}
+
+// Reset forgets the calls so far (after a test has set things up).
+func (l *Log) Reset() {
+	l.mu.Lock()
+	l.calls = nil
+	l.mu.Unlock()
+}
+
+// omitted are body members never copied into Call.Params: record payloads
+// and opaque iterators, which would only make log lines unreadable.
+var omitted = map[string]bool{"Data": true, "ShardIterator": true, "Body": true}
+
+// flatten adds the members of a JSON body to params under their dotted
+// paths. Numbers keep their JSON text.
+func flatten(params map[string]string, prefix string, v any) {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, e := range v {
+			if omitted[k] {
+				continue
+			}
+			flatten(params, join(prefix, k), e)
+		}
+	case []any:
+		for i, e := range v {
+			flatten(params, join(prefix, strconv.Itoa(i)), e)
+		}
+	case string:
+		params[prefix] = v
+	case json.Number:
+		params[prefix] = v.String()
+	case bool:
+		params[prefix] = strconv.FormatBool(v)
+	case nil:
+		params[prefix] = "null"
+	}
+}
+
+func join(prefix, k string) string {
+	if prefix == "" {
+		return k
+	}
+	return prefix + "." + k
+}
+
+// decodeBody reads a JSON object body into a generic map (numbers as
+// json.Number); an empty body is an empty object.
+func decodeBody(r io.Reader) (map[string]any, []byte, error) {
+	raw, err := io.ReadAll(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	m := map[string]any{}
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return m, raw, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&m); err != nil {
+		return nil, raw, err
+	}
+	return m, raw, nil
+}
+
+// writeJSON answers with status and v as JSON in the given content type.
+func writeJSON(w http.ResponseWriter, contentType string, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", contentType)
+	w.WriteHeader(status)
+	w.Write(body)
+}

@@ -1,0 +1,289 @@
+package awsfake
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	ltypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/aws/smithy-go"
+)
+
+const streamArn = "arn:aws:kinesis:us-east-1:000000000000:stream/changes"
+
+func sdkConfig() aws.Config {
+	return aws.Config{
+		Region:      "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""),
+	}
+}
+
+func lambdaClient(url string) *lambda.Client {
+	return lambda.NewFromConfig(sdkConfig(), func(o *lambda.Options) { o.BaseEndpoint = aws.String(url) })
+}
+
+func sqsClient(url string) *sqs.Client {
+	return sqs.NewFromConfig(sdkConfig(), func(o *sqs.Options) { o.BaseEndpoint = aws.String(url) })
+}
+
+func state(t *testing.T, c *lambda.Client, uuid string) string {
+	t.Helper()
+	out, err := c.GetEventSourceMapping(context.Background(), &lambda.GetEventSourceMappingInput{UUID: aws.String(uuid)})
+	var nf *ltypes.ResourceNotFoundException
+	if errors.As(err, &nf) {
+		return "not found"
+	}
+	if err != nil {
+		t.Fatalf("GetEventSourceMapping: %v", err)
+	}
+	return aws.ToString(out.State)
+}
+
+func TestLambdaMappingLifecycle(t *testing.T) {
+	ctx := context.Background()
+	f := StartLambda(t, LambdaOptions{})
+	fnArn := f.AddFunction("fanout")
+	c := lambdaClient(f.URL)
+
+	at := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+	created, err := c.CreateEventSourceMapping(ctx, &lambda.CreateEventSourceMappingInput{
+		FunctionName:              aws.String("fanout"),
+		EventSourceArn:            aws.String(streamArn),
+		StartingPosition:          ltypes.EventSourcePositionAtTimestamp,
+		StartingPositionTimestamp: aws.Time(at),
+		BatchSize:                 aws.Int32(250),
+		FunctionResponseTypes:     []ltypes.FunctionResponseType{ltypes.FunctionResponseTypeReportBatchItemFailures},
+		DestinationConfig:         &ltypes.DestinationConfig{OnFailure: &ltypes.OnFailure{Destination: aws.String("arn:aws:sqs:us-east-1:000000000000:dlq")}},
+	})
+	if err != nil {
+		t.Fatalf("CreateEventSourceMapping: %v", err)
+	}
+	uuid := aws.ToString(created.UUID)
+	if got := aws.ToString(created.State); got != "Creating" {
+		t.Errorf("state after create = %q, want Creating", got)
+	}
+	if got := aws.ToString(created.FunctionArn); got != fnArn {
+		t.Errorf("FunctionArn = %q, want %q", got, fnArn)
+	}
+	if got := aws.ToTime(created.StartingPositionTimestamp); !got.Equal(at) {
+		t.Errorf("StartingPositionTimestamp = %v, want %v", got, at)
+	}
+	if got := aws.ToInt32(created.MaximumRetryAttempts); got != -1 {
+		t.Errorf("default MaximumRetryAttempts = %d, want -1", got)
+	}
+
+	// A second mapping of the same function and stream is refused, as long
+	// as the first exists in any state.
+	_, err = c.CreateEventSourceMapping(ctx, &lambda.CreateEventSourceMappingInput{
+		FunctionName: aws.String(fnArn), EventSourceArn: aws.String(streamArn), StartingPosition: ltypes.EventSourcePositionLatest,
+	})
+	var conflict *ltypes.ResourceConflictException
+	if !errors.As(err, &conflict) || !strings.Contains(err.Error(), uuid) {
+		t.Errorf("duplicate create: err = %v, want ResourceConflictException naming %s", err, uuid)
+	}
+
+	// An update during a transition is refused.
+	_, err = c.UpdateEventSourceMapping(ctx, &lambda.UpdateEventSourceMappingInput{UUID: aws.String(uuid), Enabled: aws.Bool(false)})
+	var inUse *ltypes.ResourceInUseException
+	if !errors.As(err, &inUse) {
+		t.Errorf("update while creating: err = %v, want ResourceInUseException", err)
+	}
+
+	for _, want := range []string{"Creating", "Enabled", "Enabled"} {
+		if got := state(t, c, uuid); got != want {
+			t.Fatalf("state = %q, want %q", got, want)
+		}
+	}
+	if _, err := c.UpdateEventSourceMapping(ctx, &lambda.UpdateEventSourceMappingInput{UUID: aws.String(uuid), Enabled: aws.Bool(false)}); err != nil {
+		t.Fatalf("disable: %v", err)
+	}
+	for _, want := range []string{"Disabling", "Disabled"} {
+		if got := state(t, c, uuid); got != want {
+			t.Fatalf("state = %q, want %q", got, want)
+		}
+	}
+	if _, err := c.DeleteEventSourceMapping(ctx, &lambda.DeleteEventSourceMappingInput{UUID: aws.String(uuid)}); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	for _, want := range []string{"Deleting", "not found"} {
+		if got := state(t, c, uuid); got != want {
+			t.Fatalf("state = %q, want %q", got, want)
+		}
+	}
+	if n := f.MaxDelivering(streamArn); n != 1 {
+		t.Errorf("MaxDelivering = %d, want 1", n)
+	}
+
+	lines := f.Log.Lines()
+	wantFirst := "lambda CreateEventSourceMapping BatchSize=250 DestinationConfig.OnFailure.Destination=arn:aws:sqs:us-east-1:000000000000:dlq " +
+		"EventSourceArn=" + streamArn + " FunctionName=fanout FunctionResponseTypes.0=ReportBatchItemFailures StartingPosition=AT_TIMESTAMP StartingPositionTimestamp=1795168800"
+	if lines[0] != wantFirst {
+		t.Errorf("first call\n got %s\nwant %s", lines[0], wantFirst)
+	}
+	if want := "lambda DeleteEventSourceMapping UUID=" + uuid; lines[len(lines)-3] != want {
+		t.Errorf("call = %s, want %s", lines[len(lines)-3], want)
+	}
+}
+
+func TestLambdaValidation(t *testing.T) {
+	ctx := context.Background()
+	f := StartLambda(t, LambdaOptions{Settle: -1})
+	f.AddFunction("fanout")
+	c := lambdaClient(f.URL)
+	tests := []struct {
+		name string
+		in   lambda.CreateEventSourceMappingInput
+		want any
+	}{
+		{"unknown function", lambda.CreateEventSourceMappingInput{FunctionName: aws.String("nope"), EventSourceArn: aws.String(streamArn), StartingPosition: ltypes.EventSourcePositionLatest}, &ltypes.ResourceNotFoundException{}},
+		{"no starting position", lambda.CreateEventSourceMappingInput{FunctionName: aws.String("fanout"), EventSourceArn: aws.String(streamArn)}, &ltypes.InvalidParameterValueException{}},
+		{"AT_TIMESTAMP without timestamp", lambda.CreateEventSourceMappingInput{FunctionName: aws.String("fanout"), EventSourceArn: aws.String(streamArn), StartingPosition: ltypes.EventSourcePositionAtTimestamp}, &ltypes.InvalidParameterValueException{}},
+		{"OnSuccess", lambda.CreateEventSourceMappingInput{FunctionName: aws.String("fanout"), EventSourceArn: aws.String(streamArn), StartingPosition: ltypes.EventSourcePositionLatest,
+			DestinationConfig: &ltypes.DestinationConfig{OnSuccess: &ltypes.OnSuccess{Destination: aws.String("arn:aws:sqs:us-east-1:000000000000:q")}}}, &ltypes.InvalidParameterValueException{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := c.CreateEventSourceMapping(ctx, &tt.in)
+			var apiErr smithy.APIError
+			if !errors.As(err, &apiErr) {
+				t.Fatalf("err = %v, want an API error", err)
+			}
+			if want := tt.want.(smithy.APIError).ErrorCode(); apiErr.ErrorCode() != want {
+				t.Errorf("code = %s, want %s (%v)", apiErr.ErrorCode(), want, err)
+			}
+		})
+	}
+}
+
+func TestLambdaListPages(t *testing.T) {
+	ctx := context.Background()
+	f := StartLambda(t, LambdaOptions{Settle: -1})
+	f.AddFunction("fanout")
+	c := lambdaClient(f.URL)
+	for _, q := range []string{"a", "b", "c"} {
+		if _, err := c.CreateEventSourceMapping(ctx, &lambda.CreateEventSourceMappingInput{
+			FunctionName: aws.String("fanout:" + q), EventSourceArn: aws.String(streamArn), StartingPosition: ltypes.EventSourcePositionLatest,
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := lambda.NewListEventSourceMappingsPaginator(c, &lambda.ListEventSourceMappingsInput{EventSourceArn: aws.String(streamArn), MaxItems: aws.Int32(2)})
+	var fns []string
+	pages := 0
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages++
+		for _, m := range page.EventSourceMappings {
+			fns = append(fns, aws.ToString(m.FunctionArn))
+			if aws.ToString(m.State) != "Enabled" {
+				t.Errorf("state %s with Settle -1", aws.ToString(m.State))
+			}
+		}
+	}
+	if pages != 2 || len(fns) != 3 || !strings.HasSuffix(fns[2], ":fanout:c") {
+		t.Errorf("pages = %d, functions = %v", pages, fns)
+	}
+	out, err := c.ListEventSourceMappings(ctx, &lambda.ListEventSourceMappingsInput{FunctionName: aws.String("fanout:b")})
+	if err != nil || len(out.EventSourceMappings) != 1 {
+		t.Fatalf("list by qualified name: %v, %d mappings", err, len(out.EventSourceMappings))
+	}
+}
+
+func TestSQSReceiveDeleteVisibility(t *testing.T) {
+	ctx := context.Background()
+	f := StartSQS(t, SQSOptions{})
+	url := f.CreateQueue("dlq")
+	id1 := f.Send(url, `{"n":1}`)
+	f.Send(url, `{"n":2}`)
+	c := sqsClient(f.URL)
+
+	out, err := c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
+		QueueUrl: aws.String(url), MaxNumberOfMessages: 1, VisibilityTimeout: 60,
+		MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameAll},
+	})
+	if err != nil {
+		t.Fatalf("ReceiveMessage: %v", err) // includes the SDK's MD5 check
+	}
+	if len(out.Messages) != 1 || aws.ToString(out.Messages[0].MessageId) != id1 || aws.ToString(out.Messages[0].Body) != `{"n":1}` {
+		t.Fatalf("received %+v", out.Messages)
+	}
+	if got := out.Messages[0].Attributes["ApproximateReceiveCount"]; got != "1" {
+		t.Errorf("ApproximateReceiveCount = %q", got)
+	}
+	handle := out.Messages[0].ReceiptHandle
+
+	// The first message is in flight: the next receive gets the second.
+	out2, err := c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(url), MaxNumberOfMessages: 10})
+	if err != nil || len(out2.Messages) != 1 || aws.ToString(out2.Messages[0].Body) != `{"n":2}` {
+		t.Fatalf("second receive: %v %+v", err, out2)
+	}
+	// Released, it is received again, with a new handle.
+	if _, err := c.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{QueueUrl: aws.String(url), ReceiptHandle: handle, VisibilityTimeout: 0}); err != nil {
+		t.Fatalf("ChangeMessageVisibility: %v", err)
+	}
+	out3, err := c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(url), MaxNumberOfMessages: 10})
+	if err != nil || len(out3.Messages) != 1 || aws.ToString(out3.Messages[0].MessageId) != id1 || aws.ToString(out3.Messages[0].ReceiptHandle) == aws.ToString(handle) {
+		t.Fatalf("receive after release: %v %+v", err, out3)
+	}
+	// The old handle no longer deletes; the new one does.
+	if _, err := c.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(url), ReceiptHandle: handle}); err != nil {
+		t.Fatalf("DeleteMessage with old handle: %v", err)
+	}
+	if n := len(f.Messages(url)); n != 2 {
+		t.Fatalf("old handle deleted a message: %d left", n)
+	}
+	if _, err := c.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(url), ReceiptHandle: out3.Messages[0].ReceiptHandle}); err != nil {
+		t.Fatalf("DeleteMessage: %v", err)
+	}
+	if left := f.Messages(url); len(left) != 1 || left[0].Body != `{"n":2}` || !left[0].InFlight {
+		t.Fatalf("left = %+v", left)
+	}
+
+	_, err = c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(f.URL + "/000000000000/nope")})
+	var qdne *sqstypes.QueueDoesNotExist
+	if !errors.As(err, &qdne) {
+		t.Errorf("unknown queue: err = %v, want QueueDoesNotExist", err)
+	}
+	_, err = c.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(url), ReceiptHandle: aws.String("garbage")})
+	var bad *sqstypes.ReceiptHandleIsInvalid
+	if !errors.As(err, &bad) {
+		t.Errorf("bad handle: err = %v, want ReceiptHandleIsInvalid", err)
+	}
+
+	lines := f.Log.Lines()
+	if want := "sqs ReceiveMessage MaxNumberOfMessages=1 MessageSystemAttributeNames.0=All QueueUrl=" + url + " VisibilityTimeout=60"; lines[0] != want {
+		t.Errorf("first call\n got %s\nwant %s", lines[0], want)
+	}
+}
+
+func TestRecorder(t *testing.T) {
+	log := &Log{}
+	srv := StartSQS(t, SQSOptions{Log: &Log{}})
+	url := srv.CreateQueue("q")
+	rec := Recorder{Log: log, Service: "queue", TargetPrefix: "AmazonSQS.", Next: http.DefaultClient}
+	c := sqs.NewFromConfig(sdkConfig(), func(o *sqs.Options) {
+		o.BaseEndpoint = aws.String(srv.URL)
+		o.HTTPClient = rec
+	})
+	if _, err := c.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: aws.String(url), WaitTimeSeconds: 1}); err != nil {
+		t.Fatal(err)
+	}
+	got := log.Lines()
+	if want := "queue ReceiveMessage QueueUrl=" + url + " WaitTimeSeconds=1"; len(got) != 1 || got[0] != want {
+		t.Errorf("recorded %q, want %q", got, want)
+	}
+	if srv.Log.Lines()[0] != strings.Replace(got[0], "queue", "sqs", 1) {
+		t.Errorf("the server saw %q", srv.Log.Lines())
+	}
+}

@@ -1,0 +1,319 @@
+package awsfake
+
+import (
+	"crypto/md5"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// SQSOptions shapes an SQS fake. The zero value is account 000000000000,
+// with SQS's default visibility timeout of 30 seconds.
+type SQSOptions struct {
+	// Account is the account in queue URLs (default 000000000000).
+	Account string
+	// VisibilityTimeout is the queues' default visibility timeout (30s).
+	VisibilityTimeout time.Duration
+	// Log receives the calls; nil gives the fake a Log of its own.
+	Log *Log
+}
+
+// SQS is an in-process SQS endpoint speaking the JSON protocol that
+// aws-sdk-go-v2's sqs client uses (POST /, Content-Type
+// application/x-amz-json-1.0, X-Amz-Target AmazonSQS.<Operation>). It serves
+// ReceiveMessage, DeleteMessage and ChangeMessageVisibility on queues made
+// with CreateQueue and filled with Send. Like SQS, a received message is
+// invisible for the visibility timeout and gets a new receipt handle at each
+// receive; only the newest handle deletes it (an older one is accepted and
+// does nothing); MD5OfBody is the body's MD5, which the SDK checks. It never
+// holds a long poll: WaitTimeSeconds is accepted and an empty queue answers
+// at once. Errors are the JSON protocol's (__type, with the query-compatible
+// X-Amzn-Query-Error header).
+type SQS struct {
+	// URL is the endpoint, for sqs.Options.BaseEndpoint or
+	// AWS_ENDPOINT_URL_SQS.
+	URL string
+	// Log holds every call received, in order.
+	Log *Log
+
+	srv  *httptest.Server
+	opts SQSOptions
+
+	mu     sync.Mutex
+	queues map[string]*queue // by URL
+	nextID int
+}
+
+type queue struct {
+	messages []*message // in sending order; deleted ones removed
+}
+
+// message is one message in a queue.
+type message struct {
+	id, body     string
+	sent         time.Time
+	firstReceive time.Time
+	receives     int
+	handle       string // newest receipt handle; "" before the first receive
+	invisible    time.Time
+}
+
+// Message is a message still in a queue, for assertions.
+type Message struct {
+	MessageID string
+	Body      string
+	// Receives is how often it was received (ApproximateReceiveCount).
+	Receives int
+	// InFlight is true while it is received and its visibility timeout has
+	// not run out.
+	InFlight bool
+}
+
+// StartSQS starts an SQS fake for the test and stops it when the test ends.
+func StartSQS(tb testing.TB, opts SQSOptions) *SQS {
+	tb.Helper()
+	q := NewSQS(opts)
+	tb.Cleanup(q.Close)
+	return q
+}
+
+// NewSQS starts an SQS fake; the caller must Close it.
+func NewSQS(opts SQSOptions) *SQS {
+	if opts.Account == "" {
+		opts.Account = "000000000000"
+	}
+	if opts.VisibilityTimeout <= 0 {
+		opts.VisibilityTimeout = 30 * time.Second
+	}
+	if opts.Log == nil {
+		opts.Log = &Log{}
+	}
+	q := &SQS{Log: opts.Log, opts: opts, queues: map[string]*queue{}}
+	q.srv = httptest.NewServer(http.HandlerFunc(q.serve))
+	q.URL = q.srv.URL
+	return q
+}
+
+// Close stops the endpoint.
+func (q *SQS) Close() { q.srv.Close() }
+
+// CreateQueue makes an empty queue and returns its URL.
+func (q *SQS) CreateQueue(name string) string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	url := fmt.Sprintf("%s/%s/%s", q.URL, q.opts.Account, name)
+	if q.queues[url] == nil {
+		q.queues[url] = &queue{}
+	}
+	return url
+}
+
+// Send puts a message in the queue at queueURL, as another sender would
+// (it is not a call and is not logged), and returns its message id.
+func (q *SQS) Send(queueURL, body string) string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	qu := q.queues[queueURL]
+	if qu == nil {
+		panic("awsfake: Send to unknown queue " + queueURL)
+	}
+	q.nextID++
+	m := &message{id: fmt.Sprintf("0e1f2a3b-0000-4000-8000-%012d", q.nextID), body: body, sent: time.Now()}
+	qu.messages = append(qu.messages, m)
+	return m.id
+}
+
+// Messages returns the messages still in the queue at queueURL, in sending
+// order.
+func (q *SQS) Messages(queueURL string) []Message {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var out []Message
+	if qu := q.queues[queueURL]; qu != nil {
+		now := time.Now()
+		for _, m := range qu.messages {
+			out = append(out, Message{MessageID: m.id, Body: m.body, Receives: m.receives, InFlight: now.Before(m.invisible)})
+		}
+	}
+	return out
+}
+
+const sqsJSON = "application/x-amz-json-1.0"
+
+func (q *SQS) serve(w http.ResponseWriter, r *http.Request) {
+	target := r.Header.Get("X-Amz-Target")
+	op, ok := strings.CutPrefix(target, "AmazonSQS.")
+	if r.Method != http.MethodPost || !ok || !strings.HasPrefix(r.Header.Get("Content-Type"), sqsJSON) {
+		sqsError(w, "InvalidAction", "AWS.SimpleQueueService.InvalidAction", fmt.Sprintf("not a JSON-protocol SQS request (%s %s, X-Amz-Target %q)", r.Method, r.URL.Path, target))
+		return
+	}
+	body, _, err := decodeBody(r.Body)
+	params := map[string]string{}
+	if err == nil {
+		flatten(params, "", body)
+	}
+	q.Log.add(Call{Service: "sqs", Op: op, Params: params})
+	if err != nil {
+		sqsError(w, "InvalidParameterValue", "InvalidParameterValue", "request body is not JSON: "+err.Error())
+		return
+	}
+
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	url, _ := body["QueueUrl"].(string)
+	qu := q.queues[url]
+	switch op {
+	case "ReceiveMessage", "DeleteMessage", "ChangeMessageVisibility":
+		if qu == nil {
+			sqsError(w, "QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue", "The specified queue does not exist.")
+			return
+		}
+	default:
+		sqsError(w, "UnsupportedOperation", "AWS.SimpleQueueService.UnsupportedOperation", op+" is not served by this fake")
+		return
+	}
+	switch op {
+	case "ReceiveMessage":
+		q.receive(w, qu, body)
+	case "DeleteMessage":
+		handle, _ := body["ReceiptHandle"].(string)
+		i, m := qu.byHandle(handle)
+		if m == nil {
+			sqsError(w, "ReceiptHandleIsInvalid", "ReceiptHandleIsInvalid", "The input receipt handle is invalid.")
+			return
+		}
+		if m.handle == handle {
+			qu.messages = append(qu.messages[:i], qu.messages[i+1:]...)
+		}
+		writeJSON(w, sqsJSON, http.StatusOK, struct{}{})
+	case "ChangeMessageVisibility":
+		handle, _ := body["ReceiptHandle"].(string)
+		secs, err := intMember(body, "VisibilityTimeout", -1)
+		if err != nil || secs < 0 || secs > 43200 {
+			sqsError(w, "InvalidParameterValue", "InvalidParameterValue", "VisibilityTimeout must be between 0 and 43200")
+			return
+		}
+		_, m := qu.byHandle(handle)
+		if m == nil {
+			sqsError(w, "ReceiptHandleIsInvalid", "ReceiptHandleIsInvalid", "The input receipt handle is invalid.")
+			return
+		}
+		if m.handle != handle || !time.Now().Before(m.invisible) {
+			sqsError(w, "MessageNotInflight", "AWS.SimpleQueueService.MessageNotInflight", "The message referred to is not in flight.")
+			return
+		}
+		m.invisible = time.Now().Add(time.Duration(secs) * time.Second)
+		writeJSON(w, sqsJSON, http.StatusOK, struct{}{})
+	}
+}
+
+// byHandle finds the message a receipt handle (current or older) belongs
+// to. Handles are "<message id>#<receive count>".
+func (qu *queue) byHandle(handle string) (int, *message) {
+	id, _, ok := strings.Cut(handle, "#")
+	if !ok {
+		return -1, nil
+	}
+	for i, m := range qu.messages {
+		if m.id == id && m.handle != "" {
+			return i, m
+		}
+	}
+	return -1, nil
+}
+
+func (q *SQS) receive(w http.ResponseWriter, qu *queue, body map[string]any) {
+	max, err := intMember(body, "MaxNumberOfMessages", 1)
+	if err != nil || max < 1 || max > 10 {
+		sqsError(w, "InvalidParameterValue", "InvalidParameterValue", "Value for parameter MaxNumberOfMessages is invalid. Reason: Must be between 1 and 10.")
+		return
+	}
+	visibility := q.opts.VisibilityTimeout
+	if secs, err := intMember(body, "VisibilityTimeout", -1); err != nil || secs > 43200 {
+		sqsError(w, "InvalidParameterValue", "InvalidParameterValue", "VisibilityTimeout must be between 0 and 43200")
+		return
+	} else if secs >= 0 {
+		visibility = time.Duration(secs) * time.Second
+	}
+	if wait, err := intMember(body, "WaitTimeSeconds", 0); err != nil || wait < 0 || wait > 20 {
+		sqsError(w, "InvalidParameterValue", "InvalidParameterValue", "WaitTimeSeconds must be between 0 and 20")
+		return
+	}
+	attrs := wantsAttributes(body)
+	type wireMessage struct {
+		MessageID     string            `json:"MessageId"`
+		ReceiptHandle string            `json:"ReceiptHandle"`
+		MD5OfBody     string            `json:"MD5OfBody"`
+		Body          string            `json:"Body"`
+		Attributes    map[string]string `json:"Attributes,omitempty"`
+	}
+	var out struct {
+		Messages []wireMessage `json:"Messages,omitempty"`
+	}
+	now := time.Now()
+	for _, m := range qu.messages {
+		if len(out.Messages) == max {
+			break
+		}
+		if now.Before(m.invisible) {
+			continue
+		}
+		m.receives++
+		if m.firstReceive.IsZero() {
+			m.firstReceive = now
+		}
+		m.handle = m.id + "#" + strconv.Itoa(m.receives)
+		m.invisible = now.Add(visibility)
+		sum := md5.Sum([]byte(m.body))
+		wm := wireMessage{MessageID: m.id, ReceiptHandle: m.handle, MD5OfBody: hex.EncodeToString(sum[:]), Body: m.body}
+		if attrs {
+			wm.Attributes = map[string]string{
+				"ApproximateReceiveCount":          strconv.Itoa(m.receives),
+				"SentTimestamp":                    strconv.FormatInt(m.sent.UnixMilli(), 10),
+				"ApproximateFirstReceiveTimestamp": strconv.FormatInt(m.firstReceive.UnixMilli(), 10),
+				"SenderId":                         "AROAFAKELAMBDASERVICE:awslambda",
+			}
+		}
+		out.Messages = append(out.Messages, wm)
+	}
+	writeJSON(w, sqsJSON, http.StatusOK, out)
+}
+
+// wantsAttributes reports whether the request asks for system attributes
+// (All, or any name: the fake then sends all it has).
+func wantsAttributes(body map[string]any) bool {
+	for _, k := range []string{"MessageSystemAttributeNames", "AttributeNames"} {
+		if l, ok := body[k].([]any); ok && len(l) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// intMember reads an integer member, def when it is absent.
+func intMember(body map[string]any, name string, def int) (int, error) {
+	v, ok := body[name]
+	if !ok {
+		return def, nil
+	}
+	n, ok := v.(json.Number)
+	if !ok {
+		return 0, fmt.Errorf("%s is not a number", name)
+	}
+	i, err := strconv.Atoi(n.String())
+	return i, err
+}
+
+// sqsError answers the way SQS's JSON protocol does, with the query
+// protocol's code in X-Amzn-Query-Error for query-compatible clients.
+func sqsError(w http.ResponseWriter, code, queryCode, msg string) {
+	w.Header().Set("X-Amzn-Query-Error", queryCode+";Sender")
+	writeJSON(w, sqsJSON, http.StatusBadRequest, map[string]string{"__type": "com.amazonaws.sqs#" + code, "message": msg})
+}
