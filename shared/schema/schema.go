@@ -1,0 +1,391 @@
+// Package schema describes the DatabaseEvents of a database's tables, read
+// from its catalog, and writes that description as JSON Schema (draft
+// 2020-12), TypeScript and Go, so that consumers get typed events.
+//
+// Read resolves every published column the way capture resolves a relation:
+// domains to their base type, arrays to their element type, the type's
+// category (enum, composite, range, multirange), plus what only the catalog
+// knows: nullability (NOT NULL on the column or on a domain), the declared
+// array dimensions and enum labels. The event "type" of each column is asked
+// of package event itself, so the generated types follow the one type
+// mapping that fanout uses.
+package schema
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/walbridge/walbridge/shared/change"
+)
+
+// Table is one table whose changes become DatabaseEvents.
+type Table struct {
+	Schema, Name string
+	// Columns are the published columns, in the table's column order (the
+	// order of newValues).
+	Columns []Column
+}
+
+// QualifiedName is "schema.table", the form rules and files use.
+func (t Table) QualifiedName() string { return t.Schema + "." + t.Name }
+
+// Column is one published column.
+type Column struct {
+	Name string
+	// OID is the declared type's OID (a domain's or an array's, not the base).
+	OID uint32
+	// TypeName is the declared type's pg_type name ("_int4", "posint");
+	// Declared is how SQL writes it (format_type: "integer[]",
+	// "character varying(20)").
+	TypeName, Declared string
+	// Base is the type that decides the rendering (pg_type.typname after
+	// domains and array wrappers are stripped), Kind its category, and
+	// Array whether the column holds arrays of it.
+	Base  string
+	Kind  change.Kind
+	Array bool
+	// Dims is the declared number of array dimensions, at least 1 for an
+	// array. PostgreSQL does not enforce it; the generated types follow it.
+	Dims int
+	// NotNull is true when the column or a domain it uses is NOT NULL.
+	NotNull bool
+	// Labels are an enum's labels in sort order.
+	Labels []string
+	// EventType is the column's "type" in events ("integer", "string[]").
+	EventType string
+}
+
+// ChangeColumn is the column as a change record describes it, for building
+// events with package event.
+func (c Column) ChangeColumn() change.Column {
+	return change.Column{Name: c.Name, OID: c.OID, Type: c.TypeName, Base: c.Base, Kind: c.Kind, Array: c.Array}
+}
+
+// Querier runs a query; *pgx.Conn and *pgxpool.Pool are Queriers.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// Read describes the tables of a publication (pg_publication_tables, with
+// its column lists), or, when publication is empty or does not exist, every
+// user table (ordinary and partitioned). Tables come sorted by schema and
+// name. Generated columns are left out, as pgoutput leaves them out before
+// PostgreSQL 18; from 18 on the publication's own column list decides.
+func Read(ctx context.Context, q Querier, publication string) ([]Table, error) {
+	var version int
+	if err := queryRow(ctx, q, `SELECT current_setting('server_version_num')::int`, nil, &version); err != nil {
+		return nil, fmt.Errorf("read server version: %w", err)
+	}
+	usePublication := false
+	if publication != "" {
+		if err := queryRow(ctx, q, `SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)`, []any{publication}, &usePublication); err != nil {
+			return nil, fmt.Errorf("look up publication %q: %w", publication, err)
+		}
+	}
+	rels, err := readRelations(ctx, q, publication, usePublication, version)
+	if err != nil {
+		return nil, err
+	}
+	if len(rels) == 0 {
+		return nil, nil
+	}
+	tables, typeOIDs, err := readColumns(ctx, q, rels, version)
+	if err != nil {
+		return nil, err
+	}
+	types, err := resolveTypes(ctx, q, typeOIDs)
+	if err != nil {
+		return nil, err
+	}
+	for ti := range tables {
+		for ci := range tables[ti].Columns {
+			col := &tables[ti].Columns[ci]
+			rt := types[col.OID]
+			col.TypeName, col.Base, col.Kind, col.Array = rt.name, rt.base, rt.kind, rt.array
+			col.NotNull = col.NotNull || rt.notNull
+			col.Labels = rt.labels
+			if rt.dims > col.Dims { // a domain over an array declares them
+				col.Dims = rt.dims
+			}
+			if col.Array && col.Dims < 1 {
+				col.Dims = 1
+			}
+			if !col.Array {
+				col.Dims = 0
+			}
+		}
+		if err := setEventTypes(&tables[ti]); err != nil {
+			return nil, err
+		}
+	}
+	return tables, nil
+}
+
+// relation is a table to describe; columns, when set, is the publication's
+// column list.
+type relation struct {
+	oid           uint32
+	schema, table string
+	columns       []string
+}
+
+func readRelations(ctx context.Context, q Querier, publication string, usePublication bool, version int) ([]relation, error) {
+	var sql string
+	var args []any
+	switch {
+	case usePublication && version >= 150000:
+		sql = `SELECT c.oid, pt.schemaname::text, pt.tablename::text, pt.attnames::text[]
+			FROM pg_publication_tables pt
+			JOIN pg_namespace n ON n.nspname = pt.schemaname
+			JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename
+			WHERE pt.pubname = $1 ORDER BY 2, 3`
+		args = []any{publication}
+	case usePublication:
+		sql = `SELECT c.oid, pt.schemaname::text, pt.tablename::text, NULL::text[]
+			FROM pg_publication_tables pt
+			JOIN pg_namespace n ON n.nspname = pt.schemaname
+			JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename
+			WHERE pt.pubname = $1 ORDER BY 2, 3`
+		args = []any{publication}
+	default:
+		sql = `SELECT c.oid, n.nspname::text, c.relname::text, NULL::text[]
+			FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+			WHERE c.relkind IN ('r', 'p') AND n.nspname <> 'information_schema'
+			  AND n.nspname NOT LIKE 'pg\_%'
+			ORDER BY 2, 3`
+	}
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list tables: %w", err)
+	}
+	rels, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (relation, error) {
+		var rel relation
+		err := r.Scan(&rel.oid, &rel.schema, &rel.table, &rel.columns)
+		return rel, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list tables: %w", err)
+	}
+	return rels, nil
+}
+
+func readColumns(ctx context.Context, q Querier, rels []relation, version int) ([]Table, []uint32, error) {
+	oids := make([]uint32, len(rels))
+	index := make(map[uint32]int, len(rels))
+	tables := make([]Table, len(rels))
+	published := make([]map[string]bool, len(rels))
+	for i, r := range rels {
+		oids[i], index[r.oid] = r.oid, i
+		tables[i] = Table{Schema: r.schema, Name: r.table}
+		if r.columns != nil {
+			published[i] = map[string]bool{}
+			for _, c := range r.columns {
+				published[i][c] = true
+			}
+		}
+	}
+	generated := `a.attgenerated <> ''`
+	if version < 120000 {
+		generated = `false`
+	}
+	rows, err := q.Query(ctx, `SELECT a.attrelid, a.attname::text, a.atttypid, format_type(a.atttypid, a.atttypmod),
+			a.attnotnull, a.attndims, `+generated+`
+		FROM pg_attribute a
+		WHERE a.attrelid = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped
+		ORDER BY a.attrelid, a.attnum`, oids)
+	if err != nil {
+		return nil, nil, fmt.Errorf("list columns: %w", err)
+	}
+	defer rows.Close()
+	seen := map[uint32]bool{}
+	var typeOIDs []uint32
+	for rows.Next() {
+		var rel uint32
+		var col Column
+		var dims int32
+		var isGenerated bool
+		if err := rows.Scan(&rel, &col.Name, &col.OID, &col.Declared, &col.NotNull, &dims, &isGenerated); err != nil {
+			return nil, nil, fmt.Errorf("list columns: %w", err)
+		}
+		i := index[rel]
+		switch {
+		case published[i] != nil && !published[i][col.Name]:
+			continue
+		case published[i] == nil && isGenerated && version < 180000:
+			continue
+		}
+		col.Dims = int(dims)
+		tables[i].Columns = append(tables[i].Columns, col)
+		if !seen[col.OID] {
+			seen[col.OID] = true
+			typeOIDs = append(typeOIDs, col.OID)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("list columns: %w", err)
+	}
+	return tables, typeOIDs, nil
+}
+
+// pgType is one pg_type row.
+type pgType struct {
+	oid           uint32
+	name, typtype string
+	category      string
+	base, elem    uint32
+	notNull       bool
+	ndims         int
+	labels        []string
+}
+
+// resolvedType is a declared type after domains and array wrappers.
+type resolvedType struct {
+	name, base string
+	kind       change.Kind
+	array      bool
+	dims       int
+	notNull    bool
+	labels     []string
+}
+
+// resolveTypes follows domain bases and array elements until every type is
+// known, and reads the labels of the enums found.
+func resolveTypes(ctx context.Context, q Querier, oids []uint32) (map[uint32]resolvedType, error) {
+	rows := map[uint32]*pgType{}
+	for want := oids; len(want) > 0; {
+		res, err := q.Query(ctx, `SELECT oid, typname::text, typtype::text, typcategory::text, typbasetype, typelem, typnotnull, typndims
+			FROM pg_type WHERE oid = ANY($1)`, want)
+		if err != nil {
+			return nil, fmt.Errorf("read pg_type: %w", err)
+		}
+		got, err := pgx.CollectRows(res, func(r pgx.CollectableRow) (*pgType, error) {
+			var t pgType
+			var ndims int32
+			err := r.Scan(&t.oid, &t.name, &t.typtype, &t.category, &t.base, &t.elem, &t.notNull, &ndims)
+			t.ndims = int(ndims)
+			return &t, err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read pg_type: %w", err)
+		}
+		want = nil
+		for _, t := range got {
+			rows[t.oid] = t
+			for _, next := range []uint32{t.base, t.elem} {
+				if next != 0 && (next == t.base && t.typtype == "d" || next == t.elem && isArray(t)) {
+					if _, ok := rows[next]; !ok {
+						want = append(want, next)
+					}
+				}
+			}
+		}
+	}
+	var enums []uint32
+	for _, t := range rows {
+		if t.typtype == "e" {
+			enums = append(enums, t.oid)
+		}
+	}
+	if len(enums) > 0 {
+		res, err := q.Query(ctx, `SELECT enumtypid, enumlabel::text FROM pg_enum WHERE enumtypid = ANY($1) ORDER BY enumtypid, enumsortorder`, enums)
+		if err != nil {
+			return nil, fmt.Errorf("read enum labels: %w", err)
+		}
+		for res.Next() {
+			var oid uint32
+			var label string
+			if err := res.Scan(&oid, &label); err != nil {
+				res.Close()
+				return nil, fmt.Errorf("read enum labels: %w", err)
+			}
+			rows[oid].labels = append(rows[oid].labels, label)
+		}
+		if err := res.Err(); err != nil {
+			return nil, fmt.Errorf("read enum labels: %w", err)
+		}
+	}
+	out := make(map[uint32]resolvedType, len(oids))
+	for _, oid := range oids {
+		rt, err := resolve(rows, oid)
+		if err != nil {
+			return nil, err
+		}
+		out[oid] = rt
+	}
+	return out, nil
+}
+
+// isArray tells a true array type: typelem alone is not enough (name, point
+// and int2vector have one too); array types are category 'A' named "_elem".
+func isArray(t *pgType) bool {
+	return t.category == "A" && t.elem != 0 && strings.HasPrefix(t.name, "_")
+}
+
+func resolve(rows map[uint32]*pgType, oid uint32) (resolvedType, error) {
+	t, ok := rows[oid]
+	if !ok {
+		return resolvedType{}, fmt.Errorf("type %d is not in pg_type", oid)
+	}
+	rt := resolvedType{name: t.name}
+	for depth := 0; ; depth++ {
+		if depth > 32 {
+			return resolvedType{}, fmt.Errorf("type %s: domain/array nesting too deep", rt.name)
+		}
+		switch {
+		case t.typtype == "d":
+			if !rt.array { // a NOT NULL domain of the elements does not make the array NOT NULL
+				rt.notNull = rt.notNull || t.notNull
+				rt.dims = max(rt.dims, t.ndims)
+			}
+			t, ok = rows[t.base]
+		case isArray(t):
+			rt.array = true
+			t, ok = rows[t.elem]
+		default:
+			rt.base, rt.kind, rt.labels = t.name, kindOf(t.typtype), t.labels
+			return rt, nil
+		}
+		if !ok {
+			return resolvedType{}, fmt.Errorf("type %s: base or element type missing from pg_type", rt.name)
+		}
+	}
+}
+
+func kindOf(typtype string) change.Kind {
+	switch typtype {
+	case "e":
+		return change.KindEnum
+	case "c":
+		return change.KindComposite
+	case "r":
+		return change.KindRange
+	case "m":
+		return change.KindMultirange
+	case "p":
+		return change.KindPseudo
+	default:
+		return change.KindBase
+	}
+}
+
+func queryRow(ctx context.Context, q Querier, sql string, args []any, dest ...any) error {
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return pgx.ErrNoRows
+	}
+	if err := rows.Scan(dest...); err != nil {
+		return err
+	}
+	rows.Close()
+	return rows.Err()
+}
