@@ -1,0 +1,146 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/walbridge/walbridge/shared/schema"
+)
+
+// Exit statuses: 2 for a wrong invocation, 1 for a failure to generate.
+const (
+	exitOK    = 0
+	exitError = 1
+	exitUsage = 2
+)
+
+const schemaSuffix = ".schema.json"
+
+// run is the whole command behind main, taking its arguments and output
+// streams so tests can drive it.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("typegen", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	url := fs.String("database-url", "", "PostgreSQL URL of the database to read (required)")
+	publication := fs.String("publication", "walbridge", "publication whose tables to describe; every user table when it does not exist")
+	out := fs.String("out", "dbevents", "directory to write into")
+	pkg := fs.String("package", "dbevents", "package name of events.go")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: typegen --database-url URL [--publication walbridge] [--out DIR] [--package NAME]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if *url == "" || fs.NArg() > 0 {
+		fs.Usage()
+		return exitUsage
+	}
+	if err := generate(ctx, *url, *publication, *out, *pkg, stdout); err != nil {
+		fmt.Fprintf(stderr, "typegen: %v\n", err)
+		return exitError
+	}
+	return exitOK
+}
+
+func generate(ctx context.Context, url, publication, out, pkg string, stdout io.Writer) error {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	tables, err := schema.Read(ctx, conn, publication)
+	if err != nil {
+		return err
+	}
+	if len(tables) == 0 {
+		return errors.New("no tables found: the publication has none, or the database has no user tables")
+	}
+	goSrc, err := schema.Go(tables, pkg)
+	if err != nil {
+		return err
+	}
+	files := map[string][]byte{
+		"events.ts": schema.TypeScript(tables),
+		"events.go": goSrc,
+	}
+	for _, t := range tables {
+		files[fileName(t)] = schema.JSONSchema(t)
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(out, name), data, 0o644); err != nil {
+			return err
+		}
+	}
+	removed, err := removeStale(out, files)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "typegen: %d tables written to %s", len(tables), out)
+	if len(removed) > 0 {
+		fmt.Fprintf(stdout, "; removed %s", strings.Join(removed, ", "))
+	}
+	fmt.Fprintln(stdout)
+	return nil
+}
+
+// removeStale removes the schema files typegen wrote earlier for tables that
+// are gone; a file without typegen's marker is never touched.
+func removeStale(dir string, keep map[string][]byte) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || !strings.HasSuffix(name, schemaSuffix) || keep[name] != nil {
+			continue
+		}
+		path := filepath.Join(dir, name)
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return removed, err
+		}
+		if !bytes.Contains(data, []byte(schema.Generated)) {
+			continue
+		}
+		if err := os.Remove(path); err != nil {
+			return removed, err
+		}
+		removed = append(removed, name)
+	}
+	return removed, nil
+}
+
+// fileName is SCHEMA.TABLE.schema.json, with every byte outside
+// [A-Za-z0-9_-] percent-encoded so that any identifier makes one safe,
+// unambiguous file name.
+func fileName(t schema.Table) string {
+	return escape(t.Schema) + "." + escape(t.Name) + schemaSuffix
+}
+
+func escape(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' {
+			b.WriteByte(c)
+			continue
+		}
+		fmt.Fprintf(&b, "%%%02X", c)
+	}
+	return b.String()
+}

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/walbridge/walbridge/shared/testkit"
+)
+
+// TestRegenerateAfterMigration runs typegen against a real PostgreSQL
+// (testkit.StartPostgres): it writes a schema per published table and the
+// TypeScript and Go types, and after ALTER TABLE ... ADD COLUMN and a table
+// leaving the publication, a second run has the new column everywhere and
+// removes the stale schema, but not a file typegen did not write.
+func TestRegenerateAfterMigration(t *testing.T) {
+	pg := testkit.StartPostgres(t, testkit.PostgresOptions{})
+	url := pg.CreateDatabase(t, "app")
+	pg.Exec(t, "app",
+		"CREATE TYPE plan AS ENUM ('free', 'pro')",
+		"CREATE TABLE users (id int PRIMARY KEY, email text NOT NULL, plan plan)",
+		"CREATE TABLE orders (id bigint PRIMARY KEY, user_id int NOT NULL, total numeric(10,2))",
+		"CREATE TABLE audit (id int)",
+		"CREATE PUBLICATION walbridge FOR TABLE users, orders",
+	)
+	out := t.TempDir()
+	handWritten := filepath.Join(out, "notes.schema.json")
+	if err := os.WriteFile(handWritten, []byte(`{"title": "mine"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gen := func() {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		if code := run(context.Background(), []string{"--database-url", url, "--out", out, "--package", "appevents"}, &stdout, &stderr); code != exitOK {
+			t.Fatalf("typegen exited %d: %s%s", code, stdout.String(), stderr.String())
+		}
+	}
+	gen()
+	if got, want := schemaFiles(t, out), []string{"notes.schema.json", "public.orders.schema.json", "public.users.schema.json"}; !slices.Equal(got, want) {
+		t.Fatalf("schema files %v, want %v", got, want)
+	}
+	users := readSchema(t, filepath.Join(out, "public.users.schema.json"))
+	if got := users.columns(); !slices.Equal(got, []string{"id", "email", "plan"}) {
+		t.Errorf("public.users columns %v", got)
+	}
+	goSrc := readString(t, filepath.Join(out, "events.go"))
+	if !strings.Contains(goSrc, "package appevents") || !strings.Contains(goSrc, "type PublicOrdersDetail struct") {
+		t.Errorf("events.go lacks the package or the orders struct:\n%s", goSrc)
+	}
+	ts := readString(t, filepath.Join(out, "events.ts"))
+	if !strings.Contains(ts, `plan: Value<"enum", "free" | "pro" | null>;`) {
+		t.Errorf("events.ts does not type plan by its labels:\n%s", ts)
+	}
+
+	pg.Exec(t, "app",
+		"ALTER TABLE users ADD COLUMN signed_up_at timestamptz NOT NULL DEFAULT now()",
+		"ALTER PUBLICATION walbridge DROP TABLE orders",
+	)
+	gen()
+	if got, want := schemaFiles(t, out), []string{"notes.schema.json", "public.users.schema.json"}; !slices.Equal(got, want) {
+		t.Errorf("after the migration: schema files %v, want %v", got, want)
+	}
+	users = readSchema(t, filepath.Join(out, "public.users.schema.json"))
+	if got := users.columns(); !slices.Equal(got, []string{"id", "email", "plan", "signed_up_at"}) {
+		t.Errorf("after ALTER TABLE: public.users columns %v", got)
+	}
+	if ts := readString(t, filepath.Join(out, "events.ts")); !strings.Contains(ts, `signed_up_at: Value<"timestamptz", string>;`) || strings.Contains(ts, "PublicOrders") {
+		t.Errorf("events.ts after the migration:\n%s", ts)
+	}
+	if goSrc := readString(t, filepath.Join(out, "events.go")); !strings.Contains(goSrc, "SignedUpAt Value[string]") || strings.Contains(goSrc, "PublicOrders") {
+		t.Errorf("events.go after the migration:\n%s", goSrc)
+	}
+}
+
+func TestUsage(t *testing.T) {
+	for _, args := range [][]string{nil, {"--database-url"}, {"--database-url", "postgres://x", "extra"}} {
+		var stdout, stderr bytes.Buffer
+		if code := run(context.Background(), args, &stdout, &stderr); code != exitUsage {
+			t.Errorf("%q: exit %d, want %d", args, code, exitUsage)
+		}
+		if !strings.Contains(stderr.String(), "usage: typegen") {
+			t.Errorf("%q: no usage on stderr: %s", args, stderr.String())
+		}
+	}
+}
+
+func TestFileName(t *testing.T) {
+	for _, tc := range []struct{ schema, table, want string }{
+		{"public", "users", "public.users.schema.json"},
+		{"my.schema", "a/b", "my%2Eschema.a%2Fb.schema.json"},
+		{"public", "Café", "public.Caf%C3%A9.schema.json"},
+	} {
+		if got := escape(tc.schema) + "." + escape(tc.table) + schemaSuffix; got != tc.want {
+			t.Errorf("%s.%s: %s, want %s", tc.schema, tc.table, got, tc.want)
+		}
+	}
+}
+
+func schemaFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	matches, err := filepath.Glob(filepath.Join(dir, "*.schema.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range matches {
+		matches[i] = filepath.Base(m)
+	}
+	slices.Sort(matches)
+	return matches
+}
+
+// eventSchema is the part of a generated schema the test reads.
+type eventSchema struct {
+	Defs struct {
+		ColumnName struct {
+			Enum []string `json:"enum"`
+		} `json:"columnName"`
+	} `json:"$defs"`
+}
+
+func (s eventSchema) columns() []string { return s.Defs.ColumnName.Enum }
+
+func readSchema(t *testing.T, name string) eventSchema {
+	t.Helper()
+	var s eventSchema
+	if err := json.Unmarshal([]byte(readString(t, name)), &s); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return s
+}
+
+func readString(t *testing.T, name string) string {
+	t.Helper()
+	data, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
