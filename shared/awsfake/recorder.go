@@ -17,7 +17,9 @@ type HTTPClient interface {
 // Log, the way the fakes log theirs, so that calls to an endpoint that keeps
 // no log (the Kinesis emulator) appear in order with the fakes' calls.
 // Other requests pass through unrecorded. Use it with
-// config.WithHTTPClient or the client's Options.HTTPClient.
+// config.WithHTTPClient or the client's Options.HTTPClient; the SDK's config
+// loader refuses it while AWS_CA_BUNDLE is set (it adds the bundle only to
+// its own buildable client), which endpoints on loopback don't need.
 type Recorder struct {
 	Log *Log
 	// Service names the calls in the log ("kinesis").
