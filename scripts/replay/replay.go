@@ -288,7 +288,7 @@ func (r *replayer) execute(ctx context.Context, p plan) error {
 		return fmt.Errorf("%w; nothing reads the stream now: once it is gone, %s", err, recreate)
 	}
 	fmt.Fprintf(r.out, "creating the new mapping at %s\n", p.start())
-	created, err := r.api.CreateEventSourceMapping(ctx, p.create)
+	created, err := r.create(ctx, p.create)
 	if err != nil {
 		return fmt.Errorf("create the new mapping: %w; nothing reads the stream now: %s", err, recreate)
 	}
@@ -298,6 +298,27 @@ func (r *replayer) execute(ctx context.Context, p plan) error {
 	}
 	fmt.Fprintf(r.out, "done: %s replaced %s and is %s from %s\n", newUUID, uuid, p.newState(), p.start())
 	return nil
+}
+
+// create creates the new mapping. A ResourceConflictException means Lambda
+// still counts the old mapping, although reads no longer find it: create
+// tries again until the timeout.
+func (r *replayer) create(ctx context.Context, in *lambda.CreateEventSourceMappingInput) (*lambda.CreateEventSourceMappingOutput, error) {
+	var created *lambda.CreateEventSourceMappingOutput
+	var conflict error
+	err := r.poll(ctx, func() (bool, error) {
+		out, err := r.api.CreateEventSourceMapping(ctx, in)
+		if errors.As(err, new(*types.ResourceConflictException)) {
+			conflict = err
+			return false, nil
+		}
+		created = out
+		return err == nil, err
+	})
+	if err != nil && conflict != nil {
+		err = fmt.Errorf("%w (until then: %v)", err, conflict)
+	}
+	return created, err
 }
 
 // waitState polls the mapping until its State is want.

@@ -336,3 +336,35 @@ func TestPlanCopiesOnlyOnFailureDestination(t *testing.T) {
 		t.Errorf("unreadable filters: err = %v", err)
 	}
 }
+
+// conflictOnce answers the first create with the conflict Lambda reports
+// while it still counts a mapping that reads no longer find.
+type conflictOnce struct {
+	*lambda.Client
+	calls int
+}
+
+func (c *conflictOnce) CreateEventSourceMapping(ctx context.Context, in *lambda.CreateEventSourceMappingInput, opts ...func(*lambda.Options)) (*lambda.CreateEventSourceMappingOutput, error) {
+	if c.calls++; c.calls == 1 {
+		return nil, &types.ResourceConflictException{Message: aws.String("provided mapping already exists")}
+	}
+	return c.Client.CreateEventSourceMapping(ctx, in, opts...)
+}
+
+func TestReplayRetriesCreateWhileTheOldMappingLingers(t *testing.T) {
+	f, c, _ := setup(t, true)
+	api := &conflictOnce{Client: c}
+	r := &replayer{api: api, out: &bytes.Buffer{}, warn: &bytes.Buffer{}, pollInterval: time.Millisecond, timeout: time.Second}
+	if err := r.replay(context.Background(), options{function: function, source: stream, trimHorizon: true, yes: true}); err != nil {
+		t.Fatal(err)
+	}
+	creates := 0
+	for _, l := range f.Log.Lines() {
+		if strings.HasPrefix(l, "lambda CreateEventSourceMapping ") {
+			creates++
+		}
+	}
+	if api.calls != 2 || creates != 1 {
+		t.Errorf("%d create attempts, %d reached Lambda; want 2 and 1", api.calls, creates)
+	}
+}
