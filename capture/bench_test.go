@@ -1,0 +1,314 @@
+package main
+
+// Benchmarks of the capture binary against the same workload read by
+// pg_recvlogical (PostgreSQL's own client, pgoutput to /dev/null) in the same
+// run, so that the figures are ratios against a baseline on this machine.
+// Kinesis is the in-test endpoint acknowledging at once (Discard), so the
+// numbers are capture's, not an emulator's. scripts/bench runs them.
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/walbridge/walbridge/shared/change"
+	"github.com/walbridge/walbridge/shared/testkit"
+)
+
+// benchChanges is the backlog size; WALBRIDGE_BENCH_CHANGES overrides it.
+func benchChanges() int {
+	if n, err := strconv.Atoi(os.Getenv("WALBRIDGE_BENCH_CHANGES")); err == nil && n > 0 {
+		return n
+	}
+	return 1000000
+}
+
+// BenchmarkBacklog drains a backlog of changes (10 transactions of inserts
+// into a small table) through capture and through pg_recvlogical.
+func BenchmarkBacklog(b *testing.B) {
+	n := benchChanges()
+	pg := testkit.StartPostgres(b, testkit.PostgresOptions{})
+	url := pg.CreateDatabase(b, "app")
+	pg.Exec(b, "app", `CREATE TABLE orders (id bigint PRIMARY KEY, customer int, total numeric(10,2), note text)`)
+	if code, out := runBenchCmd(b, url, "setup"); code != 0 {
+		b.Fatalf("setup: %s", out)
+	}
+	pg.Exec(b, "app", `SELECT pg_create_logical_replication_slot('baseline', 'pgoutput')`)
+	per := n / 10
+	for i := 0; i < 10; i++ {
+		pg.Exec(b, "app", fmt.Sprintf(`INSERT INTO orders SELECT g, g %% 1000, (g %% 10000) / 100.0, 'order ' || g FROM generate_series(%d, %d) g`, i*per+1, (i+1)*per))
+	}
+	end := benchCurrentLSN(b, url)
+
+	bin, err := testkit.PostgresBinDir()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		// Baseline: pg_recvlogical decoding the same backlog from its own slot.
+		start := time.Now()
+		cmd := exec.Command(filepath.Join(bin, "pg_recvlogical"), "-d", url, "--slot", "baseline", "--start",
+			"-o", "proto_version=1", "-o", "publication_names=walbridge", "-E", end.String(), "-f", "/dev/null", "--no-loop")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("pg_recvlogical: %v\n%s", err, out)
+		}
+		baseline := time.Since(start)
+
+		fk := testkit.StartFakeKinesis(b, testkit.FakeKinesisOptions{Stream: "changes", Shards: 4, Discard: true})
+		start = time.Now()
+		var extra []string
+		profile := os.Getenv("WALBRIDGE_BENCH_CPUPROFILE")
+		addr := freeAddr(b)
+		if profile != "" {
+			extra = []string{"WALBRIDGE_PPROF=1", "WALBRIDGE_METRICS_ADDR=" + addr}
+		}
+		p := startBenchCapture(b, url, fk.URL, extra...)
+		if profile != "" {
+			go saveProfile(addr, profile)
+		}
+		benchWaitConfirmed(b, url, end, 10*time.Minute)
+		elapsed := time.Since(start)
+		cpu := processCPU(b, p.Process.Pid)
+		p.Process.Signal(os.Interrupt)
+		p.Wait()
+		if got := fk.Stats().Accepted; got < n {
+			b.Fatalf("%d records accepted, want %d", got, n)
+		}
+		capRate := float64(n) / elapsed.Seconds()
+		baseRate := float64(n) / baseline.Seconds()
+		b.ReportMetric(capRate, "capture-changes/s")
+		b.ReportMetric(baseRate, "pg_recvlogical-changes/s")
+		b.ReportMetric(capRate/baseRate, "ratio")
+		b.ReportMetric(float64(cpu.Microseconds())/float64(n), "cpu-µs/change")
+	}
+}
+
+// BenchmarkLatency commits single-row transactions at 5,000 changes/s
+// (WALBRIDGE_BENCH_RATE) for 10 s and reads capture's commit-to-ack
+// histogram from its metrics endpoint.
+func BenchmarkLatency(b *testing.B) {
+	rate := 5000
+	if r, err := strconv.Atoi(os.Getenv("WALBRIDGE_BENCH_RATE")); err == nil && r > 0 {
+		rate = r
+	}
+	// Commits must reach WAL at once: walsenders only send flushed WAL.
+	pg := testkit.StartPostgres(b, testkit.PostgresOptions{Settings: map[string]string{"synchronous_commit": "on"}})
+	url := pg.CreateDatabase(b, "app")
+	pg.Exec(b, "app", `CREATE TABLE ticks (id bigserial PRIMARY KEY, at timestamptz DEFAULT now())`)
+	if code, out := runBenchCmd(b, url, "setup"); code != 0 {
+		b.Fatalf("setup: %s", out)
+	}
+	fk := testkit.StartFakeKinesis(b, testkit.FakeKinesisOptions{Stream: "changes", Shards: 4, Discard: true})
+	addr := freeAddr(b)
+	p := startBenchCapture(b, url, fk.URL, "WALBRIDGE_METRICS_ADDR="+addr)
+	defer func() { p.Process.Signal(os.Interrupt); p.Wait() }()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		ctx := context.Background()
+		conns := make([]*pgx.Conn, 4)
+		for j := range conns {
+			c, err := pgx.Connect(ctx, url)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close(ctx)
+			conns[j] = c
+		}
+		// Four writers, each at rate/4, paced by a ticker.
+		dur := 10 * time.Second
+		errs := make(chan error, len(conns))
+		for _, c := range conns {
+			go func(c *pgx.Conn) {
+				tick := time.NewTicker(time.Second * time.Duration(len(conns)) / time.Duration(rate))
+				defer tick.Stop()
+				stop := time.After(dur)
+				for {
+					select {
+					case <-stop:
+						errs <- nil
+						return
+					case <-tick.C:
+						if _, err := c.Exec(ctx, `INSERT INTO ticks DEFAULT VALUES`); err != nil {
+							errs <- err
+							return
+						}
+					}
+				}
+			}(c)
+		}
+		for range conns {
+			if err := <-errs; err != nil {
+				b.Fatal(err)
+			}
+		}
+		benchWaitConfirmed(b, url, benchCurrentLSN(b, url), time.Minute)
+		h := scrapeHistogram(b, "http://"+addr+"/metrics", "walbridge_commit_to_ack_seconds")
+		b.ReportMetric(h.quantile(0.50)*1000, "p50-ms(bucket)")
+		b.ReportMetric(h.quantile(0.99)*1000, "p99-ms(bucket)")
+		b.ReportMetric(h.count/dur.Seconds(), "changes/s")
+	}
+}
+
+// saveProfile fetches a 5 s CPU profile of capture once it is up.
+func saveProfile(addr, file string) {
+	for i := 0; i < 100; i++ {
+		resp, err := http.Get("http://" + addr + "/debug/pprof/profile?seconds=5")
+		if err != nil {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		defer resp.Body.Close()
+		f, err := os.Create(file)
+		if err == nil {
+			f.ReadFrom(resp.Body)
+			f.Close()
+		}
+		return
+	}
+}
+
+func runBenchCmd(b *testing.B, url string, args ...string) (int, string) {
+	b.Helper()
+	cmd := exec.Command(captureBin, args...)
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+url)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return 1, string(out)
+	}
+	return 0, string(out)
+}
+
+func startBenchCapture(b *testing.B, url, kinesisURL string, env ...string) *exec.Cmd {
+	b.Helper()
+	cmd := exec.Command(captureBin, "run")
+	cmd.Env = append(append(os.Environ(), awsEnv(kinesisURL)...), append(env, "DATABASE_URL="+url, "WALBRIDGE_STREAM=changes", "WALBRIDGE_LOG_LEVEL=warn")...)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	return cmd
+}
+
+func benchCurrentLSN(b *testing.B, url string) change.LSN {
+	b.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var s string
+	if err := conn.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&s); err != nil {
+		b.Fatal(err)
+	}
+	l, _ := change.ParseLSN(s)
+	return l
+}
+
+func benchWaitConfirmed(b *testing.B, url string, lsn change.LSN, within time.Duration) {
+	b.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	deadline := time.Now().Add(within)
+	for {
+		var s *string
+		if err := conn.QueryRow(ctx, `SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = 'walbridge'`).Scan(&s); err != nil {
+			b.Fatal(err)
+		}
+		if s != nil {
+			if l, _ := change.ParseLSN(*s); l >= lsn {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("not confirmed %s within %s", lsn, within)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the server's view of the slot
+	}
+}
+
+// processCPU is user+system CPU time of a running process (/proc/pid/stat).
+func processCPU(b *testing.B, pid int) time.Duration {
+	b.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Fields after the parenthesised command name; utime and stime are 14 and 15.
+	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
+	ut, _ := strconv.ParseInt(fields[11], 10, 64)
+	st, _ := strconv.ParseInt(fields[12], 10, 64)
+	const clkTck = 100 // USER_HZ on Linux
+	return time.Duration(ut+st) * time.Second / clkTck
+}
+
+func freeAddr(b *testing.B) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+type histogram struct {
+	bounds []float64
+	cum    []float64
+	count  float64
+}
+
+func (h histogram) quantile(q float64) float64 {
+	for i, c := range h.cum {
+		if c >= q*h.count {
+			return h.bounds[i]
+		}
+	}
+	return -1
+}
+
+func scrapeHistogram(b *testing.B, url, name string) histogram {
+	b.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var h histogram
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, name+`_bucket{le="`):
+			rest := strings.TrimPrefix(line, name+`_bucket{le="`)
+			le, val, _ := strings.Cut(rest, `"} `)
+			if le == "+Inf" {
+				continue
+			}
+			bound, _ := strconv.ParseFloat(le, 64)
+			v, _ := strconv.ParseFloat(val, 64)
+			h.bounds, h.cum = append(h.bounds, bound), append(h.cum, v)
+		case strings.HasPrefix(line, name+"_count "):
+			h.count, _ = strconv.ParseFloat(strings.TrimPrefix(line, name+"_count "), 64)
+		}
+	}
+	if h.count == 0 {
+		b.Fatalf("no %s observations at %s", name, url)
+	}
+	return h
+}

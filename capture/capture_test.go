@@ -1,0 +1,584 @@
+package main
+
+// End-to-end tests of the capture binary: a real PostgreSQL cluster
+// (testkit.StartPostgres), the real Kinesis emulator (kinesalite) or the
+// in-test fake Kinesis endpoint, and capture built from this package and run
+// as its own process, so that signals and crashes are real.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/walbridge/walbridge/shared/change"
+	"github.com/walbridge/walbridge/shared/testkit"
+)
+
+var captureBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "walbridge-capture-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	captureBin = filepath.Join(dir, "capture")
+	if out, err := exec.Command("go", "build", "-o", captureBin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build capture: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// proc is a running capture process.
+type proc struct {
+	cmd  *exec.Cmd
+	logs *syncBuffer
+	done chan error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func awsEnv(kinesisURL string) []string {
+	return []string{
+		"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test",
+		"AWS_ENDPOINT_URL_KINESIS=" + kinesisURL, "AWS_EC2_METADATA_DISABLED=true",
+	}
+}
+
+func startCapture(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(captureBin, append([]string{"run"}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	p := &proc{cmd: cmd, logs: &syncBuffer{}, done: make(chan error, 1)}
+	cmd.Stdout, cmd.Stderr = p.logs, p.logs
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start capture: %v", err)
+	}
+	go func() { p.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("capture logs:\n%s", p.logs.String())
+		}
+	})
+	return p
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (p *proc) stop(t *testing.T) {
+	t.Helper()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Fatalf("capture exited with %v after SIGTERM\n%s", err, p.logs.String())
+		}
+	case <-time.After(40 * time.Second):
+		t.Fatalf("capture did not exit within 40s of SIGTERM")
+	}
+}
+
+func (p *proc) kill() {
+	p.cmd.Process.Kill()
+	<-p.done
+}
+
+// runCmd runs a capture command in-process and returns exit code and output.
+func runCmd(t *testing.T, env map[string]string, args ...string) (int, string) {
+	t.Helper()
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	var out bytes.Buffer
+	code := run(context.Background(), args, &out, &out)
+	return code, out.String()
+}
+
+func confirmedLSN(t *testing.T, url string) change.LSN {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var s *string
+	if err := conn.QueryRow(ctx, `SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = 'walbridge'`).Scan(&s); err != nil {
+		t.Fatal(err)
+	}
+	if s == nil {
+		return 0
+	}
+	l, err := change.ParseLSN(*s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func currentLSN(t *testing.T, url string) change.LSN {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var s string
+	if err := conn.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&s); err != nil {
+		t.Fatal(err)
+	}
+	l, _ := change.ParseLSN(s)
+	return l
+}
+
+// waitConfirmed waits until the slot has confirmed past lsn: capture has
+// everything before it durably in Kinesis.
+func waitConfirmed(t *testing.T, url string, lsn change.LSN, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for confirmedLSN(t, url) < lsn {
+		if time.Now().After(deadline) {
+			t.Fatalf("slot did not confirm %s within %s (at %s)", lsn, within, confirmedLSN(t, url))
+		}
+		time.Sleep(50 * time.Millisecond) // polling the server's view of the slot
+	}
+}
+
+// streamChanges reads every record of the stream and returns the changes
+// by partition key, in stream order.
+func streamChanges(t *testing.T, kinesisURL, stream string) map[string][]change.Change {
+	t.Helper()
+	c := testkit.KinesisClient(t, kinesisURL)
+	out := map[string][]change.Change{}
+	for _, recs := range testkit.ReadAll(t, c, stream) {
+		for _, r := range recs {
+			rec, err := change.Decode(r.Data)
+			if err != nil {
+				t.Fatalf("record %s: %v", *r.SequenceNumber, err)
+			}
+			for _, ch := range rec.Changes {
+				if got := change.PartitionKey(&ch); got != *r.PartitionKey {
+					t.Fatalf("change with key %q in a record with partition key %q", got, *r.PartitionKey)
+				}
+				out[*r.PartitionKey] = append(out[*r.PartitionKey], ch)
+			}
+		}
+	}
+	return out
+}
+
+// dedupe drops repeats of positions already seen (at-least-once delivery),
+// and fails if a key's positions go backwards: per-row order.
+func dedupe(t *testing.T, byKey map[string][]change.Change) map[string][]change.Change {
+	t.Helper()
+	out := map[string][]change.Change{}
+	for k, cs := range byKey {
+		seen := map[[2]uint64]bool{}
+		var last [2]uint64
+		for _, c := range cs {
+			pos := [2]uint64{uint64(c.CommitLSN), uint64(c.Seq)}
+			if seen[pos] {
+				continue
+			}
+			if pos[0] < last[0] || pos[0] == last[0] && pos[1] < last[1] {
+				t.Fatalf("key %s: change at %s/%d after %s/%d: per-key order broken", k, c.CommitLSN, c.Seq, change.LSN(last[0]), last[1])
+			}
+			seen[pos], last = true, pos
+			out[k] = append(out[k], c)
+		}
+	}
+	return out
+}
+
+func setupDB(t *testing.T, schema ...string) (*testkit.Postgres, string) {
+	t.Helper()
+	pg := testkit.StartPostgres(t, testkit.PostgresOptions{})
+	url := pg.CreateDatabase(t, "app")
+	pg.Exec(t, "app", schema...)
+	if code, out := runCmd(t, map[string]string{"DATABASE_URL": url}, "setup", "--keyless=full"); code != 0 {
+		t.Fatalf("setup: exit %d\n%s", code, out)
+	}
+	return pg, url
+}
+
+func TestRunEndToEnd(t *testing.T) {
+	pg, url := setupDB(t,
+		`CREATE TABLE memberships (org_id int, user_id int, role text, PRIMARY KEY (org_id, user_id))`,
+		`CREATE TABLE audit (note text)`,
+		`CREATE TABLE people (id int PRIMARY KEY, email text)`,
+		`ALTER TABLE people REPLICA IDENTITY FULL`,
+	)
+	k := testkit.StartKinesis(t)
+	testkit.CreateStream(t, testkit.KinesisClient(t, k.URL), "changes", 4)
+	p := startCapture(t, append(awsEnv(k.URL), "DATABASE_URL="+url, "WALBRIDGE_STREAM=changes"))
+
+	pg.Exec(t, "app",
+		`INSERT INTO memberships VALUES (1, 1, 'member'), (1, 2, 'member'), (2, 1, 'member')`,
+		`UPDATE memberships SET role = 'admin' WHERE org_id = 1 AND user_id = 1`,
+		`UPDATE memberships SET role = 'owner' WHERE org_id = 1 AND user_id = 1`,
+		`DELETE FROM memberships WHERE org_id = 2`,
+		`INSERT INTO audit VALUES ('a'), ('b')`,
+		`UPDATE audit SET note = 'c' WHERE note = 'a'`,
+		`INSERT INTO people VALUES (1, 'a@x')`,
+		`UPDATE people SET email = 'b@x'`,
+		`DELETE FROM people`,
+		`SELECT pg_logical_emit_message(true, 'app.jobs', 'run-report')`,
+		`TRUNCATE memberships, audit`,
+	)
+	waitConfirmed(t, url, currentLSN(t, url), 60*time.Second)
+	p.stop(t)
+
+	byKey := dedupe(t, streamChanges(t, k.URL, "changes"))
+	summary := func(key string) string {
+		var s []string
+		for _, c := range byKey[key] {
+			v := ""
+			for i, col := range c.Columns {
+				if col.Name == "role" || col.Name == "note" || col.Name == "email" {
+					if c.New != nil {
+						v = c.New[i].Text
+					} else if c.Old != nil {
+						v = c.Old[i].Text
+					}
+				}
+			}
+			s = append(s, string(c.Op)+":"+v)
+		}
+		return strings.Join(s, " ")
+	}
+	tests := []struct{ key, want string }{
+		{"public.memberships/1/1", "insert:member update:admin update:owner"},
+		{"public.memberships/1/2", "insert:member"},
+		{"public.memberships/2/1", "insert:member delete:"},
+		{"public.audit", "insert:a insert:b update:c truncate:"},
+		{"public.people/1", "insert:a@x update:b@x delete:b@x"},
+		{"public.memberships", "truncate:"},
+		{"message:app.jobs", "message:"},
+	}
+	for _, tc := range tests {
+		if got := summary(tc.key); got != tc.want {
+			t.Errorf("key %s: %q, want %q", tc.key, got, tc.want)
+		}
+	}
+	if m := byKey["message:app.jobs"]; len(m) == 1 && string(m[0].Content) != "run-report" {
+		t.Errorf("message content %q", m[0].Content)
+	}
+	if u := byKey["public.people/1"]; len(u) == 3 && (u[1].Old == nil || u[1].Old[1].Text != "a@x") {
+		t.Errorf("FULL identity update without complete old tuple: %+v", u[1].Old)
+	}
+}
+
+// TestRunKeepsOrderUnderThrottling runs capture against the in-test Kinesis
+// endpoint failing 30% of PutRecords entries and some whole requests.
+func TestRunKeepsOrderUnderThrottling(t *testing.T) {
+	pg, url := setupDB(t, `CREATE TABLE counters (id int PRIMARY KEY, n int NOT NULL)`)
+	fk := testkit.StartFakeKinesis(t, testkit.FakeKinesisOptions{Stream: "changes", Shards: 4, ThrottleFraction: 0.3, ThrottleRequestFraction: 0.05, ServerErrorFraction: 0.05, Seed: 7})
+	p := startCapture(t, append(awsEnv(fk.URL), "DATABASE_URL="+url, "WALBRIDGE_STREAM=changes"))
+	const keys, rounds = 50, 40
+	pg.Exec(t, "app", fmt.Sprintf(`INSERT INTO counters SELECT g, 0 FROM generate_series(1, %d) g`, keys))
+	for r := 0; r < rounds; r++ {
+		pg.Exec(t, "app", fmt.Sprintf(`UPDATE counters SET n = n + 1 WHERE id %% %d = %d`, 1+r%3, r%(1+r%3)))
+	}
+	waitConfirmed(t, url, currentLSN(t, url), 60*time.Second)
+	p.stop(t)
+	if st := fk.Stats(); st.Throttled == 0 || st.RequestErrors == 0 {
+		t.Fatalf("the endpoint injected no failures: %+v", st)
+	}
+	byKey := map[string][]change.Change{}
+	for _, r := range fk.Records() {
+		rec, err := change.Decode(r.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		byKey[r.PartitionKey] = append(byKey[r.PartitionKey], rec.Changes...)
+	}
+	checkCounters(t, dedupe(t, byKey), keys, nil)
+}
+
+// checkCounters: each counter row's changes, in stream order, are its insert
+// then updates with n = 1, 2, 3, ... and nothing missing (final value from
+// want when given).
+func checkCounters(t *testing.T, byKey map[string][]change.Change, keys int, want map[int]int) {
+	t.Helper()
+	for id := 1; id <= keys; id++ {
+		cs := byKey["public.counters/"+strconv.Itoa(id)]
+		if len(cs) == 0 || cs[0].Op != change.Insert {
+			t.Fatalf("counter %d: no insert first (%d changes)", id, len(cs))
+		}
+		for i, c := range cs {
+			if n, _ := strconv.Atoi(c.New[1].Text); n != i {
+				t.Fatalf("counter %d: change %d has n=%s, want %d (lost or reordered)", id, i, c.New[1].Text, i)
+			}
+		}
+		if want != nil && len(cs)-1 != want[id] {
+			t.Fatalf("counter %d: %d updates in the stream, %d committed", id, len(cs)-1, want[id])
+		}
+	}
+}
+
+// TestCrashSafety kills capture with SIGKILL at random moments while a
+// writer commits transactions; every committed change must be in the stream
+// at least once and in per-key order.
+func TestCrashSafety(t *testing.T) {
+	pg, url := setupDB(t, `CREATE TABLE counters (id int PRIMARY KEY, n int NOT NULL)`)
+	k := testkit.StartKinesis(t)
+	testkit.CreateStream(t, testkit.KinesisClient(t, k.URL), "changes", 4)
+	env := append(awsEnv(k.URL), "DATABASE_URL="+url, "WALBRIDGE_STREAM=changes", "WALBRIDGE_STATUS_INTERVAL=100ms")
+	const keys = 40
+	pg.Exec(t, "app", fmt.Sprintf(`INSERT INTO counters SELECT g, 0 FROM generate_series(1, %d) g`, keys))
+
+	// The writer: transactions of 1-5 counter increments, committed until told to stop.
+	ctx, stopWriter := context.WithCancel(context.Background())
+	committed := map[int]int{}
+	writerDone := make(chan error, 1)
+	go func() {
+		conn, err := pgx.Connect(context.Background(), url)
+		if err != nil {
+			writerDone <- err
+			return
+		}
+		defer conn.Close(context.Background())
+		rng := rand.New(rand.NewPCG(1, 2))
+		// Bounded so that the final catch-up stays quick on a loaded machine.
+		for txns := 0; ctx.Err() == nil && txns < 6000; txns++ {
+			tx, err := conn.Begin(context.Background())
+			if err != nil {
+				writerDone <- err
+				return
+			}
+			ids := map[int]bool{}
+			for i := 0; i < 1+rng.IntN(5); i++ {
+				id := 1 + rng.IntN(keys)
+				if ids[id] {
+					continue
+				}
+				ids[id] = true
+				if _, err := tx.Exec(context.Background(), `UPDATE counters SET n = n + 1 WHERE id = $1`, id); err != nil {
+					writerDone <- err
+					return
+				}
+			}
+			if err := tx.Commit(context.Background()); err != nil {
+				writerDone <- err
+				return
+			}
+			for id := range ids {
+				committed[id]++
+			}
+		}
+		writerDone <- nil
+	}()
+
+	rng := rand.New(rand.NewPCG(3, 4))
+	const kills = 20
+	for i := 0; i < kills; i++ {
+		p := startCapture(t, env)
+		time.Sleep(time.Duration(100+rng.IntN(700)) * time.Millisecond) // a random moment to crash at
+		p.kill()
+	}
+	stopWriter()
+	if err := <-writerDone; err != nil {
+		t.Fatalf("writer: %v", err)
+	}
+	// A last, clean run catches up; then SIGTERM drains and confirms.
+	p := startCapture(t, env)
+	waitConfirmed(t, url, currentLSN(t, url), 3*time.Minute)
+	p.stop(t)
+
+	total := 0
+	for _, n := range committed {
+		total += n
+	}
+	t.Logf("%d kills; %d committed updates over %d rows", kills, total, keys)
+	checkCounters(t, dedupe(t, streamChanges(t, k.URL, "changes")), keys, committed)
+}
+
+// TestLargeTransactionMemory streams a 1,000,000-row transaction and reads
+// capture's peak resident set (VmHWM) from /proc.
+func TestLargeTransactionMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("1M-row transaction; run without -short")
+	}
+	pg, url := setupDB(t, `CREATE TABLE big (id int PRIMARY KEY, payload text)`)
+	fk := testkit.StartFakeKinesis(t, testkit.FakeKinesisOptions{Stream: "changes", Shards: 4, Discard: true})
+	p := startCapture(t, append(awsEnv(fk.URL), "DATABASE_URL="+url, "WALBRIDGE_STREAM=changes"))
+	pg.Exec(t, "app", `INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, 1000000) g`)
+	waitConfirmed(t, url, currentLSN(t, url), 5*time.Minute)
+	hwm := peakRSS(t, p.cmd.Process.Pid)
+	p.stop(t)
+	if got := fk.Stats().Accepted; got < 1000000 {
+		t.Fatalf("only %d records accepted for 1,000,000 rows", got)
+	}
+	t.Logf("capture peak RSS (VmHWM) over a 1,000,000-row transaction: %.1f MiB", float64(hwm)/(1<<20))
+	if hwm > 100<<20 {
+		t.Fatalf("peak RSS %.1f MiB, want under 100 MiB", float64(hwm)/(1<<20))
+	}
+}
+
+func peakRSS(t *testing.T, pid int) int64 {
+	t.Helper()
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmHWM in /proc status")
+	return 0
+}
+
+func TestSetupRefusesKeylessTables(t *testing.T) {
+	pg := testkit.StartPostgres(t, testkit.PostgresOptions{})
+	url := pg.CreateDatabase(t, "app")
+	pg.Exec(t, "app", `CREATE TABLE events (at timestamptz, what text)`, `CREATE TABLE users (id int PRIMARY KEY)`)
+	env := map[string]string{"DATABASE_URL": url}
+	code, out := runCmd(t, env, "setup")
+	if code == 0 || !strings.Contains(out, "public.events") || !strings.Contains(out, "--keyless=full") || !strings.Contains(out, "--keyless=exclude") {
+		t.Fatalf("setup with a keyless table: exit %d\n%s", code, out)
+	}
+	// Nothing was created: the application keeps working.
+	pg.Exec(t, "app", `INSERT INTO events VALUES (now(), 'x')`, `UPDATE events SET what = 'y'`)
+	code, out = runCmd(t, env, "status", "--json", "--no-stream")
+	if code != 0 || !strings.Contains(out, `"publicationExists": false`) {
+		t.Fatalf("status after refused setup: %d\n%s", code, out)
+	}
+
+	if code, out := runCmd(t, env, "setup", "--keyless=exclude"); code != 0 {
+		t.Fatalf("setup --keyless=exclude: %d\n%s", code, out)
+	}
+	pg.Exec(t, "app", `UPDATE events SET what = 'z'`) // would fail with SQLSTATE 55000 if published
+	code, out = runCmd(t, env, "status")
+	if code != 0 || !strings.Contains(out, "public.users") || strings.Contains(out, "DANGER") {
+		t.Fatalf("status after exclude: %d\n%s", code, out)
+	}
+	// Idempotent.
+	if code, out := runCmd(t, env, "setup", "--keyless=exclude"); code != 0 || !strings.Contains(out, "exists") {
+		t.Fatalf("second setup: %d\n%s", code, out)
+	}
+}
+
+func TestSetupEventTriggerProtectsNewTables(t *testing.T) {
+	pg := testkit.StartPostgres(t, testkit.PostgresOptions{})
+	url := pg.CreateDatabase(t, "app")
+	env := map[string]string{"DATABASE_URL": url}
+	if code, out := runCmd(t, env, "setup", "--keyless=full", "--event-trigger"); code != 0 {
+		t.Fatalf("setup: %d\n%s", code, out)
+	}
+	// A migration creates a keyless table: UPDATE must keep working.
+	pg.Exec(t, "app", `CREATE TABLE later (v text)`, `INSERT INTO later VALUES ('a')`, `UPDATE later SET v = 'b'`, `DELETE FROM later`)
+	code, out := runCmd(t, env, "status", "--json", "--no-stream")
+	if code != 0 || !strings.Contains(out, `"brokenTables": null`) {
+		t.Fatalf("status: %d\n%s", code, out)
+	}
+}
+
+func TestStatusShoutsAboutBrokenTables(t *testing.T) {
+	pg := testkit.StartPostgres(t, testkit.PostgresOptions{})
+	url := pg.CreateDatabase(t, "app")
+	env := map[string]string{"DATABASE_URL": url}
+	if code, out := runCmd(t, env, "setup"); code != 0 {
+		t.Fatalf("setup: %d\n%s", code, out)
+	}
+	pg.Exec(t, "app", `CREATE TABLE oops (v text)`) // no event trigger: now published and keyless
+	code, out := runCmd(t, env, "status")
+	if code != 0 || !strings.Contains(out, "DANGER") || !strings.Contains(out, "public.oops") {
+		t.Fatalf("status: %d\n%s", code, out)
+	}
+}
+
+func TestSetupExplainsWalLevel(t *testing.T) {
+	pg := testkit.StartPostgres(t, testkit.PostgresOptions{WALLevel: "replica"})
+	code, out := runCmd(t, map[string]string{"DATABASE_URL": pg.URL("postgres")}, "setup")
+	if code == 0 || !strings.Contains(out, "wal_level") || !strings.Contains(out, "ALTER SYSTEM SET wal_level = logical") || !strings.Contains(out, "rds.logical_replication") {
+		t.Fatalf("setup on wal_level=replica: exit %d\n%s", code, out)
+	}
+}
+
+func TestTeardown(t *testing.T) {
+	pg := testkit.StartPostgres(t, testkit.PostgresOptions{})
+	url := pg.CreateDatabase(t, "app")
+	env := map[string]string{"DATABASE_URL": url}
+	if code, out := runCmd(t, env, "setup"); code != 0 {
+		t.Fatalf("setup: %d\n%s", code, out)
+	}
+	if code, out := runCmd(t, env, "teardown"); code != 2 || !strings.Contains(out, "--yes") {
+		t.Fatalf("teardown without --yes: %d\n%s", code, out)
+	}
+	if confirmedLSN(t, url) == 0 {
+		t.Fatalf("slot gone after a refused teardown")
+	}
+	if code, out := runCmd(t, env, "teardown", "--yes", "--drop-publication"); code != 0 || !strings.Contains(out, "dropped replication slot walbridge") {
+		t.Fatalf("teardown: %d\n%s", code, out)
+	}
+	code, out := runCmd(t, env, "status", "--json", "--no-stream")
+	if code != 0 || !strings.Contains(out, `"exists": false`) || !strings.Contains(out, `"publicationExists": false`) {
+		t.Fatalf("status after teardown: %s", out)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	t.Setenv("DATABASE_URL", "")
+	tests := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{nil, 2, "usage"},
+		{[]string{"frobnicate"}, 2, "unknown command"},
+		{[]string{"run"}, 2, "DATABASE_URL"},
+		{[]string{"run", "--database-url", "postgres://x/y"}, 2, "WALBRIDGE_STREAM"},
+		{[]string{"setup", "--keyless", "maybe", "--database-url", "postgres://x/y"}, 2, "full or exclude"},
+		{[]string{"status", "--bogus"}, 2, "bogus"},
+	}
+	for _, tc := range tests {
+		var out bytes.Buffer
+		if code := run(context.Background(), tc.args, &out, &out); code != tc.code || !strings.Contains(out.String(), tc.want) {
+			t.Errorf("capture %v: exit %d, want %d with %q\n%s", tc.args, code, tc.code, tc.want, out.String())
+		}
+	}
+}
+

@@ -1,0 +1,380 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"runtime/debug"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	awskinesis "github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/jackc/pgx/v5"
+	"go.uber.org/zap"
+
+	"github.com/walbridge/walbridge/capture/kinesis"
+	"github.com/walbridge/walbridge/capture/wal"
+	"github.com/walbridge/walbridge/shared/logging"
+	"github.com/walbridge/walbridge/shared/metrics"
+)
+
+var errHelp = errors.New("help")
+
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errHelp
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	return nil
+}
+
+func connect(ctx context.Context, url string) (*pgx.Conn, error) {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return nil, fmt.Errorf("connect to PostgreSQL: %w", err)
+	}
+	return conn, nil
+}
+
+func cmdSetup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var cfg config
+	fs := newFlagSet("setup", &cfg, stderr, "database-url", "slot", "publication", "schemas", "tables", "replica-identity-full", "keyless", "event-trigger")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := cfg.requireDatabase(); err != nil {
+		return err
+	}
+	policy := wal.KeylessPolicy(cfg.Keyless)
+	switch policy {
+	case wal.KeylessRefuse, wal.KeylessFull, wal.KeylessExclude:
+	default:
+		return fmt.Errorf("%w: --keyless must be full or exclude, not %q", errUsage, cfg.Keyless)
+	}
+	conn, err := connect(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	rep, err := wal.Setup(ctx, conn, wal.SetupOptions{
+		Slot: cfg.Slot, Publication: cfg.Publication,
+		Schemas: splitList(cfg.Schemas), Tables: splitList(cfg.Tables),
+		ReplicaIdentityFull: cfg.IdentityFull, Keyless: policy, EventTrigger: cfg.EventTrigger,
+	})
+	if err != nil {
+		return err
+	}
+	for _, n := range rep.Notes {
+		fmt.Fprintln(stdout, "ok:  ", n)
+	}
+	for _, a := range rep.Actions {
+		fmt.Fprintln(stdout, "done:", a)
+	}
+	fmt.Fprintln(stdout, "setup complete")
+	return nil
+}
+
+func cmdTeardown(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var cfg config
+	fs := newFlagSet("teardown", &cfg, stderr, "database-url", "slot", "publication", "yes", "drop-publication", "drop-event-trigger")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := cfg.requireDatabase(); err != nil {
+		return err
+	}
+	if !cfg.Yes {
+		return fmt.Errorf("%w: teardown drops replication slot %q: changes made while no slot exists are never captured. Re-run with --yes", errUsage, cfg.Slot)
+	}
+	conn, err := connect(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	done, err := wal.Teardown(ctx, conn, wal.TeardownOptions{Slot: cfg.Slot, Publication: cfg.Publication, DropPublication: cfg.DropPub, DropEventTrigger: cfg.DropTrigger})
+	if err != nil {
+		return err
+	}
+	for _, d := range done {
+		fmt.Fprintln(stdout, "done:", d)
+	}
+	return nil
+}
+
+type statusReport struct {
+	*wal.Status
+	Stream *streamState `json:"stream,omitempty"`
+	// StreamError is set when the stream could not be described.
+	StreamError string `json:"streamError,omitempty"`
+}
+
+func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var cfg config
+	fs := newFlagSet("status", &cfg, stderr, "database-url", "stream", "slot", "publication", "json", "no-stream")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := cfg.requireDatabase(); err != nil {
+		return err
+	}
+	conn, err := connect(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	st, err := wal.ReadStatus(ctx, conn, cfg.Slot, cfg.Publication)
+	if err != nil {
+		return err
+	}
+	rep := statusReport{Status: st}
+	if cfg.Stream != "" && !cfg.SkipStreamChk {
+		client, err := kinesisClient(ctx)
+		if err != nil {
+			rep.StreamError = err.Error()
+		} else if state, err := describeStream(ctx, client, cfg.Stream); err != nil {
+			rep.StreamError = err.Error()
+		} else {
+			rep.Stream = state
+		}
+	}
+	if cfg.JSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	printStatus(stdout, cfg, rep)
+	return nil
+}
+
+func printStatus(w io.Writer, cfg config, rep statusReport) {
+	st := rep.Status
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "SLOT\t%s\n", cfg.Slot)
+	if !st.Slot.Exists {
+		fmt.Fprintf(tw, "  exists\tno (run capture setup)\n")
+	} else {
+		active := "no"
+		if st.Slot.Active && st.Slot.ActivePID != nil {
+			active = fmt.Sprintf("yes (PID %d)", *st.Slot.ActivePID)
+		}
+		fmt.Fprintf(tw, "  active\t%s\n  confirmed_flush_lsn\t%s\n  restart_lsn\t%s\n  WAL retained\t%s\n  wal_status\t%s\n",
+			active, st.Slot.ConfirmedFlushLSN, st.Slot.RestartLSN, humanBytes(st.Slot.WALRetainedBytes), st.Slot.WALStatus)
+	}
+	fmt.Fprintf(tw, "PUBLICATION\t%s\n", cfg.Publication)
+	if !st.PubExists {
+		fmt.Fprintf(tw, "  exists\tno (run capture setup)\n")
+	}
+	fmt.Fprintf(tw, "  TABLE\tREPLICA IDENTITY\tOLD VALUES\n")
+	for _, t := range st.Tables {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", t.Name(), identityName(t.Identity), t.OldValues())
+	}
+	tw.Flush()
+	if len(st.Broken) > 0 {
+		fmt.Fprintf(w, "\n!!! DANGER: UPDATE and DELETE fail on these published tables (no primary key, no replica identity):\n!!!   %s\n!!! Fix now: ALTER TABLE <t> REPLICA IDENTITY FULL; (or add a primary key), or remove them from the publication.\n",
+			strings.Join(st.Broken, ", "))
+	}
+	if len(st.Incomplete) > 0 {
+		fmt.Fprintf(w, "\nnote: oldValues carry key columns only for: %s\n      (capture setup --replica-identity-full gives complete oldValues and exact changedValues)\n", strings.Join(st.Incomplete, ", "))
+	}
+	if unpublished := minus(st.Keyless, st.Broken); len(unpublished) > 0 {
+		fmt.Fprintf(w, "\nnote: tables without a key (not published): %s\n", strings.Join(unpublished, ", "))
+	}
+	switch {
+	case rep.Stream != nil:
+		fmt.Fprintf(w, "\nSTREAM %s: %s, %d open shards, mode %s, max record %d KiB\n", rep.Stream.Name, rep.Stream.Status, rep.Stream.OpenShards, rep.Stream.Mode, rep.Stream.MaxRecordSizeKiB)
+	case rep.StreamError != "":
+		fmt.Fprintf(w, "\nSTREAM: %s\n", rep.StreamError)
+	}
+}
+
+func minus(a, b []string) []string {
+	skip := map[string]bool{}
+	for _, s := range b {
+		skip[s] = true
+	}
+	var out []string
+	for _, s := range a {
+		if !skip[s] {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func identityName(id string) string {
+	return map[string]string{"d": "default", "f": "full", "i": "index", "n": "nothing"}[id]
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// streamState is the part of DescribeStreamSummary status shows.
+type streamState struct {
+	Name                 string `json:"name"`
+	Status               string `json:"status"`
+	Mode                 string `json:"mode"`
+	OpenShards           int32  `json:"openShards"`
+	MaxRecordSizeKiB     int32  `json:"maxRecordSizeKiB"`
+	RetentionPeriodHours int32  `json:"retentionPeriodHours"`
+}
+
+func describeStream(ctx context.Context, client *awskinesis.Client, stream string) (*streamState, error) {
+	in := &awskinesis.DescribeStreamSummaryInput{}
+	if strings.HasPrefix(stream, "arn:") {
+		in.StreamARN = &stream
+	} else {
+		in.StreamName = &stream
+	}
+	out, err := client.DescribeStreamSummary(ctx, in)
+	if err != nil {
+		return nil, fmt.Errorf("describe stream %s: %w", stream, err)
+	}
+	d := out.StreamDescriptionSummary
+	st := &streamState{Name: deref(d.StreamName), Status: string(d.StreamStatus), Mode: "PROVISIONED", MaxRecordSizeKiB: 1024}
+	if d.StreamModeDetails != nil {
+		st.Mode = string(d.StreamModeDetails.StreamMode)
+	}
+	if d.OpenShardCount != nil {
+		st.OpenShards = *d.OpenShardCount
+	}
+	if d.RetentionPeriodHours != nil {
+		st.RetentionPeriodHours = *d.RetentionPeriodHours
+	}
+	if d.MaxRecordSizeInKiB != nil {
+		st.MaxRecordSizeKiB = *d.MaxRecordSizeInKiB
+	}
+	return st, nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func kinesisClient(ctx context.Context) (*awskinesis.Client, error) {
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load AWS configuration: %w", err)
+	}
+	return awskinesis.NewFromConfig(awsCfg), nil
+}
+
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var cfg config
+	fs := newFlagSet("run", &cfg, stderr, "database-url", "stream", "slot", "publication", "metrics-addr", "log-level", "drain-timeout", "status-interval", "max-in-flight", "buffer-bytes")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := cfg.requireDatabase(); err != nil {
+		return err
+	}
+	if err := cfg.requireStream(); err != nil {
+		return err
+	}
+	log, err := logging.New(cfg.LogLevel)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	defer log.Sync()
+	if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
+		// capture's working set is bounded by --buffer-bytes; a soft limit
+		// keeps the garbage collector from letting the heap double past it
+		// on a small instance. GOMEMLIMIT overrides.
+		debug.SetMemoryLimit(int64(64<<20 + 2*cfg.BufferBytes))
+	}
+	reg := metrics.New()
+	if cfg.MetricsAddr != "" {
+		stopMetrics, err := serveMetrics(cfg.MetricsAddr, reg, log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
+	client, err := kinesisClient(ctx)
+	if err != nil {
+		return err
+	}
+	// The writer outlives ctx: on shutdown it must still drain.
+	w, err := kinesis.NewWriter(context.WithoutCancel(ctx), client, kinesis.Config{
+		Stream: cfg.Stream, Metrics: reg, Logger: log, Concurrency: cfg.MaxInFlight, BufferBytes: cfg.BufferBytes,
+	})
+	if err != nil {
+		return err
+	}
+	checkCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = w.Check(checkCtx)
+	cancel()
+	if err != nil {
+		w.Close(context.Background())
+		return err
+	}
+	stream := wal.NewStream(wal.StreamConfig{
+		DatabaseURL: cfg.DatabaseURL, Slot: cfg.Slot, Publication: cfg.Publication,
+		StatusInterval: cfg.StatusEvery, DrainTimeout: cfg.DrainTimeout, Logger: log, Metrics: reg,
+	}, w)
+	log.Info("capture starting", zap.String("stream", cfg.Stream), zap.String("slot", cfg.Slot), zap.String("publication", cfg.Publication))
+	runErr := stream.Run(ctx)
+	// Run drains the writer itself on a clean shutdown; closing again is a
+	// no-op then, and the only drain on the error path.
+	drainCtx, cancelDrain := context.WithTimeout(context.Background(), cfg.DrainTimeout)
+	defer cancelDrain()
+	if err := w.Close(drainCtx); err != nil && runErr == nil {
+		runErr = fmt.Errorf("drain: %w", err)
+	}
+	return runErr
+}
+
+func serveMetrics(addr string, reg *metrics.Registry, log *zap.Logger) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics address %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", reg.Handler())
+	if os.Getenv("WALBRIDGE_PPROF") == "1" {
+		// Profiling on the metrics address, opt-in: it exposes internals.
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Warn("metrics server stopped", zap.Error(err))
+		}
+	}()
+	log.Info("metrics listening", zap.String("addr", ln.Addr().String()))
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		<-done
+	}, nil
+}
