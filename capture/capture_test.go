@@ -581,4 +581,3 @@ func TestUsageErrors(t *testing.T) {
 		}
 	}
 }
-
