@@ -1,0 +1,321 @@
+package main
+
+// These tests drive scripts/dev the way a new user does: the commands are
+// read from README.md's Quick start, run from the repository root with a
+// fresh state folder, and stopped with SIGINT. Real parts throughout: the
+// private PostgreSQL cluster, the Kinesis emulator, capture and fanout.
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/walbridge/walbridge/shared/testkit"
+)
+
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	root, err := testkit.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// quickStart returns the commands of README.md's Quick start block.
+func quickStart(t *testing.T) []string {
+	t.Helper()
+	readme, err := os.ReadFile(filepath.Join(repoRoot(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("(?s)## Quick start\n.*?```sh\n(.*?)```").FindSubmatch(readme)
+	if m == nil {
+		t.Fatal("README.md has no Quick start sh block")
+	}
+	var cmds []string
+	for _, l := range strings.Split(strings.TrimSpace(string(m[1])), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			cmds = append(cmds, l)
+		}
+	}
+	return cmds
+}
+
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	var ports []int
+	var ls []net.Listener
+	for i := 0; i < n; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	for _, l := range ls {
+		l.Close()
+	}
+	return ports
+}
+
+// devEnv is a fresh state folder and free ports, without DATABASE_URL.
+func devEnv(t *testing.T) (dir string, ports []int, env []string) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "walbridge-dev-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	ports = freePorts(t, 3)
+	for _, e := range os.Environ() {
+		if !strings.HasPrefix(e, "DATABASE_URL=") {
+			env = append(env, e)
+		}
+	}
+	env = append(env, "WALBRIDGE_DEV_DIR="+dir,
+		"WALBRIDGE_DEV_PG_PORT="+strconv.Itoa(ports[0]),
+		"WALBRIDGE_DEV_KINESIS_PORT="+strconv.Itoa(ports[1]),
+		"WALBRIDGE_DEV_BUS_PORT="+strconv.Itoa(ports[2]))
+	return dir, ports, env
+}
+
+func TestQuickStartCommands(t *testing.T) {
+	cmds := quickStart(t)
+	if !reflect.DeepEqual(cmds, []string{"scripts/dev --demo", "scripts/test"}) {
+		t.Fatalf("Quick start commands %q; the tests run scripts/dev --demo (here) and scripts/test (.ci/run)", cmds)
+	}
+	ci, err := os.ReadFile(filepath.Join(repoRoot(t), ".ci", "run"))
+	if err != nil || !strings.Contains(string(ci), "scripts/test") {
+		t.Fatalf(".ci/run does not run scripts/test: %v", err)
+	}
+}
+
+func TestQuickStartDemo(t *testing.T) {
+	cmds := quickStart(t)
+	dir, ports, env := devEnv(t)
+	cmd := exec.Command("bash", "-c", "exec "+cmds[0])
+	cmd.Dir = repoRoot(t)
+	cmd.Env = env
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var log strings.Builder
+	ready := make(chan bool, 1)
+	exited := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		signalled := false
+		for sc.Scan() {
+			log.WriteString(sc.Text() + "\n")
+			if !signalled && strings.HasPrefix(sc.Text(), "[demo] received insert, update, delete") {
+				ready <- true
+				signalled = true
+			}
+		}
+		exited <- cmd.Wait()
+	}()
+	defer func() {
+		if t.Failed() {
+			t.Logf("scripts/dev output:\n%s", log.String())
+		}
+	}()
+	select {
+	case <-ready:
+	case err := <-exited:
+		t.Fatalf("scripts/dev --demo exited before the three events (%v)", err)
+	case <-time.After(5 * time.Minute):
+		cmd.Process.Kill()
+		t.Fatal("the three demo events did not arrive within 5 minutes")
+	}
+	checkDemoEvents(t, filepath.Join(dir, "events.jsonl"))
+
+	cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("scripts/dev exited with %v after SIGINT", err)
+		}
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("scripts/dev did not stop within 60s of SIGINT")
+	}
+	for _, p := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+		if err != nil {
+			t.Errorf("port %d still in use after Ctrl-C: %v", p, err)
+			continue
+		}
+		l.Close()
+	}
+	if left := processesMentioning(dir, ports); len(left) > 0 {
+		t.Errorf("processes left behind after Ctrl-C: %v", left)
+	}
+}
+
+// processesMentioning lists processes whose command line names the state
+// folder (capture, fanout, postgres) or one of the ports (the emulator).
+func processesMentioning(dir string, ports []int) []string {
+	var left []string
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	self := strconv.Itoa(os.Getpid())
+	for _, p := range procs {
+		if strings.Split(p, "/")[2] == self {
+			continue
+		}
+		b, err := os.ReadFile(p)
+		if err != nil || len(b) == 0 {
+			continue
+		}
+		line := strings.ReplaceAll(string(b), "\x00", " ")
+		hit := strings.Contains(line, dir)
+		for _, port := range ports {
+			hit = hit || strings.Contains(line, "serve.js "+strconv.Itoa(port))
+		}
+		if hit {
+			left = append(left, line)
+		}
+	}
+	return left
+}
+
+// checkDemoEvents compares the users events the bus delivered with the
+// contract's examples: same fields, same value shapes, same changedValues.
+func checkDemoEvents(t *testing.T, file string) {
+	t.Helper()
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got := map[string]map[string]any{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var rec struct {
+			Event map[string]any `json:"event"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+			t.Fatalf("events.jsonl: %v", err)
+		}
+		d, _ := rec.Event["detail"].(map[string]any)
+		if d["table"] == "users" {
+			got[d["operation"].(string)] = rec.Event
+		}
+	}
+	for _, op := range []string{"insert", "update", "delete"} {
+		var seed map[string]any
+		data, err := os.ReadFile(filepath.Join("testdata", "event-"+op+".json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(data, &seed); err != nil {
+			t.Fatal(err)
+		}
+		ev, ok := got[op]
+		if !ok {
+			t.Errorf("no %s event for users", op)
+			continue
+		}
+		if ev["detail-type"] != seed["detail-type"] {
+			t.Errorf("%s: detail-type %v, want %v", op, ev["detail-type"], seed["detail-type"])
+		}
+		if shape(ev["resources"]) != shape(seed["resources"]) {
+			t.Errorf("%s: resources %v", op, ev["resources"])
+		}
+		sd, ed := seed["detail"].(map[string]any), ev["detail"].(map[string]any)
+		for k, v := range sd {
+			if shape(ed[k]) != shape(v) {
+				t.Errorf("%s: detail.%s has shape %s, want %s", op, k, shape(ed[k]), shape(v))
+			}
+		}
+		for _, k := range []string{"schema", "table", "operation", "changedValues"} {
+			if fmt.Sprint(ed[k]) != fmt.Sprint(sd[k]) {
+				t.Errorf("%s: detail.%s = %v, want %v", op, k, ed[k], sd[k])
+			}
+		}
+		if ts, _ := ed["timestamp"].(string); !regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00$`).MatchString(ts) {
+			t.Errorf("%s: timestamp %q", op, ts)
+		}
+	}
+}
+
+// shape describes a JSON value's structure (object keys, array element
+// shapes, scalar kinds) and the "type" of value objects, ignoring values.
+func shape(v any) string {
+	switch x := v.(type) {
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			if k == "value" {
+				keys = append(keys, "value:"+shape(x[k]))
+			} else if k == "type" {
+				keys = append(keys, fmt.Sprintf("type=%v", x[k]))
+			} else {
+				keys = append(keys, k+":"+shape(x[k]))
+			}
+		}
+		sort.Strings(keys)
+		return "{" + strings.Join(keys, ",") + "}"
+	case []any:
+		if len(x) == 0 {
+			return "[]"
+		}
+		return "[" + shape(x[0]) + "]"
+	case nil:
+		return "null"
+	default:
+		return fmt.Sprintf("%T", x)
+	}
+}
+
+func TestDatabaseURLNeedsLogicalWAL(t *testing.T) {
+	pg := testkit.StartPostgres(t, testkit.PostgresOptions{WALLevel: "replica"})
+	_, _, env := devEnv(t)
+	cmd := exec.Command("bash", "scripts/dev")
+	cmd.Dir = repoRoot(t)
+	cmd.Env = append(env, "DATABASE_URL="+pg.URL("postgres"))
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("scripts/dev accepted wal_level=replica:\n%s", out)
+	}
+	for _, want := range []string{"wal_level = replica", "ALTER SYSTEM SET wal_level = logical", "restart PostgreSQL", "rds.logical_replication = 1"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("message lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestPortInUse(t *testing.T) {
+	_, ports, env := devEnv(t)
+	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(ports[2]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	cmd := exec.Command("bash", "scripts/dev")
+	cmd.Dir = repoRoot(t)
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), fmt.Sprintf("port %d", ports[2])) || !strings.Contains(string(out), "WALBRIDGE_DEV_BUS_PORT") {
+		t.Fatalf("scripts/dev with its bus port taken: %v\n%s", err, out)
+	}
+}

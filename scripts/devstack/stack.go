@@ -1,0 +1,582 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/walbridge/walbridge/shared/localbus"
+	"github.com/walbridge/walbridge/shared/pgcluster"
+)
+
+const streamName = "walbridge"
+
+// settings are devstack's knobs: flags, with environment defaults so that
+// tests and a second copy can move every port.
+type settings struct {
+	demo        bool
+	dir         string
+	databaseURL string
+	pgPort      int
+	kinesisPort int
+	busPort     int
+}
+
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return n
+	}
+	return def
+}
+
+func parseSettings(args []string, stderr io.Writer) (settings, error) {
+	var s settings
+	fs := flag.NewFlagSet("scripts/dev", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.BoolVar(&s.demo, "demo", false, "create the users table, insert, update and delete a row, and wait for the three events")
+	fs.StringVar(&s.dir, "dir", envOr("WALBRIDGE_DEV_DIR", ".dev"), "state folder: the private cluster, binaries, logs (env WALBRIDGE_DEV_DIR)")
+	fs.StringVar(&s.databaseURL, "database-url", os.Getenv("DATABASE_URL"), "use this database instead of a private cluster (env DATABASE_URL); it needs wal_level=logical")
+	fs.IntVar(&s.pgPort, "pg-port", envInt("WALBRIDGE_DEV_PG_PORT", 54329), "private cluster's port (env WALBRIDGE_DEV_PG_PORT)")
+	fs.IntVar(&s.kinesisPort, "kinesis-port", envInt("WALBRIDGE_DEV_KINESIS_PORT", 4567), "Kinesis emulator's port (env WALBRIDGE_DEV_KINESIS_PORT)")
+	fs.IntVar(&s.busPort, "bus-port", envInt("WALBRIDGE_DEV_BUS_PORT", 4010), "local event bus's port (env WALBRIDGE_DEV_BUS_PORT)")
+	if err := fs.Parse(args); err != nil {
+		return s, err
+	}
+	if fs.NArg() > 0 {
+		return s, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	abs, err := filepath.Abs(s.dir)
+	if err != nil {
+		return s, err
+	}
+	s.dir = abs
+	return s, nil
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// stack is everything devstack started, so that it can be stopped in order.
+type stack struct {
+	s      settings
+	out    *prefixer
+	pg     *pgcluster.Cluster
+	procs  []*child
+	bus    *localbus.Bus
+	busSrv *http.Server
+	busLog *os.File
+	failed chan string // a child that exited on its own
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	s, err := parseSettings(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(stderr, "scripts/dev:", err)
+		return 2
+	}
+	st := &stack{s: s, out: newPrefixer(stdout), failed: make(chan string, 8)}
+	defer st.stop()
+	if err := st.start(ctx); err != nil {
+		if ctx.Err() != nil {
+			return 0
+		}
+		st.out.line("dev", "ERROR: "+err.Error())
+		return 1
+	}
+	select {
+	case <-ctx.Done():
+		st.out.line("dev", "stopping (Ctrl-C)")
+		return 0
+	case name := <-st.failed:
+		st.out.line("dev", "ERROR: "+name+" exited unexpectedly; stopping everything (its output is above)")
+		return 1
+	}
+}
+
+func (st *stack) start(ctx context.Context) error {
+	s := st.s
+	for _, dir := range []string{s.dir, filepath.Join(s.dir, "bin")} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("create %s: %w", dir, err)
+		}
+	}
+	if _, err := exec.LookPath("node"); err != nil {
+		return errors.New("node (Node.js) is not installed; it runs the Kinesis emulator. Install it: apt-get install nodejs npm")
+	}
+	ports := map[string]int{"Kinesis emulator (--kinesis-port, WALBRIDGE_DEV_KINESIS_PORT)": s.kinesisPort, "event bus (--bus-port, WALBRIDGE_DEV_BUS_PORT)": s.busPort}
+	if s.databaseURL == "" {
+		ports["PostgreSQL (--pg-port, WALBRIDGE_DEV_PG_PORT)"] = s.pgPort
+	}
+	for what, port := range ports {
+		if err := portFree(port); err != nil {
+			return fmt.Errorf("port %d for the %s is in use (%v). Is another scripts/dev running? Stop it, or choose another port", port, what, err)
+		}
+	}
+
+	st.out.line("dev", "building capture and fanout")
+	for _, name := range []string{"capture", "fanout"} {
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(s.dir, "bin", name), "./"+name)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("go build ./%s: %w\n%s", name, err, out)
+		}
+	}
+
+	dbURL, err := st.startPostgres(ctx)
+	if err != nil {
+		return err
+	}
+	kinesisURL, err := st.startKinesis(ctx)
+	if err != nil {
+		return err
+	}
+	busURL, err := st.startBus(dbName(dbURL))
+	if err != nil {
+		return err
+	}
+
+	env := []string{
+		"DATABASE_URL=" + dbURL, "WALBRIDGE_STREAM=" + streamName,
+		"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=local", "AWS_SECRET_ACCESS_KEY=local", "AWS_EC2_METADATA_DISABLED=true",
+		"AWS_ENDPOINT_URL_KINESIS=" + kinesisURL, "AWS_ENDPOINT_URL_EVENTBRIDGE=" + busURL,
+		"WALBRIDGE_EVENT_BUS=default",
+	}
+	st.out.line("dev", "capture setup")
+	setup := exec.CommandContext(ctx, filepath.Join(s.dir, "bin", "capture"), "setup", "--keyless=full", "--event-trigger")
+	setup.Env = append(os.Environ(), env...)
+	setup.Stdout, setup.Stderr = st.out.writer("capture"), st.out.writer("capture")
+	if err := setup.Run(); err != nil {
+		return fmt.Errorf("capture setup failed (see above): %w", err)
+	}
+	if _, err := st.spawn("capture", env, filepath.Join(s.dir, "bin", "capture"), "run"); err != nil {
+		return err
+	}
+	// The emulator keeps nothing across runs, so neither may the checkpoint.
+	checkpoint := filepath.Join(s.dir, "fanout.checkpoint")
+	os.Remove(checkpoint)
+	if _, err := st.spawn("fanout", env, filepath.Join(s.dir, "bin", "fanout"), "poll", "--stream", streamName, "--from", "trim-horizon", "--checkpoint", checkpoint); err != nil {
+		return err
+	}
+
+	st.out.line("dev", "ready. Connect with:")
+	st.out.line("dev", "  psql '"+dbURL+"'")
+	st.out.line("dev", "and try:")
+	st.out.line("dev", "  CREATE TABLE notes (id serial PRIMARY KEY, body text);")
+	st.out.line("dev", "  INSERT INTO notes (body) VALUES ('hello');")
+	st.out.line("dev", "Each change appears below as a DatabaseEvent ([bus]), with the infra/ rules it matches.")
+	st.out.line("dev", "Events are also written to "+filepath.Join(s.dir, "events.jsonl")+". Ctrl-C stops everything.")
+	if s.demo {
+		return st.demo(ctx, dbURL)
+	}
+	return nil
+}
+
+func dbName(url string) string {
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return "app"
+	}
+	return cfg.Database
+}
+
+// startPostgres checks DATABASE_URL or starts the private cluster, and
+// returns the URL capture uses.
+func (st *stack) startPostgres(ctx context.Context) (string, error) {
+	if url := st.s.databaseURL; url != "" {
+		conn, err := pgx.Connect(ctx, url)
+		if err != nil {
+			return "", fmt.Errorf("connect to DATABASE_URL: %w", err)
+		}
+		defer conn.Close(context.Background())
+		var level string
+		if err := conn.QueryRow(ctx, "SHOW wal_level").Scan(&level); err != nil {
+			return "", fmt.Errorf("read wal_level: %w", err)
+		}
+		if level != "logical" {
+			return "", fmt.Errorf("the database at DATABASE_URL has wal_level = %s; walbridge needs wal_level = logical.\n"+
+				"  Fix: run  ALTER SYSTEM SET wal_level = logical;  and restart PostgreSQL\n"+
+				"  (RDS/Aurora: set rds.logical_replication = 1 in the DB parameter group and reboot).\n"+
+				"  Or unset DATABASE_URL to use a private cluster in %s", level, st.s.dir)
+		}
+		st.out.line("postgres", "using DATABASE_URL (wal_level = logical)")
+		return url, nil
+	}
+	root, err := clusterRoot(st.s.dir)
+	if err != nil {
+		return "", err
+	}
+	st.out.line("postgres", "starting the private cluster in "+root+" on port "+strconv.Itoa(st.s.pgPort))
+	c, err := pgcluster.Start(ctx, pgcluster.Options{
+		DataDir: filepath.Join(root, "data"), Port: st.s.pgPort,
+		Settings: map[string]string{"wal_level": "logical", "listen_addresses": "127.0.0.1", "max_replication_slots": "10", "max_wal_senders": "10"},
+	})
+	if err != nil {
+		return "", fmt.Errorf("start the private PostgreSQL cluster: %w", err)
+	}
+	st.pg = c
+	conn, err := pgx.Connect(ctx, c.URL("postgres"))
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close(context.Background())
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS(SELECT 1 FROM pg_database WHERE datname = 'app')`).Scan(&exists); err != nil {
+		return "", err
+	}
+	if !exists {
+		if _, err := conn.Exec(ctx, `CREATE DATABASE app`); err != nil {
+			return "", fmt.Errorf("create database app: %w", err)
+		}
+	}
+	return c.URL("app"), nil
+}
+
+// clusterRoot is dir/pg, unless the postgres OS user (which the server runs
+// as when we are root) cannot reach it: then a folder under /var/tmp named
+// after dir, linked from dir/pg.
+func clusterRoot(dir string) (string, error) {
+	want := filepath.Join(dir, "pg")
+	if os.Geteuid() != 0 || othersCanTraverse(dir) {
+		return want, os.MkdirAll(want, 0o700)
+	}
+	if target, err := os.Readlink(want); err == nil {
+		return target, os.MkdirAll(target, 0o700)
+	}
+	alt := filepath.Join("/var/tmp", "walbridge-dev-"+strings.ReplaceAll(strings.Trim(dir, "/"), "/", "_"))
+	if err := os.MkdirAll(alt, 0o700); err != nil {
+		return "", err
+	}
+	os.RemoveAll(want)
+	return alt, os.Symlink(alt, want)
+}
+
+func othersCanTraverse(dir string) bool {
+	for d := dir; ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil || fi.Mode().Perm()&0o001 == 0 {
+			return false
+		}
+		if d == "/" {
+			return true
+		}
+	}
+}
+
+func (st *stack) startKinesis(ctx context.Context) (string, error) {
+	dir := filepath.Join("scripts", "kinesis-emulator")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "kinesalite")); err != nil {
+		return "", fmt.Errorf("the Kinesis emulator is not installed: run scripts/install-deps")
+	}
+	ready := make(chan string, 1)
+	c, err := st.spawnWatch("kinesis", nil, dir, func(line string) {
+		if p, ok := strings.CutPrefix(line, "listening "); ok {
+			select {
+			case ready <- p:
+			default:
+			}
+		}
+	}, "node", "serve.js", strconv.Itoa(st.s.kinesisPort))
+	if err != nil {
+		return "", err
+	}
+	select {
+	case port := <-ready:
+		url := "http://127.0.0.1:" + port
+		if err := createStream(ctx, url); err != nil {
+			return "", err
+		}
+		st.out.line("kinesis", "stream "+streamName+" ready at "+url)
+		return url, nil
+	case <-c.done:
+		return "", errors.New("the Kinesis emulator exited at start (see above)")
+	case <-time.After(30 * time.Second):
+		return "", errors.New("the Kinesis emulator did not start within 30s")
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
+
+func createStream(ctx context.Context, url string) error {
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion("us-east-1"),
+		awsconfig.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("local", "local", "")))
+	if err != nil {
+		return err
+	}
+	c := kinesis.NewFromConfig(cfg, func(o *kinesis.Options) { o.BaseEndpoint = aws.String(url) })
+	_, err = c.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String(streamName), ShardCount: aws.Int32(2)})
+	var inUse *types.ResourceInUseException
+	if err != nil && !errors.As(err, &inUse) {
+		return fmt.Errorf("create stream: %w", err)
+	}
+	w := kinesis.NewStreamExistsWaiter(c, func(o *kinesis.StreamExistsWaiterOptions) { o.MinDelay, o.MaxDelay = 20*time.Millisecond, 200*time.Millisecond })
+	return w.Wait(ctx, &kinesis.DescribeStreamInput{StreamName: aws.String(streamName)}, 30*time.Second)
+}
+
+func (st *stack) startBus(database string) (string, error) {
+	rs, err := localbus.Load("infra", localbus.LoadOptions{Params: map[string]string{"ResourceName": database}})
+	if err != nil {
+		return "", fmt.Errorf("load rules from infra/: %w", err)
+	}
+	rs.Report(st.out.writer("bus"))
+	f, err := os.Create(filepath.Join(st.s.dir, "events.jsonl"))
+	if err != nil {
+		return "", err
+	}
+	st.busLog = f
+	st.bus = localbus.New(rs.Rules, localbus.Options{Out: st.out.writer("bus"), JSONLines: f})
+	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(st.s.busPort))
+	if err != nil {
+		return "", fmt.Errorf("event bus: %w", err)
+	}
+	st.busSrv = &http.Server{Handler: st.bus, ReadHeaderTimeout: 5 * time.Second}
+	go st.busSrv.Serve(ln)
+	url := "http://" + ln.Addr().String()
+	st.out.line("bus", "local event bus at "+url)
+	return url, nil
+}
+
+// demo plays the users scenario and waits for its three events.
+func (st *stack) demo(ctx context.Context, dbURL string) error {
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	stmts := []string{
+		`CREATE TABLE IF NOT EXISTS users (id serial PRIMARY KEY, first_name varchar(100), last_name varchar(100), email varchar(200))`,
+		// The full old row makes changedValues exact, as in the contract's examples.
+		`ALTER TABLE users REPLICA IDENTITY FULL`,
+	}
+	for _, s := range stmts {
+		if _, err := conn.Exec(ctx, s); err != nil {
+			return fmt.Errorf("demo: %s: %w", s, err)
+		}
+	}
+	since := len(st.bus.Records())
+	var id int
+	if err := conn.QueryRow(ctx, `INSERT INTO users (first_name, last_name, email) VALUES ('Ben', 'Limmer', 'ben@example.com') RETURNING id`).Scan(&id); err != nil {
+		return fmt.Errorf("demo insert: %w", err)
+	}
+	st.out.line("demo", fmt.Sprintf("inserted users row %d (Ben)", id))
+	if _, err := conn.Exec(ctx, `UPDATE users SET email = 'ben_new@example.com' WHERE id = $1`, id); err != nil {
+		return fmt.Errorf("demo update: %w", err)
+	}
+	st.out.line("demo", "updated his e-mail")
+	if _, err := conn.Exec(ctx, `DELETE FROM users WHERE id = $1`, id); err != nil {
+		return fmt.Errorf("demo delete: %w", err)
+	}
+	st.out.line("demo", "deleted him; waiting for the three DatabaseEvents")
+	deadline := time.After(2 * time.Minute)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		got := demoOps(st.bus.Records()[since:], id)
+		if len(got) >= 3 {
+			st.out.line("demo", "received "+strings.Join(got, ", ")+": the pipeline works. Ctrl-C to stop, or keep changing data.")
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-deadline:
+			return fmt.Errorf("demo: only %v of insert, update, delete arrived within 2 minutes", got)
+		case <-tick.C:
+		}
+	}
+}
+
+// demoOps lists the operations of events for users row id, in arrival order.
+func demoOps(recs []localbus.Record, id int) []string {
+	var ops []string
+	for _, r := range recs {
+		var d struct {
+			Table     string `json:"table"`
+			Operation string `json:"operation"`
+			New       map[string]struct {
+				Value json.RawMessage `json:"value"`
+			} `json:"newValues"`
+			Old map[string]struct {
+				Value json.RawMessage `json:"value"`
+			} `json:"oldValues"`
+		}
+		if json.Unmarshal(r.Event.Detail, &d) != nil || d.Table != "users" {
+			continue
+		}
+		row := d.New
+		if row == nil {
+			row = d.Old
+		}
+		if string(row["id"].Value) == strconv.Itoa(id) {
+			ops = append(ops, d.Operation)
+		}
+	}
+	return ops
+}
+
+// stop ends everything in reverse order of dependence: fanout and capture
+// first (capture drains and confirms), then the bus, the emulator, and the
+// private cluster.
+func (st *stack) stop() {
+	for i := len(st.procs) - 1; i >= 0; i-- {
+		st.procs[i].stop(30 * time.Second)
+	}
+	if st.busSrv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		st.busSrv.Shutdown(ctx)
+		cancel()
+	}
+	if st.bus != nil {
+		st.bus.Close()
+	}
+	if st.busLog != nil {
+		st.busLog.Close()
+	}
+	if st.pg != nil {
+		if err := st.pg.Stop(); err != nil {
+			st.out.line("postgres", "stop: "+err.Error())
+		}
+	}
+	st.out.line("dev", "stopped")
+}
+
+// child is a process devstack started, in its own process group so that a
+// terminal's Ctrl-C reaches devstack alone and the order of shutdown is ours.
+type child struct {
+	name string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func (st *stack) spawn(name string, env []string, bin string, args ...string) (*child, error) {
+	return st.spawnWatch(name, env, "", nil, bin, args...)
+}
+
+func (st *stack) spawnWatch(name string, env []string, dir string, watch func(string), bin string, args ...string) (*child, error) {
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	w := st.out.writer(name)
+	var pw *io.PipeWriter
+	if watch != nil {
+		var pr *io.PipeReader
+		pr, pw = io.Pipe()
+		go func() {
+			sc := bufio.NewScanner(pr)
+			for sc.Scan() {
+				watch(sc.Text())
+				w.Write([]byte(sc.Text() + "\n"))
+			}
+			io.Copy(io.Discard, pr)
+		}()
+		cmd.Stdout = pw
+	} else {
+		cmd.Stdout = w
+	}
+	cmd.Stderr = w
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	c := &child{name: name, cmd: cmd, done: make(chan struct{})}
+	st.procs = append(st.procs, c)
+	go func() {
+		cmd.Wait()
+		if pw != nil {
+			pw.Close()
+		}
+		close(c.done)
+		select {
+		case st.failed <- name:
+		default:
+		}
+	}()
+	return c, nil
+}
+
+func (c *child) stop(grace time.Duration) {
+	select {
+	case <-c.done:
+		return
+	default:
+	}
+	syscall.Kill(-c.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-c.done:
+	case <-time.After(grace):
+		syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
+		<-c.done
+	}
+}
+
+func portFree(port int) error {
+	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+	if err != nil {
+		return err
+	}
+	return l.Close()
+}
+
+// prefixer writes whole lines, each behind its part's tag, to one output.
+type prefixer struct {
+	mu  sync.Mutex
+	out io.Writer
+}
+
+func newPrefixer(out io.Writer) *prefixer { return &prefixer{out: out} }
+
+func (p *prefixer) line(tag, s string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.out, "[%s] %s\n", tag, s)
+}
+
+func (p *prefixer) writer(tag string) io.Writer { return &lineWriter{p: p, tag: tag} }
+
+type lineWriter struct {
+	p   *prefixer
+	tag string
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (w *lineWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf = append(w.buf, b...)
+	for {
+		i := strings.IndexByte(string(w.buf), '\n')
+		if i < 0 {
+			break
+		}
+		w.p.line(w.tag, string(w.buf[:i]))
+		w.buf = w.buf[i+1:]
+	}
+	return len(b), nil
+}
