@@ -335,7 +335,9 @@ func createStream(ctx context.Context, url string) error {
 	if err != nil && !errors.As(err, &inUse) {
 		return fmt.Errorf("create stream: %w", err)
 	}
-	w := kinesis.NewStreamExistsWaiter(c, func(o *kinesis.StreamExistsWaiterOptions) { o.MinDelay, o.MaxDelay = 20*time.Millisecond, 200*time.Millisecond })
+	w := kinesis.NewStreamExistsWaiter(c, func(o *kinesis.StreamExistsWaiterOptions) {
+		o.MinDelay, o.MaxDelay = 20*time.Millisecond, 200*time.Millisecond
+	})
 	return w.Wait(ctx, &kinesis.DescribeStreamInput{StreamName: aws.String(streamName)}, 30*time.Second)
 }
 
