@@ -23,11 +23,11 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/walbridge/walbridge/shared/localbus"
 	"github.com/walbridge/walbridge/shared/pgcluster"
+	"github.com/walbridge/walbridge/shared/provision"
 )
 
 const streamName = "walbridge"
@@ -329,16 +329,8 @@ func createStream(ctx context.Context, url string) error {
 	if err != nil {
 		return err
 	}
-	c := kinesis.NewFromConfig(cfg, func(o *kinesis.Options) { o.BaseEndpoint = aws.String(url) })
-	_, err = c.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String(streamName), ShardCount: aws.Int32(2)})
-	var inUse *types.ResourceInUseException
-	if err != nil && !errors.As(err, &inUse) {
-		return fmt.Errorf("create stream: %w", err)
-	}
-	w := kinesis.NewStreamExistsWaiter(c, func(o *kinesis.StreamExistsWaiterOptions) {
-		o.MinDelay, o.MaxDelay = 20*time.Millisecond, 200*time.Millisecond
-	})
-	return w.Wait(ctx, &kinesis.DescribeStreamInput{StreamName: aws.String(streamName)}, 30*time.Second)
+	_, err = provision.Stream(ctx, kinesis.NewFromConfig(cfg, func(o *kinesis.Options) { o.BaseEndpoint = aws.String(url) }), streamName, 2)
+	return err
 }
 
 func (st *stack) startBus(database string) (string, error) {
