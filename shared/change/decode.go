@@ -5,29 +5,26 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"unicode/utf8"
 )
 
 // Decode parses a Kinesis record's data. It fails with a wrapped
 // ErrUnknownVersion for a version it does not know, and with a descriptive
 // error for anything malformed; it never returns a partial record.
 func Decode(data []byte) (*Record, error) {
-	var head struct {
-		V *int `json:"v"`
-	}
-	if err := json.Unmarshal(data, &head); err != nil {
-		return nil, fmt.Errorf("decode change record: %w", err)
-	}
-	if head.V == nil {
-		return nil, errors.New("decode change record: no version field")
-	}
-	if *head.V != Version {
-		return nil, fmt.Errorf("decode change record: version %d: %w (this build reads version %d)", *head.V, ErrUnknownVersion, Version)
-	}
 	var body struct {
 		Changes []Change `json:"changes"`
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&body); err != nil {
+	// Encode always starts with the version: one pass suffices. Anything
+	// else (another producer's key order, another version) takes the
+	// careful path below.
+	if !bytes.HasPrefix(data, versionPrefix) {
+		if err := checkVersion(data); err != nil {
+			return nil, err
+		}
+	}
+	if err := json.Unmarshal(data, &body); err != nil {
 		return nil, fmt.Errorf("decode change record: %w", err)
 	}
 	if len(body.Changes) == 0 {
@@ -41,6 +38,25 @@ func Decode(data []byte) (*Record, error) {
 	return &Record{Changes: body.Changes}, nil
 }
 
+var versionPrefix = []byte(`{"v":` + strconv.Itoa(Version) + `,`)
+
+// checkVersion reads only the version field.
+func checkVersion(data []byte) error {
+	var head struct {
+		V *int `json:"v"`
+	}
+	if err := json.Unmarshal(data, &head); err != nil {
+		return fmt.Errorf("decode change record: %w", err)
+	}
+	if head.V == nil {
+		return errors.New("decode change record: no version field")
+	}
+	if *head.V != Version {
+		return fmt.Errorf("decode change record: version %d: %w (this build reads version %d)", *head.V, ErrUnknownVersion, Version)
+	}
+	return nil
+}
+
 // MarshalJSON writes the same form as AppendValue.
 func (v Value) MarshalJSON() ([]byte, error) { return AppendValue(nil, v), nil }
 
@@ -50,6 +66,13 @@ func (v *Value) UnmarshalJSON(b []byte) error {
 	switch {
 	case bytes.Equal(b, []byte("null")):
 		*v = Value{State: Null}
+		return nil
+	case len(b) >= 2 && b[0] == '"' && b[len(b)-1] == '"' && bytes.IndexByte(b, '\\') < 0 && utf8.Valid(b):
+		// No escapes: the bytes between the quotes are the value.
+		*v = Value{State: Text, Text: string(b[1 : len(b)-1])}
+		return nil
+	case bytes.Equal(b, []byte(`{"unchanged":true}`)):
+		*v = Value{State: Unchanged}
 		return nil
 	case len(b) > 0 && b[0] == '"':
 		var s string
@@ -73,11 +96,11 @@ func (v *Value) UnmarshalJSON(b []byte) error {
 		case m.Omitted:
 			*v = Value{State: Omitted, Size: m.Bytes}
 		default:
-			return fmt.Errorf("tuple value %s: neither unchanged nor omitted", b)
+			return errors.New("tuple value: marker object neither unchanged nor omitted")
 		}
 		return nil
 	}
-	return fmt.Errorf("tuple value %.40s: want a string, null or a marker object", b)
+	return fmt.Errorf("tuple value: want a string, null or a marker object, got %d bytes starting %q", len(b), b[:1])
 }
 
 // MarshalJSON writes the wire form; it exists so that tests and tools can use
