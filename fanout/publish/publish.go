@@ -260,7 +260,14 @@ func (p *Publisher) Publish(ctx context.Context, items []Item) Result {
 		if sendCtx.Err() == nil {
 			now := time.Now()
 			for inflight < p.cfg.Concurrency {
-				batch := r.nextBatch(now)
+				// While requests are out, wait for a full batch: their
+				// answers free more keys, and fuller requests cost less.
+				// With nothing out, send what there is.
+				minEntries := 1
+				if inflight > 0 {
+					minEntries = MaxEntries
+				}
+				batch := r.nextBatch(now, minEntries)
 				if len(batch) == 0 {
 					break
 				}
@@ -357,8 +364,10 @@ func (r *run) prepare() {
 const maxSkipped = 64
 
 // nextBatch takes the events to send next: the head of each ready key, in
-// source order, up to MaxEntries and the size limit.
-func (r *run) nextBatch(now time.Time) []int {
+// source order, up to MaxEntries and the size limit. A batch of fewer than
+// minEntries that still has room is not taken (nil); one the size limit
+// closed is.
+func (r *run) nextBatch(now time.Time, minEntries int) []int {
 	var batch []int
 	var later []*keyQueue
 	size := 0
@@ -378,6 +387,14 @@ func (r *run) nextBatch(now time.Time) []int {
 		if r.solo[i] {
 			break
 		}
+	}
+	full := len(batch) == MaxEntries || r.ready.Len() > 0 && len(batch) > 0 && size+r.sizes[r.ready[0].head()] > r.p.cfg.MaxRequestBytes
+	if len(batch) < minEntries && !full {
+		for _, i := range batch {
+			r.state[i] = pending
+			later = append(later, r.keyOf[i])
+		}
+		batch = nil
 	}
 	for _, k := range later {
 		heap.Push(&r.ready, k)
