@@ -158,6 +158,7 @@ func BenchmarkLatency(b *testing.B) {
 		b.ReportMetric(h.quantile(0.50)*1000, "p50-ms(bucket)")
 		b.ReportMetric(h.quantile(0.99)*1000, "p99-ms(bucket)")
 		b.ReportMetric(h.count/dur.Seconds(), "changes/s")
+		b.Logf("commit-to-ack histogram (upper bound s: cumulative count): %v / %v", h.bounds, h.cum)
 	}
 }
 
