@@ -11,6 +11,7 @@ import (
 
 	"github.com/walbridge/walbridge/fanout/publish"
 	"github.com/walbridge/walbridge/shared/event"
+	"github.com/walbridge/walbridge/shared/logging"
 )
 
 // config is fanout's settings, read from the environment (the same in Lambda
@@ -98,17 +99,12 @@ func loadConfig(getenv func(string) string) (config, error) {
 	return c, nil
 }
 
-// newLogger is fanout's one logger setup: JSON lines on stderr (what Lambda
-// ships to CloudWatch), ISO 8601 times.
+// newLogger is shared/logging's setup (JSON lines on stderr, what Lambda
+// ships to CloudWatch) at the configured level.
 func newLogger(level zapcore.Level) *zap.Logger {
-	cfg := zap.NewProductionConfig()
-	cfg.Level = zap.NewAtomicLevelAt(level)
-	cfg.EncoderConfig.TimeKey = "time"
-	cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
-	cfg.Sampling = nil
-	log, err := cfg.Build()
+	log, err := logging.New(level.String())
 	if err != nil {
-		// Build fails only for an unusable output path; stderr always is.
+		// Only an unknown level fails, and loadConfig has checked it.
 		return zap.NewNop()
 	}
 	return log
