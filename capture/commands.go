@@ -17,10 +17,12 @@ import (
 	"time"
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	awskinesis "github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
 
+	"github.com/walbridge/walbridge/capture/cwmetrics"
 	"github.com/walbridge/walbridge/capture/kinesis"
 	"github.com/walbridge/walbridge/capture/wal"
 	"github.com/walbridge/walbridge/shared/logging"
@@ -287,7 +289,7 @@ func kinesisClient(ctx context.Context) (*awskinesis.Client, error) {
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cfg config
-	fs := newFlagSet("run", &cfg, stderr, "database-url", "stream", "slot", "publication", "metrics-addr", "log-level", "drain-timeout", "status-interval", "max-in-flight", "buffer-bytes")
+	fs := newFlagSet("run", &cfg, stderr, "database-url", "stream", "slot", "publication", "metrics-addr", "log-level", "drain-timeout", "status-interval", "max-in-flight", "buffer-bytes", "cloudwatch")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -316,9 +318,17 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		defer stopMetrics()
 	}
-	client, err := kinesisClient(ctx)
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
 	if err != nil {
-		return err
+		return fmt.Errorf("load AWS configuration: %w", err)
+	}
+	client := awskinesis.NewFromConfig(awsCfg)
+	if cfg.CloudWatch {
+		pub := cwmetrics.New(cloudwatch.NewFromConfig(awsCfg), reg, cfg.Slot, log)
+		cwCtx, stopCW := context.WithCancel(context.WithoutCancel(ctx))
+		done := make(chan struct{})
+		go func() { defer close(done); pub.Run(cwCtx, time.Minute) }()
+		defer func() { stopCW(); <-done }()
 	}
 	// The writer outlives ctx: on shutdown it must still drain.
 	w, err := kinesis.NewWriter(context.WithoutCancel(ctx), client, kinesis.Config{
@@ -332,6 +342,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	cancel()
 	if err != nil {
 		w.Close(context.Background())
+		if ctx.Err() != nil {
+			return nil // asked to stop while starting: nothing was read, nothing to drain
+		}
 		return err
 	}
 	stream := wal.NewStream(wal.StreamConfig{

@@ -34,6 +34,7 @@ type config struct {
 	DropPub       bool
 	DropTrigger   bool
 	SkipStreamChk bool
+	CloudWatch    bool
 }
 
 // newFlagSet declares the flags a command accepts, with env-var defaults.
@@ -100,6 +101,7 @@ func newFlagSet(cmd string, cfg *config, stderr io.Writer, names ...string) *fla
 	}
 	boolean(&cfg.IdentityFull, "replica-identity-full", "WALBRIDGE_REPLICA_IDENTITY_FULL", "set REPLICA IDENTITY FULL on captured tables that lack it (complete oldValues)")
 	boolean(&cfg.EventTrigger, "event-trigger", "WALBRIDGE_EVENT_TRIGGER", "install a DDL event trigger applying the keyless policy to tables created later")
+	boolean(&cfg.CloudWatch, "cloudwatch", "WALBRIDGE_CLOUDWATCH", "run: publish the alarm metrics to CloudWatch (namespace walbridge) every minute")
 	boolean(&cfg.SkipStreamChk, "no-stream", "WALBRIDGE_NO_STREAM", "status: don't query Kinesis")
 	if want["json"] {
 		fs.BoolVar(&cfg.JSON, "json", false, "print JSON instead of a table")

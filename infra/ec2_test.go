@@ -612,6 +612,7 @@ func TestUserDataScript(t *testing.T) {
 				"WALBRIDGE_SLOT":          "walbridge",
 				"WALBRIDGE_PUBLICATION":   "walbridge",
 				"WALBRIDGE_METRICS_ADDR":  "127.0.0.1:9187",
+				"WALBRIDGE_CLOUDWATCH":    "true", // the capture alarms read these series
 				"WALBRIDGE_DB_SECRET_ARN": requiredParamValues["DbSecretArn"],
 				"AWS_REGION":              "eu-west-1",
 				// No credentials: capture-start adds PGUSER and PGPASSWORD.

@@ -57,6 +57,7 @@ type Stream struct {
 	tableCounter map[tableOp]metrics.Counter
 	confirmedG   metrics.Gauge
 	retainedG    metrics.Gauge
+	advancedG    metrics.Gauge
 	reconnects   metrics.Counter
 	confirmedLSN change.LSN // last position reported to the server
 	lastMarked   change.LSN // last position handed to the sink's Mark
@@ -88,6 +89,7 @@ func NewStream(cfg StreamConfig, sink Sink) *Stream {
 		tableCounter: map[tableOp]metrics.Counter{},
 		confirmedG:   m.Gauge("walbridge_confirmed_lsn", "LSN last confirmed to PostgreSQL (as a number).").With(),
 		retainedG:    m.Gauge("walbridge_slot_wal_retained_bytes", "WAL bytes the slot keeps (current WAL LSN minus restart_lsn).").With(),
+		advancedG:    m.Gauge("walbridge_confirmed_lsn_advanced_timestamp_seconds", "Unix time at which the confirmed LSN last moved forward.").With(),
 		reconnects:   m.Counter("walbridge_reconnects_total", "Replication sessions restarted after an error.").With(),
 	}
 }
@@ -181,6 +183,9 @@ func (s *Stream) session(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("start replication on slot %q: %w", s.cfg.Slot, err)
 	}
+	if s.advancedG.Value() == 0 {
+		s.advancedG.Set(float64(time.Now().Unix()))
+	}
 	s.log.Info("streaming", zap.String("slot", s.cfg.Slot), zap.String("publication", s.cfg.Publication), zap.Stringer("confirmed", s.confirmedLSN))
 
 	dec := NewDecoder(database, NewPGCatalog(catConn))
@@ -192,6 +197,7 @@ func (s *Stream) session(ctx context.Context) error {
 	sendStatus := func(reply bool) error {
 		if c := s.sink.Confirmable(); c > s.confirmedLSN {
 			s.confirmedLSN = c
+			s.advancedG.Set(float64(time.Now().Unix()))
 		}
 		if err := sendStandbyStatus(conn, max(received, s.confirmedLSN), s.confirmedLSN, reply); err != nil {
 			return fmt.Errorf("send standby status: %w", err)

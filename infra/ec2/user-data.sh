@@ -78,6 +78,7 @@ WALBRIDGE_STREAM=${StreamName}
 WALBRIDGE_SLOT=${SlotName}
 WALBRIDGE_PUBLICATION=${PublicationName}
 WALBRIDGE_METRICS_ADDR=127.0.0.1:9187
+WALBRIDGE_CLOUDWATCH=true
 WALBRIDGE_DB_SECRET_ARN=${DbSecretArn}
 AWS_REGION=${Region}
 DATABASE_URL=postgres://${DbHost}:${DbPort}/${DbName}?sslmode=verify-full&sslrootcert=/etc/walbridge/rds-ca.pem

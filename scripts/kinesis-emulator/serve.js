@@ -13,6 +13,17 @@ server.on('error', (err) => {
 server.listen(port, '127.0.0.1', () => {
   console.log(`listening ${server.address().port}`)
 })
+// kinesalite throws from a request's 'error' handler when a client goes away
+// mid-request (as a killed capture does), which would end the emulator and
+// every stream in it. A client that left is not the emulator's failure.
+process.on('uncaughtException', (err) => {
+  if (err && (err.message === 'aborted' || err.code === 'ECONNRESET')) {
+    console.error(`kinesis emulator: a client went away mid-request (${err.message}); carrying on`)
+    return
+  }
+  console.error(err)
+  process.exit(1)
+})
 for (const sig of ['SIGINT', 'SIGTERM']) {
   process.on(sig, () => server.close(() => process.exit(0)))
 }

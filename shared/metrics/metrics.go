@@ -143,6 +143,19 @@ func (h *Histogram) Observe(v float64) {
 	h.c.add(v)
 }
 
+// Snapshot returns the bucket upper bounds and the count in each bucket (not
+// cumulative; the last entry counts observations above every bound).
+func (h *Histogram) Snapshot() (bounds []float64, counts []uint64) {
+	counts = make([]uint64, len(h.c.counts)+1)
+	var inBuckets uint64
+	for i := range h.c.counts {
+		counts[i] = h.c.counts[i].Load()
+		inBuckets += counts[i]
+	}
+	counts[len(counts)-1] = h.c.count.Load() - inBuckets
+	return h.f.buckets, counts
+}
+
 // Quantile estimates the q-quantile (0..1) from the buckets: the upper bound
 // of the bucket holding it. Good enough for status output and benchmarks.
 func (h *Histogram) Quantile(q float64) float64 {
