@@ -35,7 +35,9 @@ func Stream(ctx context.Context, c *kinesis.Client, name string, shards int32) (
 	if err != nil && !errors.As(err, &inUse) {
 		return "", fmt.Errorf("create stream %s: %w", name, err)
 	}
-	w := kinesis.NewStreamExistsWaiter(c, func(o *kinesis.StreamExistsWaiterOptions) { o.MinDelay, o.MaxDelay = 20*time.Millisecond, 500*time.Millisecond })
+	w := kinesis.NewStreamExistsWaiter(c, func(o *kinesis.StreamExistsWaiterOptions) {
+		o.MinDelay, o.MaxDelay = 20*time.Millisecond, 500*time.Millisecond
+	})
 	out, err := w.WaitForOutput(ctx, &kinesis.DescribeStreamInput{StreamName: aws.String(name)}, time.Minute)
 	if err != nil {
 		return "", fmt.Errorf("wait for stream %s: %w", name, err)
