@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/walbridge/walbridge/shared/backoff"
 
 	awskinesis "github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
@@ -34,7 +35,7 @@ func (w *Writer) Check(ctx context.Context) error {
 			break
 		}
 		w.log.Warn("retrying DescribeStreamSummary", zap.String("reason", reason), zap.Error(err))
-		if !wait(ctx, backoff(w.cfg.RetryBase, w.cfg.RetryMax, attempt)) {
+		if !backoff.Sleep(ctx, backoff.Full(w.cfg.RetryBase, w.cfg.RetryMax, attempt)) {
 			break
 		}
 	}

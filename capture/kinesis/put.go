@@ -2,6 +2,7 @@ package kinesis
 
 import (
 	"fmt"
+	"github.com/walbridge/walbridge/shared/backoff"
 	"slices"
 	"sort"
 	"time"
@@ -231,7 +232,7 @@ func (kq *keyQueue) compact() {
 
 // sleep waits before retry number attempt; false means the writer stopped.
 func (w *Writer) sleep(attempt int) bool {
-	return wait(w.ctx, backoff(w.cfg.RetryBase, w.cfg.RetryMax, attempt-1))
+	return backoff.Sleep(w.ctx, backoff.Full(w.cfg.RetryBase, w.cfg.RetryMax, attempt-1))
 }
 
 // logRetry logs the first retry of a request and every tenth after it, so a

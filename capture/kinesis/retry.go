@@ -1,40 +1,10 @@
 package kinesis
 
 import (
-	"context"
 	"errors"
-	"math/rand/v2"
-	"time"
 
 	"github.com/aws/smithy-go"
 )
-
-// backoff is the wait before retry number attempt (from 0): full jitter,
-// uniformly random in [0, min(max, base·2^attempt)).
-func backoff(base, max time.Duration, attempt int) time.Duration {
-	ceil := max
-	if attempt < 30 {
-		if d := base << attempt; d > 0 && d < max {
-			ceil = d
-		}
-	}
-	if ceil <= 0 {
-		return 0
-	}
-	return rand.N(ceil)
-}
-
-// wait sleeps for d; false means ctx ended first.
-func wait(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
 
 // Retry reasons, the label values of walbridge_kinesis_retries_total.
 const (

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
@@ -72,24 +71,6 @@ func TestRetryableEntryCodes(t *testing.T) {
 	} {
 		if got := retryableEntry(code); got != want {
 			t.Errorf("retryableEntry(%s) = %v, want %v", code, got, want)
-		}
-	}
-}
-
-func TestBackoffIsFullJitterCapped(t *testing.T) {
-	base, ceiling := 10*time.Millisecond, 300*time.Millisecond
-	for attempt := range 40 {
-		limit := min(ceiling, base<<min(attempt, 30))
-		var top time.Duration
-		for range 200 {
-			d := backoff(base, ceiling, attempt)
-			if d < 0 || d >= limit {
-				t.Fatalf("attempt %d: backoff %v outside [0, %v)", attempt, d, limit)
-			}
-			top = max(top, d)
-		}
-		if top < limit/2 {
-			t.Fatalf("attempt %d: largest of 200 backoffs %v, want up to %v", attempt, top, limit)
 		}
 	}
 }

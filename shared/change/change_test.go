@@ -147,8 +147,8 @@ func TestLSN(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if l.String() != s || string(appendLSN(nil, l)) != s {
-			t.Errorf("%s: String %s append %s", s, l, appendLSN(nil, l))
+		if l.String() != s || string(AppendLSN(nil, l)) != s {
+			t.Errorf("%s: String %s append %s", s, l, AppendLSN(nil, l))
 		}
 	}
 	for _, s := range []string{"", "1", "x/1", "1/x", "100000000/0"} {

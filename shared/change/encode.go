@@ -30,30 +30,30 @@ func Encode(dst []byte, r *Record) []byte {
 // Kinesis writer uses it to size a change before packing it.
 func AppendChange(dst []byte, c *Change) []byte {
 	dst = append(dst, `{"database":`...)
-	dst = appendString(dst, c.Database)
+	dst = AppendJSONString(dst, c.Database)
 	if c.Schema != "" {
 		dst = append(dst, `,"schema":`...)
-		dst = appendString(dst, c.Schema)
+		dst = AppendJSONString(dst, c.Schema)
 	}
 	if c.Table != "" {
 		dst = append(dst, `,"table":`...)
-		dst = appendString(dst, c.Table)
+		dst = AppendJSONString(dst, c.Table)
 	}
 	dst = append(dst, `,"op":`...)
-	dst = appendString(dst, string(c.Op))
+	dst = AppendJSONString(dst, string(c.Op))
 	dst = append(dst, `,"xid":`...)
 	dst = strconv.AppendUint(dst, uint64(c.XID), 10)
 	dst = append(dst, `,"commitLsn":"`...)
-	dst = appendLSN(dst, c.CommitLSN)
+	dst = AppendLSN(dst, c.CommitLSN)
 	dst = append(dst, `","lsn":"`...)
-	dst = appendLSN(dst, c.LSN)
+	dst = AppendLSN(dst, c.LSN)
 	dst = append(dst, `","commitTime":"`...)
 	dst = c.CommitTime.UTC().Truncate(time.Microsecond).AppendFormat(dst, timeLayout)
 	dst = append(dst, `","seq":`...)
 	dst = strconv.AppendUint(dst, uint64(c.Seq), 10)
 	if c.Identity != "" {
 		dst = append(dst, `,"identity":`...)
-		dst = appendString(dst, string(c.Identity))
+		dst = AppendJSONString(dst, string(c.Identity))
 	}
 	if c.Columns != nil {
 		dst = append(dst, `,"columns":[`...)
@@ -84,7 +84,7 @@ func AppendChange(dst []byte, c *Change) []byte {
 	}
 	if c.Op == Message {
 		dst = append(dst, `,"prefix":`...)
-		dst = appendString(dst, c.Prefix)
+		dst = AppendJSONString(dst, c.Prefix)
 		dst = append(dst, `,"content":"`...)
 		dst = base64.StdEncoding.AppendEncode(dst, c.Content)
 		dst = append(dst, '"')
@@ -97,15 +97,15 @@ func AppendChange(dst []byte, c *Change) []byte {
 
 func appendColumn(dst []byte, col *Column) []byte {
 	dst = append(dst, `{"name":`...)
-	dst = appendString(dst, col.Name)
+	dst = AppendJSONString(dst, col.Name)
 	dst = append(dst, `,"oid":`...)
 	dst = strconv.AppendUint(dst, uint64(col.OID), 10)
 	dst = append(dst, `,"type":`...)
-	dst = appendString(dst, col.Type)
+	dst = AppendJSONString(dst, col.Type)
 	dst = append(dst, `,"base":`...)
-	dst = appendString(dst, col.Base)
+	dst = AppendJSONString(dst, col.Base)
 	dst = append(dst, `,"kind":`...)
-	dst = appendString(dst, string(col.Kind))
+	dst = AppendJSONString(dst, string(col.Kind))
 	if col.Array {
 		dst = append(dst, `,"array":true`...)
 	}
@@ -140,13 +140,13 @@ func AppendValue(dst []byte, v Value) []byte {
 		dst = strconv.AppendInt(dst, int64(v.Size), 10)
 		return append(dst, '}')
 	default:
-		return appendString(dst, v.Text)
+		return AppendJSONString(dst, v.Text)
 	}
 }
 
-// appendString appends s as a JSON string. Invalid UTF-8 (possible only from a
+// AppendJSONString appends s as a JSON string (the event encoder uses it too). Invalid UTF-8 (possible only from a
 // non-UTF8 database, which capture refuses) becomes U+FFFD as in encoding/json.
-func appendString(dst []byte, s string) []byte {
+func AppendJSONString(dst []byte, s string) []byte {
 	const hex = "0123456789abcdef"
 	dst = append(dst, '"')
 	start := 0

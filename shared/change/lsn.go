@@ -45,8 +45,8 @@ func (l *LSN) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// appendLSN appends the pg_lsn form without allocating.
-func appendLSN(b []byte, l LSN) []byte {
+// AppendLSN appends the pg_lsn form (16/B374D848) without allocating.
+func AppendLSN(b []byte, l LSN) []byte {
 	b = appendHexUpper(b, uint32(l>>32))
 	b = append(b, '/')
 	return appendHexUpper(b, uint32(l))

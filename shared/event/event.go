@@ -130,10 +130,10 @@ func FromMessage(c *change.Change, cfg Config) (Event, error) {
 	b.dst = append(b.dst, `,"seq":`...)
 	b.dst = strconv.AppendUint(b.dst, uint64(c.Seq), 10)
 	b.dst = append(b.dst, `,"prefix":`...)
-	b.dst = appendString(b.dst, c.Prefix)
+	b.dst = change.AppendJSONString(b.dst, c.Prefix)
 	b.dst = append(b.dst, `,"content":`...)
 	if utf8.Valid(c.Content) {
-		b.dst = appendString(b.dst, string(c.Content))
+		b.dst = change.AppendJSONString(b.dst, string(c.Content))
 	} else {
 		b.dst = append(b.dst, '"')
 		b.dst = base64.StdEncoding.AppendEncode(b.dst, c.Content)
@@ -201,35 +201,18 @@ func (b *builder) head(c *change.Change) {
 // lsn appends the LSN as a JSON string in pg_lsn's form (16/B374D848).
 func (b *builder) lsn(l change.LSN) {
 	b.dst = append(b.dst, '"')
-	b.dst = appendHexUpper(b.dst, uint32(l>>32))
-	b.dst = append(b.dst, '/')
-	b.dst = appendHexUpper(b.dst, uint32(l))
+	b.dst = change.AppendLSN(b.dst, l)
 	b.dst = append(b.dst, '"')
-}
-
-func appendHexUpper(dst []byte, v uint32) []byte {
-	const digits = "0123456789ABCDEF"
-	var buf [8]byte
-	i := len(buf)
-	for {
-		i--
-		buf[i] = digits[v&0xF]
-		v >>= 4
-		if v == 0 {
-			break
-		}
-	}
-	return append(dst, buf[i:]...)
 }
 
 func (b *builder) rowChange(c *change.Change) {
 	b.head(c)
 	b.dst = append(b.dst, `,"schema":`...)
-	b.dst = appendString(b.dst, c.Schema)
+	b.dst = change.AppendJSONString(b.dst, c.Schema)
 	b.dst = append(b.dst, `,"table":`...)
-	b.dst = appendString(b.dst, c.Table)
+	b.dst = change.AppendJSONString(b.dst, c.Table)
 	b.dst = append(b.dst, `,"operation":`...)
-	b.dst = appendString(b.dst, string(c.Op))
+	b.dst = change.AppendJSONString(b.dst, string(c.Op))
 
 	var types []columnType
 	if c.Op != change.Truncate {
@@ -296,7 +279,7 @@ func (b *builder) values(name string, c *change.Change, types []columnType, tupl
 			b.dst = append(b.dst, ',')
 		}
 		first = false
-		b.dst = appendString(b.dst, c.Columns[i].Name)
+		b.dst = change.AppendJSONString(b.dst, c.Columns[i].Name)
 		b.dst = append(b.dst, ':')
 		start := len(b.dst)
 		var typeEnd int
@@ -335,7 +318,7 @@ func (b *builder) allColumns(c *change.Change) {
 		if i > 0 {
 			b.dst = append(b.dst, ',')
 		}
-		b.dst = appendString(b.dst, c.Columns[i].Name)
+		b.dst = change.AppendJSONString(b.dst, c.Columns[i].Name)
 	}
 	b.dst = append(b.dst, ']')
 }
@@ -373,7 +356,7 @@ func (b *builder) changedColumns(c *change.Change) bool {
 			b.dst = append(b.dst, ',')
 		}
 		first = false
-		b.dst = appendString(b.dst, c.Columns[i].Name)
+		b.dst = change.AppendJSONString(b.dst, c.Columns[i].Name)
 	}
 	b.dst = append(b.dst, ']')
 	return complete

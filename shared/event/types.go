@@ -129,9 +129,9 @@ func (ct columnType) appendTypeName(dst []byte) []byte {
 		name = ct.fam.Type
 	}
 	if !ct.array {
-		return appendString(dst, name)
+		return change.AppendJSONString(dst, name)
 	}
-	dst = appendString(dst, name)
+	dst = change.AppendJSONString(dst, name)
 	dst = dst[:len(dst)-1]
 	return append(dst, `[]"`...)
 }

@@ -36,7 +36,7 @@ func appendField(dst []byte, ct columnType, v change.Value) (out []byte, typeEnd
 			dst, ok = appendScalar(dst, ct.enc(), v.Text)
 		}
 		if !ok {
-			dst = appendString(dst[:mark], v.Text)
+			dst = change.AppendJSONString(dst[:mark], v.Text)
 			dst = append(dst, `,"valueEncoding":"text"`...)
 		}
 		dst = append(dst, '}')
@@ -65,7 +65,7 @@ func appendScalar(dst []byte, enc valueEncoding, s string) ([]byte, bool) {
 		case isJSONNumber(s):
 			return append(dst, s...), true
 		case s == "NaN" || s == "Infinity" || s == "-Infinity":
-			return appendString(dst, s), true
+			return change.AppendJSONString(dst, s), true
 		}
 		return dst, false
 	case encBoolean:
@@ -86,7 +86,7 @@ func appendScalar(dst []byte, enc valueEncoding, s string) ([]byte, bool) {
 		return appendBytea(dst, s)
 	case encDate:
 		if isInfinity(s) {
-			return appendString(dst, s), true
+			return change.AppendJSONString(dst, s), true
 		}
 		s, bc := cutBC(s)
 		dst = append(dst, '"')
@@ -98,7 +98,7 @@ func appendScalar(dst []byte, enc valueEncoding, s string) ([]byte, bool) {
 		return append(dst, '"'), ok
 	case encTimestamp, encTimestampTZ:
 		if isInfinity(s) {
-			return appendString(dst, s), true
+			return change.AppendJSONString(dst, s), true
 		}
 		s, bc := cutBC(s)
 		date, clock, found := strings.Cut(s, " ")
@@ -114,7 +114,7 @@ func appendScalar(dst []byte, enc valueEncoding, s string) ([]byte, bool) {
 		dst, ok = appendTime(dst, clock, enc == encTimestampTZ)
 		return append(dst, '"'), ok
 	default: // encString, encNumeric
-		return appendString(dst, s), true
+		return change.AppendJSONString(dst, s), true
 	}
 }
 

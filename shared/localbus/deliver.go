@@ -2,11 +2,10 @@ package localbus
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
+	"github.com/walbridge/walbridge/shared/backoff"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"time"
@@ -129,13 +128,13 @@ func (b *Bus) deliver(w *worker, j job) {
 			b.finish(w, j, attempt, false, fmt.Sprintf("%v; gave up after %d attempts", err, attempt))
 			return
 		}
-		d := backoff(p.BaseDelay, p.MaxDelay, attempt-1)
+		d := backoff.Full(p.BaseDelay, p.MaxDelay, attempt-1)
 		if time.Since(j.accepted)+d > p.MaxAge {
 			b.finish(w, j, attempt, false, fmt.Sprintf("%v; gave up: the event would be older than %v", err, p.MaxAge))
 			return
 		}
 		b.logf("delivery: event %s → target %s (rule %s): attempt %d failed: %v; retrying in %v", j.id, w.target, w.rule, attempt, err, d.Round(time.Millisecond))
-		if !wait(b.ctx, d) {
+		if !backoff.Sleep(b.ctx, d) {
 			b.finish(w, j, attempt, false, "bus closed before delivery")
 			return
 		}
@@ -184,31 +183,4 @@ func (b *Bus) finishLocked(w *worker, j job, attempts int, ok bool, why string) 
 		return
 	}
 	b.logf("delivery: event %s → target %s (rule %s): NOT DELIVERED after %d attempts: %s", j.id, w.target, w.rule, attempts, why)
-}
-
-// backoff is the wait before retry number attempt (from 0): full jitter,
-// uniformly random in [0, min(max, base·2^attempt)).
-func backoff(base, max time.Duration, attempt int) time.Duration {
-	ceil := max
-	if attempt < 30 {
-		if d := base << attempt; d > 0 && d < max {
-			ceil = d
-		}
-	}
-	if ceil <= 0 {
-		return 0
-	}
-	return rand.N(ceil)
-}
-
-// wait sleeps for d; false means ctx ended first.
-func wait(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
