@@ -22,7 +22,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/walbridge/walbridge/shared/change"
 	"github.com/walbridge/walbridge/shared/testkit"
 )
 
@@ -49,7 +48,7 @@ func BenchmarkBacklog(b *testing.B) {
 	for i := 0; i < 10; i++ {
 		pg.Exec(b, "app", fmt.Sprintf(`INSERT INTO orders SELECT g, g %% 1000, (g %% 10000) / 100.0, 'order ' || g FROM generate_series(%d, %d) g`, i*per+1, (i+1)*per))
 	}
-	end := benchCurrentLSN(b, url)
+	end := currentLSN(b, url)
 
 	bin, err := testkit.PostgresBinDir()
 	if err != nil {
@@ -78,7 +77,7 @@ func BenchmarkBacklog(b *testing.B) {
 		if profile != "" {
 			go saveProfile(addr, profile)
 		}
-		benchWaitConfirmed(b, url, end, 10*time.Minute)
+		waitConfirmed(b, url, end, 10*time.Minute)
 		elapsed := time.Since(start)
 		cpu := processCPU(b, p.Process.Pid)
 		p.Process.Signal(os.Interrupt)
@@ -153,7 +152,7 @@ func BenchmarkLatency(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		benchWaitConfirmed(b, url, benchCurrentLSN(b, url), time.Minute)
+		waitConfirmed(b, url, currentLSN(b, url), time.Minute)
 		h := scrapeHistogram(b, "http://"+addr+"/metrics", "walbridge_commit_to_ack_seconds")
 		b.ReportMetric(h.quantile(0.50)*1000, "p50-ms(bucket)")
 		b.ReportMetric(h.quantile(0.99)*1000, "p99-ms(bucket)")
@@ -202,48 +201,6 @@ func startBenchCapture(b *testing.B, url, kinesisURL string, env ...string) *exe
 	return cmd
 }
 
-func benchCurrentLSN(b *testing.B, url string) change.LSN {
-	b.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	var s string
-	if err := conn.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&s); err != nil {
-		b.Fatal(err)
-	}
-	l, _ := change.ParseLSN(s)
-	return l
-}
-
-func benchWaitConfirmed(b *testing.B, url string, lsn change.LSN, within time.Duration) {
-	b.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	deadline := time.Now().Add(within)
-	for {
-		var s *string
-		if err := conn.QueryRow(ctx, `SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = 'walbridge'`).Scan(&s); err != nil {
-			b.Fatal(err)
-		}
-		if s != nil {
-			if l, _ := change.ParseLSN(*s); l >= lsn {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("not confirmed %s within %s", lsn, within)
-		}
-		time.Sleep(20 * time.Millisecond) // polling the server's view of the slot
-	}
-}
-
 // processCPU is user+system CPU time of a running process (/proc/pid/stat).
 func processCPU(b *testing.B, pid int) time.Duration {
 	b.Helper()
@@ -259,10 +216,10 @@ func processCPU(b *testing.B, pid int) time.Duration {
 	return time.Duration(ut+st) * time.Second / clkTck
 }
 
-func freeAddr(b *testing.B) string {
+func freeAddr(tb testing.TB) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	defer l.Close()
 	return l.Addr().String()
