@@ -1,19 +1,14 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
-
-	"gopkg.in/yaml.v3"
 
 	"github.com/walbridge/walbridge/shared/pattern"
 )
@@ -139,21 +134,31 @@ func extract(name string, data []byte) ([]found, error) {
 			return []found{{json: data}}, nil // not an object: CheckJSON says what is wrong
 		}
 	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("not valid JSON or YAML: %w", err)
+	rules, err := pattern.TemplateRules(data, pattern.TemplateOptions{})
+	switch {
+	case errors.Is(err, pattern.ErrNotTemplate):
+		js, err := pattern.YAMLPattern(data)
+		var fe *pattern.FieldError
+		switch {
+		case errors.As(err, &fe):
+			return []found{{err: fe}}, nil
+		case err != nil:
+			return nil, fmt.Errorf("not valid JSON or YAML: %w", err)
+		}
+		return []found{{json: js}}, nil
+	case err != nil:
+		return nil, err
 	}
-	root := deref(&doc)
-	if root == nil || root.Kind != yaml.MappingNode {
-		return []found{fromNode("", root)}, nil
+	out := make([]found, 0, len(rules))
+	for _, r := range rules {
+		f := found{where: r.ID, json: r.Pattern}
+		if r.Err != nil {
+			// Deploy-time values (intrinsic functions) can't be vouched for.
+			f.err = &pattern.FieldError{Path: r.Err.Path, Msg: r.Err.Msg + "; rulecheck cannot check it"}
+		}
+		out = append(out, f)
 	}
-	if res := lookup(root, "Resources"); res != nil {
-		return templatePatterns(res), nil
-	}
-	if ep := lookup(root, "EventPattern"); ep != nil {
-		return []found{fromNode("", ep)}, nil
-	}
-	return []found{fromNode("", root)}, nil
+	return out, nil
 }
 
 // patternFromRaw accepts an EventPattern given as an object or, as the AWS
@@ -164,188 +169,4 @@ func patternFromRaw(raw json.RawMessage) found {
 		return found{json: []byte(s)}
 	}
 	return found{json: raw}
-}
-
-// templatePatterns collects the patterns of a CloudFormation/SAM template's
-// Resources, in template order.
-func templatePatterns(resources *yaml.Node) []found {
-	var out []found
-	resources = deref(resources)
-	if resources == nil || resources.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(resources.Content); i += 2 {
-		id := resources.Content[i].Value
-		res := deref(resources.Content[i+1])
-		props := lookup(res, "Properties")
-		if scalar(lookup(res, "Type")) == "AWS::Events::Rule" {
-			if ep := lookup(props, "EventPattern"); ep != nil {
-				out = append(out, fromNode(id, ep))
-			}
-		}
-		// SAM: any resource with Events (functions, state machines).
-		events := deref(lookup(props, "Events"))
-		if events == nil || events.Kind != yaml.MappingNode {
-			continue
-		}
-		for j := 0; j+1 < len(events.Content); j += 2 {
-			ev := deref(events.Content[j+1])
-			switch scalar(lookup(ev, "Type")) {
-			case "EventBridgeRule", "CloudWatchEvent":
-				if p := lookup(lookup(ev, "Properties"), "Pattern"); p != nil {
-					out = append(out, fromNode(id+".Events."+events.Content[j].Value, p))
-				}
-			}
-		}
-	}
-	return out
-}
-
-// fromNode turns a YAML pattern into JSON text for the checker. A string
-// node is taken as JSON text, which CloudFormation also accepts.
-func fromNode(where string, n *yaml.Node) found {
-	n = deref(n)
-	if n != nil && n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str" {
-		return found{where: where, json: []byte(n.Value)}
-	}
-	var buf bytes.Buffer
-	if err := writeJSON(&buf, n, ""); err != nil {
-		var fe *pattern.FieldError
-		if errors.As(err, &fe) {
-			return found{where: where, err: fe}
-		}
-		return found{where: where, err: &pattern.FieldError{Msg: err.Error()}}
-	}
-	return found{where: where, json: buf.Bytes()}
-}
-
-// writeJSON writes a YAML node as JSON, keeping key order and duplicate keys
-// so the checker sees what was written. CloudFormation intrinsic functions
-// are reported rather than guessed at: their value is only known at deploy
-// time, so the pattern cannot be vouched for.
-func writeJSON(buf *bytes.Buffer, n *yaml.Node, path string) error {
-	n = deref(n)
-	if n == nil {
-		buf.WriteString("null")
-		return nil
-	}
-	if tag := n.Tag; strings.HasPrefix(tag, "!") && !strings.HasPrefix(tag, "!!") {
-		return intrinsic(path, tag)
-	}
-	switch n.Kind {
-	case yaml.MappingNode:
-		if len(n.Content) == 2 {
-			if k := n.Content[0].Value; k == "Ref" || strings.HasPrefix(k, "Fn::") {
-				return intrinsic(path, k)
-			}
-		}
-		buf.WriteByte('{')
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if i > 0 {
-				buf.WriteByte(',')
-			}
-			key := n.Content[i].Value
-			writeString(buf, key)
-			buf.WriteByte(':')
-			child := path + "." + key
-			if path == "" {
-				child = key
-			}
-			if err := writeJSON(buf, n.Content[i+1], child); err != nil {
-				return err
-			}
-		}
-		buf.WriteByte('}')
-	case yaml.SequenceNode:
-		buf.WriteByte('[')
-		for i, c := range n.Content {
-			if i > 0 {
-				buf.WriteByte(',')
-			}
-			if err := writeJSON(buf, c, path); err != nil {
-				return err
-			}
-		}
-		buf.WriteByte(']')
-	case yaml.ScalarNode:
-		return writeScalar(buf, n, path)
-	default:
-		return &pattern.FieldError{Path: path, Msg: "unsupported YAML node"}
-	}
-	return nil
-}
-
-func writeScalar(buf *bytes.Buffer, n *yaml.Node, path string) error {
-	switch n.ShortTag() {
-	case "!!null":
-		buf.WriteString("null")
-	case "!!bool":
-		var b bool
-		if err := n.Decode(&b); err != nil {
-			return &pattern.FieldError{Path: path, Msg: fmt.Sprintf("bad boolean %q: %v", n.Value, err)}
-		}
-		buf.WriteString(strconv.FormatBool(b))
-	case "!!int", "!!float":
-		if json.Valid([]byte(n.Value)) {
-			buf.WriteString(n.Value) // keep the number as written (3.018e2)
-			return nil
-		}
-		var f float64 // YAML-only spellings such as 0x1F or +5
-		if err := n.Decode(&f); err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
-			return &pattern.FieldError{Path: path, Msg: fmt.Sprintf("number %s cannot be written as JSON", n.Value)}
-		}
-		buf.WriteString(strconv.FormatFloat(f, 'g', -1, 64))
-	default: // !!str, and !!timestamp or !!binary, which JSON can only hold as text
-		writeString(buf, n.Value)
-	}
-	return nil
-}
-
-func writeString(buf *bytes.Buffer, s string) {
-	b, _ := json.Marshal(s) // a string always marshals
-	buf.Write(b)
-}
-
-func intrinsic(path, name string) error {
-	return &pattern.FieldError{Path: path, Msg: fmt.Sprintf("uses CloudFormation intrinsic %s, whose value is only known at deploy time; rulecheck cannot check it", name)}
-}
-
-// deref follows document and alias nodes to the value they stand for.
-func deref(n *yaml.Node) *yaml.Node {
-	for depth := 0; n != nil && depth < 100; depth++ {
-		switch n.Kind {
-		case yaml.DocumentNode:
-			if len(n.Content) == 0 {
-				return nil
-			}
-			n = n.Content[0]
-		case yaml.AliasNode:
-			n = n.Alias
-		default:
-			return n
-		}
-	}
-	return n
-}
-
-// lookup returns the value of key in a mapping node, or nil.
-func lookup(n *yaml.Node, key string) *yaml.Node {
-	n = deref(n)
-	if n == nil || n.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == key {
-			return n.Content[i+1]
-		}
-	}
-	return nil
-}
-
-func scalar(n *yaml.Node) string {
-	n = deref(n)
-	if n == nil || n.Kind != yaml.ScalarNode {
-		return ""
-	}
-	return n.Value
 }
