@@ -28,8 +28,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	columnsFile := fs.String("columns-from-json", "", `JSON file mapping "schema.table" (or "table") to its column names; enables table and column checks`)
 	detailType := fs.String("detail-type", "DatabaseEvent", "the detail-type walbridge publishes; empty to skip the check")
+	defaults := fs.Bool("defaults", false, "templates: resolve !Ref and !Sub of parameters from their Default values")
+	params := paramFlag{}
+	fs.Var(params, "param", "templates: a parameter's value, NAME=VALUE (repeatable; implies --defaults for the others)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: rulecheck [--columns-from-json FILE] [--detail-type NAME] FILE...")
+		fmt.Fprintln(stderr, "usage: rulecheck [--columns-from-json FILE] [--detail-type NAME] [--defaults] [--param NAME=VALUE]... FILE...")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -49,9 +52,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		opts.Tables = tables
 	}
 
+	tpl := pattern.TemplateOptions{}
+	if *defaults || len(params) > 0 {
+		tpl = pattern.TemplateOptions{Params: params, Defaults: true}
+	}
 	status := exitOK
 	for _, name := range fs.Args() {
-		lines := checkFile(name, opts)
+		lines := checkFile(name, opts, tpl)
 		if len(lines) == 0 {
 			fmt.Fprintf(stdout, "%s: ok\n", name)
 			continue
@@ -87,12 +94,26 @@ type found struct {
 }
 
 // checkFile returns the problem lines for one file, empty when it passes.
-func checkFile(name string, opts pattern.CheckOptions) []string {
+// paramFlag is the repeatable --param NAME=VALUE.
+type paramFlag map[string]string
+
+func (p paramFlag) String() string { return "" }
+
+func (p paramFlag) Set(s string) error {
+	name, value, ok := strings.Cut(s, "=")
+	if !ok || name == "" {
+		return errors.New("want NAME=VALUE")
+	}
+	p[name] = value
+	return nil
+}
+
+func checkFile(name string, opts pattern.CheckOptions, tpl pattern.TemplateOptions) []string {
 	data, err := os.ReadFile(name)
 	if err != nil {
 		return []string{fmt.Sprintf("%s: %v", name, err)}
 	}
-	patterns, err := extract(name, data)
+	patterns, err := extract(name, data, tpl)
 	if err != nil {
 		return []string{fmt.Sprintf("%s: %v", name, err)}
 	}
@@ -119,7 +140,7 @@ func checkFile(name string, opts pattern.CheckOptions) []string {
 // extract finds the event patterns in a file of any supported form. A .json
 // file, or any file that is valid JSON, is read as JSON so that pattern
 // errors are reported against the exact text; anything else is YAML.
-func extract(name string, data []byte) ([]found, error) {
+func extract(name string, data []byte, tpl pattern.TemplateOptions) ([]found, error) {
 	if strings.EqualFold(filepath.Ext(name), ".json") || json.Valid(data) {
 		var top map[string]json.RawMessage
 		if json.Unmarshal(data, &top) == nil {
@@ -134,7 +155,7 @@ func extract(name string, data []byte) ([]found, error) {
 			return []found{{json: data}}, nil // not an object: CheckJSON says what is wrong
 		}
 	}
-	rules, err := pattern.TemplateRules(data, pattern.TemplateOptions{})
+	rules, err := pattern.TemplateRules(data, tpl)
 	switch {
 	case errors.Is(err, pattern.ErrNotTemplate):
 		js, err := pattern.YAMLPattern(data)
@@ -154,7 +175,7 @@ func extract(name string, data []byte) ([]found, error) {
 		f := found{where: r.ID, json: r.Pattern}
 		if r.Err != nil {
 			// Deploy-time values (intrinsic functions) can't be vouched for.
-			f.err = &pattern.FieldError{Path: r.Err.Path, Msg: r.Err.Msg + "; rulecheck cannot check it"}
+			f.err = &pattern.FieldError{Path: r.Err.Path, Msg: r.Err.Msg + "; rulecheck cannot check it (--param NAME=VALUE or --defaults resolves parameters)"}
 		}
 		out = append(out, f)
 	}

@@ -47,7 +47,7 @@ testdata/rule-example-as-written.json: detail.operate: value must be an array, g
 			want: `testdata/template.yaml#OrdersChangedRule: detail-type: value "DatabaseEvents" never matches: expected one of DatabaseEvent; did you mean "DatabaseEvent"?
 testdata/template.yaml#OrdersChangedRule: detail.table: value must be an array, got string
 testdata/template.yaml#OrdersChangedRule: detail.operate: unknown field; did you mean detail.operation?
-testdata/template.yaml#ParameterisedRule: detail.table: uses CloudFormation intrinsic !Ref, whose value is only known at deploy time; rulecheck cannot check it
+testdata/template.yaml#ParameterisedRule: detail.table: uses CloudFormation intrinsic !Ref, whose value is only known at deploy time; rulecheck cannot check it (--param NAME=VALUE or --defaults resolves parameters)
 `,
 			status: exitProblems,
 		},
@@ -57,7 +57,7 @@ testdata/template.yaml#ParameterisedRule: detail.table: uses CloudFormation intr
 			want: `testdata/template.yaml#OrdersChangedRule: detail-type: value "DatabaseEvents" never matches: expected one of DatabaseEvent; did you mean "DatabaseEvent"?
 testdata/template.yaml#OrdersChangedRule: detail.table: value must be an array, got string
 testdata/template.yaml#OrdersChangedRule: detail.operate: unknown field; did you mean detail.operation?
-testdata/template.yaml#ParameterisedRule: detail.table: uses CloudFormation intrinsic !Ref, whose value is only known at deploy time; rulecheck cannot check it
+testdata/template.yaml#ParameterisedRule: detail.table: uses CloudFormation intrinsic !Ref, whose value is only known at deploy time; rulecheck cannot check it (--param NAME=VALUE or --defaults resolves parameters)
 testdata/template.yaml#EmailChangedFunction.Events.EmailChanged: detail.changedValues: value "emial" is not a column of public.users; did you mean "email"?
 `,
 			status: exitProblems,
@@ -66,7 +66,7 @@ testdata/template.yaml#EmailChangedFunction.Events.EmailChanged: detail.changedV
 			name: "JSON template",
 			args: []string{"testdata/template.json"},
 			want: `testdata/template.json#StringPatternRule: detail.txnid: value "1" never matches: the field is a number
-testdata/template.json#SubRule: detail.schema: uses CloudFormation intrinsic Fn::Sub, whose value is only known at deploy time; rulecheck cannot check it
+testdata/template.json#SubRule: detail.schema: uses CloudFormation intrinsic Fn::Sub, whose value is only known at deploy time; rulecheck cannot check it (--param NAME=VALUE or --defaults resolves parameters)
 `,
 			status: exitProblems,
 		},
@@ -143,5 +143,19 @@ func TestRunUsage(t *testing.T) {
 				t.Errorf("stdout = %q, want nothing", stdout.String())
 			}
 		})
+	}
+}
+
+func TestParamResolvesIntrinsics(t *testing.T) {
+	var out, errOut strings.Builder
+	code := run([]string{"--param", "TableName=orders", "testdata/template.yaml"}, &out, &errOut)
+	if strings.Contains(out.String(), "ParameterisedRule") {
+		t.Errorf("--param TableName=orders left ParameterisedRule unresolved:\n%s", out.String())
+	}
+	if code != exitProblems || !strings.Contains(out.String(), "OrdersChangedRule") {
+		t.Errorf("exit %d; the template's real mistakes must still be reported:\n%s", code, out.String())
+	}
+	if code := run([]string{"--param", "novalue", "testdata/template.yaml"}, &out, &errOut); code != exitUsage {
+		t.Errorf("--param without = gave exit %d, want %d", code, exitUsage)
 	}
 }
