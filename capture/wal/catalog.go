@@ -117,29 +117,12 @@ func resolve(rows map[uint32]pgTypeRow, oid uint32) (TypeInfo, error) {
 			r, ok = rows[r.elem]
 		default:
 			info.Base = r.name
-			info.Kind = kindOf(r.typtype)
+			info.Kind = change.KindOf(r.typtype)
 			return info, nil
 		}
 		if !ok {
 			return TypeInfo{}, fmt.Errorf("type %s: base or element type missing from pg_type", info.Name)
 		}
-	}
-}
-
-func kindOf(typtype string) change.Kind {
-	switch typtype {
-	case "e":
-		return change.KindEnum
-	case "c":
-		return change.KindComposite
-	case "r":
-		return change.KindRange
-	case "m":
-		return change.KindMultirange
-	case "p":
-		return change.KindPseudo
-	default:
-		return change.KindBase
 	}
 }
 

@@ -60,6 +60,25 @@ const (
 	KindPseudo     Kind = "pseudo"
 )
 
+// KindOf maps pg_type.typtype ('e', 'c', 'r', 'm', 'p'; anything else is
+// base) to a Kind. capture and the schema generator both read pg_type.
+func KindOf(typtype string) Kind {
+	switch typtype {
+	case "e":
+		return KindEnum
+	case "c":
+		return KindComposite
+	case "r":
+		return KindRange
+	case "m":
+		return KindMultirange
+	case "p":
+		return KindPseudo
+	default:
+		return KindBase
+	}
+}
+
 // Column describes one column of the relation as it was when the change was
 // decoded. Type is the declared type's name; Base is the type that decides how
 // the value is rendered: domains are replaced by their base type and arrays by

@@ -345,29 +345,12 @@ func resolve(rows map[uint32]*pgType, oid uint32) (resolvedType, error) {
 			rt.array = true
 			t, ok = rows[t.elem]
 		default:
-			rt.base, rt.kind, rt.labels = t.name, kindOf(t.typtype), t.labels
+			rt.base, rt.kind, rt.labels = t.name, change.KindOf(t.typtype), t.labels
 			return rt, nil
 		}
 		if !ok {
 			return resolvedType{}, fmt.Errorf("type %s: base or element type missing from pg_type", rt.name)
 		}
-	}
-}
-
-func kindOf(typtype string) change.Kind {
-	switch typtype {
-	case "e":
-		return change.KindEnum
-	case "c":
-		return change.KindComposite
-	case "r":
-		return change.KindRange
-	case "m":
-		return change.KindMultirange
-	case "p":
-		return change.KindPseudo
-	default:
-		return change.KindBase
 	}
 }
 
