@@ -123,6 +123,11 @@ func TestPartitionKey(t *testing.T) {
 		{"update changes key: old key", withKey(Update, "2", "1"), "public.users/1"},
 		{"delete", withKey(Delete, "", "7"), "public.users/7"},
 		{"separator escaped", withKey(Insert, "a/b", ""), `public.users/a\/b`},
+		{"escape escaped", withKey(Insert, `a\/b\`, ""), `public.users/a\\\/b\\`},
+		{"null key value", &Change{Schema: "s", Table: "t", Op: Insert, Columns: []Column{{Name: "a", Key: true}, {Name: "v"}, {Name: "b", Key: true}},
+			New: []Value{{State: Null}, {Text: "x"}, {Text: "2"}}}, `s.t/\N/2`},
+		{"empty", &Change{Op: Message}, "message:"},
+		{"nothing at all", &Change{}, "."},
 		{"no key", &Change{Schema: "public", Table: "audit", Op: Insert}, "public.audit"},
 		{"truncate", &Change{Schema: "public", Table: "users", Op: Truncate}, "public.users"},
 		{"message", &Change{Op: Message, Prefix: "jobs"}, "message:jobs"},
@@ -131,6 +136,14 @@ func TestPartitionKey(t *testing.T) {
 		if got := PartitionKey(tc.c); got != tc.want {
 			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
 		}
+	}
+	for _, tc := range tests {
+		if got := string(AppendPartitionKey([]byte("prefix|"), tc.c)); got != "prefix|"+tc.want {
+			t.Errorf("%s: AppendPartitionKey gave %q", tc.name, got)
+		}
+	}
+	if got := string(AppendPartitionKey([]byte("p|"), withKey(Insert, long, ""))); got != "p|"+PartitionKey(withKey(Insert, long, "")) {
+		t.Errorf("AppendPartitionKey of a long key: %q", got)
 	}
 	k := PartitionKey(withKey(Insert, long, ""))
 	if !strings.HasPrefix(k, "sha256:") || len(k) > MaxPartitionKey || k != PartitionKey(withKey(Insert, long, "")) {

@@ -3,7 +3,6 @@ package change
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"strings"
 )
 
 // MaxPartitionKey is Kinesis's limit on a partition key, in Unicode code points.
@@ -14,16 +13,21 @@ const MaxPartitionKey = 256
 // order. Tables without a key use schema.table (order per table), truncates
 // use schema.table, and logical messages use "message:" + prefix. A key longer
 // than Kinesis allows is replaced by a stable SHA-256 so it stays per-row.
-func PartitionKey(c *Change) string {
-	var b strings.Builder
+func PartitionKey(c *Change) string { return string(AppendPartitionKey(nil, c)) }
+
+// AppendPartitionKey appends c's partition key (see PartitionKey) to dst.
+// The Kinesis writer builds keys into a scratch buffer with it, so that a key
+// it already holds costs no allocation.
+func AppendPartitionKey(dst []byte, c *Change) []byte {
+	start := len(dst)
 	switch c.Op {
 	case Message:
-		b.WriteString("message:")
-		b.WriteString(c.Prefix)
+		dst = append(dst, "message:"...)
+		dst = append(dst, c.Prefix...)
 	default:
-		b.WriteString(c.Schema)
-		b.WriteByte('.')
-		b.WriteString(c.Table)
+		dst = append(dst, c.Schema...)
+		dst = append(dst, '.')
+		dst = append(dst, c.Table...)
 		if c.Op != Truncate {
 			tuple := c.New
 			if c.Op == Delete || (c.Op == Update && c.Old != nil) {
@@ -31,30 +35,39 @@ func PartitionKey(c *Change) string {
 				// its earlier changes live under the old key.
 				tuple = c.Old
 			}
-			for _, i := range c.KeyColumns() {
+			for i := range c.Columns {
+				if !c.Columns[i].Key {
+					continue
+				}
 				if i >= len(tuple) {
 					break
 				}
-				b.WriteByte('/')
+				dst = append(dst, '/')
 				v := tuple[i]
-				if v.State == Text {
-					// Escape the separator so ("a/b","c") and ("a","b/c") differ.
-					b.WriteString(strings.ReplaceAll(strings.ReplaceAll(v.Text, `\`, `\\`), "/", `\/`))
-				} else {
-					b.WriteString(`\N`)
+				if v.State != Text {
+					dst = append(dst, `\N`...)
+					continue
+				}
+				// Escape the separator so ("a/b","c") and ("a","b/c") differ.
+				for j := 0; j < len(v.Text); j++ {
+					if b := v.Text[j]; b == '/' || b == '\\' {
+						dst = append(dst, '\\')
+					}
+					dst = append(dst, v.Text[j])
 				}
 			}
 		}
 	}
-	k := b.String()
-	if len(k) == 0 {
-		return "-"
+	k := dst[start:]
+	switch {
+	case len(k) == 0:
+		return append(dst, '-')
+	case len(k) > MaxPartitionKey || !fitsRunes(string(k)):
+		sum := sha256.Sum256(k)
+		dst = append(dst[:start], "sha256:"...)
+		return hex.AppendEncode(dst, sum[:])
 	}
-	if len(k) > MaxPartitionKey || !fitsRunes(k) {
-		sum := sha256.Sum256([]byte(k))
-		return "sha256:" + hex.EncodeToString(sum[:])
-	}
-	return k
+	return dst
 }
 
 func fitsRunes(s string) bool {
