@@ -116,7 +116,7 @@ func (w *Writer) send(b *batch) {
 		}
 		b.in.Records = b.entries
 		w.m.batches.Inc()
-		out, err := w.api.PutRecords(w.ctx, &b.in)
+		out, err := w.api.PutRecords(w.ctx, &b.in, withPutRecordsProtocol)
 		if err != nil {
 			if w.ctx.Err() != nil {
 				return // the writer is stopping; watch reports why

@@ -115,7 +115,8 @@ type Writer struct {
 	maxRecord   atomic.Int64 // bytes of data plus partition key
 	confirmable atomic.Uint64
 
-	scratch []byte // Add's encode buffer (Add's goroutine only)
+	scratch    []byte // Add's encode buffer (Add's goroutine only)
+	keyScratch []byte // Add's partition key buffer
 
 	ctx      context.Context // the writer's life; canceled by Close or the parent
 	cancel   context.CancelFunc
@@ -247,11 +248,11 @@ func (w *Writer) watch() {
 // walbridge_oversized_changes_total); if even that is not enough, Add fails
 // with ErrChangeTooLarge and the writer stops.
 func (w *Writer) Add(ctx context.Context, c *change.Change) error {
-	key := change.PartitionKey(c)
+	w.keyScratch = change.AppendPartitionKey(w.keyScratch[:0], c)
 	w.scratch = append(w.scratch[:0], ',')
 	w.scratch = change.AppendChange(w.scratch, c)
-	if limit := w.changeLimit(key); len(w.scratch)-1 > limit {
-		if err := w.fit(c, key, limit); err != nil {
+	if limit := w.changeLimit(len(w.keyScratch)); len(w.scratch)-1 > limit {
+		if err := w.fit(c, string(w.keyScratch), limit); err != nil {
 			w.fail(err)
 			return err
 		}
@@ -279,9 +280,9 @@ func (w *Writer) Add(ctx context.Context, c *change.Change) error {
 		}
 		w.mu.Lock()
 	}
-	kq := w.keys[key]
+	kq := w.keys[string(w.keyScratch)] // no allocation: the compiler looks up the bytes
 	if kq == nil {
-		kq = w.newKeyQueueLocked(key)
+		kq = w.newKeyQueueLocked(string(w.keyScratch))
 	}
 	kq.buf = append(kq.buf, w.scratch...)
 	segID := w.segBase + uint64(w.segs.len()-1)
@@ -414,8 +415,8 @@ func (w *Writer) signalProgress() {
 
 // changeLimit is the largest encoded change (without its separator) that
 // fits in a record of its own under key.
-func (w *Writer) changeLimit(key string) int {
-	return int(w.maxRecord.Load()) - len(w.prefix) - len(w.suffix) - len(key)
+func (w *Writer) changeLimit(keyLen int) int {
+	return int(w.maxRecord.Load()) - len(w.prefix) - len(w.suffix) - keyLen
 }
 
 func (w *Writer) newKeyQueueLocked(key string) *keyQueue {
