@@ -207,11 +207,20 @@ func (s *Stream) session(ctx context.Context) error {
 		return nil
 	}
 	lastRetained := time.Time{}
+	// Reads time out on a socket deadline, set about twice a second, rather
+	// than through a per-message context: pgconn watches a context with a
+	// timer and a callback on every call, which cost a sixth of capture's
+	// CPU at 100k messages/s. A timed-out read resumes where it stopped
+	// (pgconn keeps the partial message), and the loop checks ctx and the
+	// status schedule after each one.
+	netConn := conn.Conn()
+	var readDeadline time.Time
 	for {
 		if ctx.Err() != nil {
 			return s.shutdown(conn, &received, sendStatus)
 		}
-		if time.Now().After(nextStatus) {
+		now := time.Now()
+		if now.After(nextStatus) {
 			if err := sendStatus(false); err != nil {
 				return err
 			}
@@ -220,9 +229,13 @@ func (s *Stream) session(ctx context.Context) error {
 				lastRetained = time.Now()
 			}
 		}
-		rctx, cancel := context.WithDeadline(context.Background(), minTime(nextStatus, time.Now().Add(500*time.Millisecond)))
-		raw, err := conn.ReceiveMessage(rctx)
-		cancel()
+		if !now.Before(readDeadline) || nextStatus.Before(readDeadline) {
+			readDeadline = minTime(nextStatus, now.Add(500*time.Millisecond))
+			if err := netConn.SetReadDeadline(readDeadline); err != nil {
+				return fmt.Errorf("set read deadline: %w", err)
+			}
+		}
+		raw, err := conn.ReceiveMessage(context.Background())
 		if err != nil {
 			if pgconn.Timeout(err) {
 				continue
@@ -246,6 +259,9 @@ func (s *Stream) session(ctx context.Context) error {
 				// checkpoints) confirm and release WAL instead of keeping it.
 				// Mark's ordering makes this safe whatever is in flight;
 				// inside a transaction it would confirm its unsent rest.
+				if ce := s.log.Check(zap.DebugLevel, "keepalive"); ce != nil {
+					ce.Write(zap.Stringer("wal_end", end), zap.Bool("in_transaction", dec.InTransaction()), zap.Stringer("last_marked", s.lastMarked))
+				}
 				if !dec.InTransaction() && end > s.lastMarked {
 					if err := s.sink.Mark(ctx, end); err != nil {
 						return s.sinkFailed(err)
@@ -264,15 +280,26 @@ func (s *Stream) session(ctx context.Context) error {
 					return fmt.Errorf("parse XLogData: %w", err)
 				}
 				walStart := change.LSN(xld.WALStart)
+				wasIn := dec.InTransaction()
 				step, err := dec.Decode(ctx, walStart, xld.WALData)
 				if err != nil {
 					return fatalError{fmt.Errorf("decode pgoutput at %s: %w", walStart, err)}
+				}
+				if !wasIn && dec.InTransaction() {
+					if ce := s.log.Check(zap.DebugLevel, "begin"); ce != nil {
+						ce.Write(zap.Stringer("wal_start", walStart), zap.Stringer("commit_lsn", dec.commitLSN))
+					}
 				}
 				for i := range step.Changes {
 					c := &step.Changes[i]
 					s.count(c)
 					if err := s.sink.Add(ctx, c); err != nil {
 						return s.sinkFailed(err)
+					}
+				}
+				if step.Commit != 0 {
+					if ce := s.log.Check(zap.DebugLevel, "commit"); ce != nil {
+						ce.Write(zap.Stringer("end", step.Commit), zap.Stringer("wal_start", walStart))
 					}
 				}
 				if mark := max(step.Commit, step.Position); mark > s.lastMarked {
