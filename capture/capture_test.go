@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -160,7 +161,12 @@ func currentLSN(t testing.TB, url string) change.LSN {
 	}
 	defer conn.Close(ctx)
 	var s string
-	if err := conn.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&s); err != nil {
+	// The insert position, not pg_current_wal_lsn (the write position): with
+	// synchronous_commit off, as the test clusters run, a commit that has
+	// returned may not be written yet, so the write position can still be
+	// before its commit record, a point the slot may legitimately confirm
+	// (from a keepalive) before the transaction is even sent.
+	if err := conn.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&s); err != nil {
 		t.Fatal(err)
 	}
 	l, _ := change.ParseLSN(s)
@@ -438,11 +444,21 @@ func TestLargeTransactionMemory(t *testing.T) {
 	pg, url := setupDB(t, `CREATE TABLE big (id int PRIMARY KEY, payload text)`)
 	fk := testkit.StartFakeKinesis(t, testkit.FakeKinesisOptions{Stream: "changes", Shards: 4, Discard: true})
 	addr := freeAddr(t)
-	p := startCapture(t, append(awsEnv(fk.URL), "DATABASE_URL="+url, "WALBRIDGE_STREAM=changes", "WALBRIDGE_METRICS_ADDR="+addr))
+	p := startCapture(t, append(awsEnv(fk.URL), "DATABASE_URL="+url, "WALBRIDGE_STREAM=changes", "WALBRIDGE_METRICS_ADDR="+addr, "WALBRIDGE_LOG_LEVEL=debug"))
 	pg.Exec(t, "app", `INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, 1000000) g`)
 	waitConfirmed(t, url, currentLSN(t, url), 5*time.Minute)
 	hwm := peakRSS(t, p.cmd.Process.Pid)
 	acked := scrapeCounter(t, "http://"+addr+"/metrics", "walbridge_kinesis_changes_total")
+	if resp, err := http.Get("http://" + addr + "/metrics"); err == nil {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, "retries_total{") || strings.Contains(l, "records_total ") || strings.Contains(l, "reconnects") {
+				t.Log(l)
+			}
+		}
+	}
+	t.Logf("fake before stop: %+v", fk.Stats())
 	p.stop(t)
 	// Records may pack several changes of one key, so count changes.
 	if acked != 1000000 {
