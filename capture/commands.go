@@ -318,7 +318,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		defer stopMetrics()
 	}
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, logging.AWSOptions(log)...)
 	if err != nil {
 		return fmt.Errorf("load AWS configuration: %w", err)
 	}

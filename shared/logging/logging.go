@@ -6,6 +6,9 @@ package logging
 import (
 	"fmt"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	smithylogging "github.com/aws/smithy-go/logging"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
@@ -31,4 +34,30 @@ func New(level string) (*zap.Logger, error) {
 		return nil, fmt.Errorf("build logger: %w", err)
 	}
 	return log, nil
+}
+
+// AWSOptions are the aws-sdk-go-v2 config options that route the SDK's own
+// log lines into log at debug level and, when debug is on, turn on its retry
+// log: a request the SDK re-sends by itself (a dropped connection, a 5xx)
+// never reaches our retry counters, so this is the only place it shows. The
+// SDK's request and response bodies are never logged (they hold row values).
+func AWSOptions(log *zap.Logger) []func(*awsconfig.LoadOptions) error {
+	opts := []func(*awsconfig.LoadOptions) error{awsconfig.WithLogger(sdkLogger{log.Named("aws")})}
+	if log.Core().Enabled(zapcore.DebugLevel) {
+		opts = append(opts, awsconfig.WithClientLogMode(aws.LogRetries))
+	}
+	return opts
+}
+
+// sdkLogger adapts zap to smithy-go's logging.Logger.
+type sdkLogger struct{ log *zap.Logger }
+
+func (l sdkLogger) Logf(class smithylogging.Classification, format string, v ...any) {
+	if class == smithylogging.Warn {
+		l.log.Warn(fmt.Sprintf(format, v...))
+		return
+	}
+	if ce := l.log.Check(zapcore.DebugLevel, "aws sdk"); ce != nil {
+		ce.Write(zap.String("detail", fmt.Sprintf(format, v...)))
+	}
 }

@@ -130,7 +130,11 @@ func TestFakeKinesisFailures(t *testing.T) {
 	for range 50 {
 		out, err := c.PutRecords(context.Background(), &kinesis.PutRecordsInput{StreamName: aws.String("fake"), Records: entries(100, 10, "k")})
 		if err != nil {
-			codes[apiCode(err)]++
+			code := apiCode(err)
+			if code == "" {
+				t.Logf("request error without an API code: %v", err)
+			}
+			codes[code]++
 			continue
 		}
 		for _, r := range out.Records {
@@ -143,7 +147,11 @@ func TestFakeKinesisFailures(t *testing.T) {
 	if codes["InternalFailureException"] == 0 || codes["ThrottlingException"] == 0 || codes["ProvisionedThroughputExceededException"] == 0 {
 		t.Fatalf("codes = %v", codes)
 	}
-	if st.Throttled != codes["ProvisionedThroughputExceededException"] || st.Accepted+st.Throttled != 100*(50-st.RequestErrors) {
+	// A request whose answer the client lost (a transport error, no API
+	// code: aws-sdk-go-v2 issue 1825 shows it on loaded machines) was still
+	// decided by the fake, so its throttled entries are the fake's to count.
+	lost := st.Throttled - codes["ProvisionedThroughputExceededException"]
+	if lost < 0 || lost > 100*codes[""] || st.Accepted+st.Throttled != 100*(50-st.RequestErrors) {
 		t.Fatalf("stats = %+v, codes = %v", st, codes)
 	}
 	if frac := float64(st.Throttled) / float64(st.Accepted+st.Throttled); frac < 0.25 || frac > 0.35 {
