@@ -132,6 +132,11 @@ func runCmd(t *testing.T, env map[string]string, args ...string) (int, string) {
 
 func confirmedLSN(t testing.TB, url string) change.LSN {
 	t.Helper()
+	return slotConfirmedLSN(t, url, "walbridge")
+}
+
+func slotConfirmedLSN(t testing.TB, url, slot string) change.LSN {
+	t.Helper()
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
@@ -139,7 +144,7 @@ func confirmedLSN(t testing.TB, url string) change.LSN {
 	}
 	defer conn.Close(ctx)
 	var s *string
-	if err := conn.QueryRow(ctx, `SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = 'walbridge'`).Scan(&s); err != nil {
+	if err := conn.QueryRow(ctx, `SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&s); err != nil {
 		t.Fatal(err)
 	}
 	if s == nil {
@@ -177,10 +182,15 @@ func currentLSN(t testing.TB, url string) change.LSN {
 // everything before it durably in Kinesis.
 func waitConfirmed(t testing.TB, url string, lsn change.LSN, within time.Duration) {
 	t.Helper()
+	waitSlotConfirmed(t, url, "walbridge", lsn, within)
+}
+
+func waitSlotConfirmed(t testing.TB, url, slot string, lsn change.LSN, within time.Duration) {
+	t.Helper()
 	deadline := time.Now().Add(within)
-	for confirmedLSN(t, url) < lsn {
+	for slotConfirmedLSN(t, url, slot) < lsn {
 		if time.Now().After(deadline) {
-			t.Fatalf("slot did not confirm %s within %s (at %s)", lsn, within, confirmedLSN(t, url))
+			t.Fatalf("slot %s did not confirm %s within %s (at %s)", slot, lsn, within, slotConfirmedLSN(t, url, slot))
 		}
 		time.Sleep(50 * time.Millisecond) // polling the server's view of the slot
 	}
