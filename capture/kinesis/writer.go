@@ -25,8 +25,8 @@
 //
 // The client is the caller's: build it from config.LoadDefaultConfig without
 // config.WithHTTPClient(&http.Client{...}), which would stop the SDK from
-// loading AWS_CA_BUNDLE. Its own retries may stay at their defaults; the
-// writer retries on top of them.
+// loading AWS_CA_BUNDLE. Its retry settings do not matter to PutRecords:
+// the writer makes each call a single attempt and retries on its own.
 package kinesis
 
 import (
