@@ -49,6 +49,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/walbridge/walbridge/shared/putevents"
 )
 
 // Account is the account ID of every event the bus delivers.
@@ -210,14 +212,14 @@ func (b *Bus) Records() []Record {
 // UnknownOperationException.
 func (b *Bus) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if ct := r.Header.Get("Content-Type"); r.Method != http.MethodPost || !strings.HasPrefix(ct, contentTypeJSON11) {
-		writeError(w, &apiError{status: http.StatusBadRequest, code: "SerializationException", msg: fmt.Sprintf("expected a POST of %s, got %s %q", contentTypeJSON11, r.Method, ct)})
+		writeError(w, &putevents.Error{Status: http.StatusBadRequest, Code: "SerializationException", Message: fmt.Sprintf("expected a POST of %s, got %s %q", contentTypeJSON11, r.Method, ct)})
 		return
 	}
 	// The body holds Detail escaped inside JSON strings, so it may be larger
 	// than the entries' size; the limit only guards memory.
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(8*b.opts.MaxRequestBytes)))
 	if err != nil {
-		writeError(w, validationError("Total size of the entries in the request is over the limit."))
+		writeError(w, &putevents.Error{Status: http.StatusBadRequest, Code: "ValidationException", Message: "Total size of the entries in the request is over the limit."})
 		return
 	}
 	switch target := r.Header.Get("X-Amz-Target"); target {
@@ -228,7 +230,7 @@ func (b *Bus) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "AWSEvents.ListRules":
 		b.listRules(w, body)
 	default:
-		writeError(w, &apiError{status: http.StatusBadRequest, code: "UnknownOperationException", msg: fmt.Sprintf("localbus does not implement %q", target)})
+		writeError(w, &putevents.Error{Status: http.StatusBadRequest, Code: "UnknownOperationException", Message: fmt.Sprintf("localbus does not implement %q", target)})
 	}
 }
 
@@ -302,7 +304,7 @@ func (b *Bus) describeEventBus(w http.ResponseWriter, body []byte) {
 	var in struct{ Name string }
 	if len(body) > 0 {
 		if err := json.Unmarshal(body, &in); err != nil {
-			writeError(w, &apiError{status: http.StatusBadRequest, code: "SerializationException", msg: err.Error()})
+			writeError(w, &putevents.Error{Status: http.StatusBadRequest, Code: "SerializationException", Message: err.Error()})
 			return
 		}
 	}
@@ -314,7 +316,7 @@ func (b *Bus) listRules(w http.ResponseWriter, body []byte) {
 	var in struct{ EventBusName, NamePrefix string }
 	if len(body) > 0 {
 		if err := json.Unmarshal(body, &in); err != nil {
-			writeError(w, &apiError{status: http.StatusBadRequest, code: "SerializationException", msg: err.Error()})
+			writeError(w, &putevents.Error{Status: http.StatusBadRequest, Code: "SerializationException", Message: err.Error()})
 			return
 		}
 	}

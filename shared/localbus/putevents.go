@@ -4,50 +4,16 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
-	"regexp"
 	"strconv"
-	"strings"
 	"time"
-	"unicode/utf8"
 
-	"github.com/walbridge/walbridge/shared/event"
+	"github.com/walbridge/walbridge/shared/putevents"
 )
 
-// Limits PutEvents enforces, from the EventBridge API reference.
-const (
-	maxEntries        = 10
-	maxDetailType     = 128  // characters
-	maxResource       = 2048 // bytes of one Resources element
-	maxBusName        = 1600
-	maxDetailDepth    = 1100 // nesting PutEvents processes
-	contentTypeJSON11 = "application/x-amz-json-1.1"
-)
-
-// busNamePattern is the EventBusName constraint: a name or an event bus ARN.
-var busNamePattern = regexp.MustCompile(`^(arn:aws[\w-]*:events:[a-z]+-[a-z]+-[\w-]+:[0-9]{12}:event-bus/)?[/.\-_A-Za-z0-9]+$`)
-
-// putEventsEntry is a PutEventsRequestEntry as the JSON 1.1 protocol sends
-// it: Time is epoch seconds.
-type putEventsEntry struct {
-	Source       *string
-	DetailType   *string
-	Detail       *string
-	Resources    []string
-	EventBusName *string
-	Time         *float64
-	TraceHeader  *string
-}
-
-type putEventsResultEntry struct {
-	EventID      string `json:"EventId,omitempty"`
-	ErrorCode    string `json:"ErrorCode,omitempty"`
-	ErrorMessage string `json:"ErrorMessage,omitempty"`
-}
+const contentTypeJSON11 = "application/x-amz-json-1.1"
 
 // Event is an event as EventBridge delivers it to a rule's targets. Time is
 // the entry's Time, or when PutEvents received it, to the second; Resources
@@ -64,159 +30,38 @@ type Event struct {
 	Detail     json.RawMessage `json:"detail"`
 }
 
-// apiError is a request-level failure in the JSON 1.1 error shape.
-type apiError struct {
-	status int
-	code   string
-	msg    string
-}
-
-func (e *apiError) Error() string { return e.code + ": " + e.msg }
-
-func validationError(format string, args ...any) *apiError {
-	return &apiError{status: http.StatusBadRequest, code: "ValidationException", msg: fmt.Sprintf(format, args...)}
-}
-
-// putEvents handles AWSEvents.PutEvents.
+// putEvents handles AWSEvents.PutEvents with the rules of package
+// putevents.
 func (b *Bus) putEvents(w http.ResponseWriter, body []byte) {
-	var in struct{ Entries []putEventsEntry }
+	var in putevents.Request
 	if err := json.Unmarshal(body, &in); err != nil {
-		writeError(w, &apiError{status: http.StatusBadRequest, code: "SerializationException", msg: err.Error()})
+		writeError(w, &putevents.Error{Status: http.StatusBadRequest, Code: "SerializationException", Message: err.Error()})
 		return
 	}
-	if err := b.checkRequest(in.Entries); err != nil {
+	if err := putevents.CheckRequest(in.Entries, b.opts.MaxRequestBytes); err != nil {
 		writeError(w, err)
 		return
 	}
 	now := time.Now().UTC()
 	out := struct {
-		Entries          []putEventsResultEntry
+		Entries          []putevents.ResultEntry
 		FailedEntryCount int
-	}{Entries: make([]putEventsResultEntry, len(in.Entries))}
+	}{Entries: make([]putevents.ResultEntry, len(in.Entries))}
 	for i, e := range in.Entries {
-		if code, msg := checkEntry(e); code != "" {
-			out.Entries[i] = putEventsResultEntry{ErrorCode: code, ErrorMessage: msg}
+		if code, msg := putevents.CheckEntry(e); code != "" {
+			out.Entries[i] = putevents.ResultEntry{ErrorCode: code, ErrorMessage: msg}
 			out.FailedEntryCount++
 			continue
 		}
 		ev := b.eventFor(e, now)
-		out.Entries[i] = putEventsResultEntry{EventID: ev.ID}
+		out.Entries[i] = putevents.ResultEntry{EventID: ev.ID}
 		b.route(busName(deref(e.EventBusName)), ev)
 	}
 	writeJSON(w, http.StatusOK, out)
 }
 
-// checkRequest applies the rules that fail a PutEvents request as a whole.
-func (b *Bus) checkRequest(entries []putEventsEntry) *apiError {
-	switch n := len(entries); {
-	case n < 1:
-		return validationError("1 validation error detected: Value '[]' at 'entries' failed to satisfy constraint: Member must have length greater than or equal to 1")
-	case n > maxEntries:
-		return validationError("1 validation error detected: Value at 'entries' failed to satisfy constraint: Member must have length less than or equal to %d (got %d entries)", maxEntries, n)
-	}
-	total, complete := 0, false
-	for i, e := range entries {
-		if e.EventBusName != nil {
-			if name := *e.EventBusName; len(name) > maxBusName || !busNamePattern.MatchString(name) {
-				return validationError("1 validation error detected: Value '%s' at 'entries.%d.member.eventBusName' failed to satisfy constraint: Member must satisfy regular expression pattern: %s", name, i+1, busNamePattern)
-			}
-		}
-		total += entrySize(e)
-		complete = complete || (e.Source != nil && e.DetailType != nil && e.Detail != nil)
-	}
-	if total > b.opts.MaxRequestBytes {
-		return validationError("Total size of the entries in the request is over the limit (%d bytes, limit %d).", total, b.opts.MaxRequestBytes)
-	}
-	if !complete {
-		// Documented: a request in which no entry has Source, DetailType and
-		// Detail fails as a whole.
-		return validationError("No entry in the request has Source, DetailType and Detail, which EventBridge requires.")
-	}
-	return nil
-}
-
-// entrySize is the size PutEvents counts for an entry, by the documented
-// calculation that event.Event.EntrySize implements.
-func entrySize(e putEventsEntry) int {
-	ev := event.Event{Source: deref(e.Source), DetailType: deref(e.DetailType), Detail: []byte(deref(e.Detail)), Resources: e.Resources}
-	if e.Time != nil {
-		ev.Time = time.Unix(1, 0) // any set time counts the same
-	}
-	return ev.EntrySize()
-}
-
-// checkEntry applies the rules that fail one entry, with the entry
-// ErrorCodes EventBridge documents.
-func checkEntry(e putEventsEntry) (code, msg string) {
-	switch {
-	case deref(e.Source) == "":
-		return "InvalidArgument", "Parameter Source is not valid. Reason: Source is a required argument."
-	case strings.HasPrefix(*e.Source, "aws."):
-		return "NotAuthorizedForSourceException", "Not authorized for the source."
-	case deref(e.DetailType) == "":
-		return "InvalidArgument", "Parameter DetailType is not valid. Reason: DetailType is a required argument."
-	case utf8.RuneCountInString(*e.DetailType) > maxDetailType:
-		return "InvalidArgument", fmt.Sprintf("Parameter DetailType is not valid. Reason: DetailType is longer than %d characters.", maxDetailType)
-	case deref(e.Detail) == "":
-		return "InvalidArgument", "Parameter Detail is not valid. Reason: Detail is a required argument."
-	}
-	for _, r := range e.Resources {
-		if len(r) > maxResource {
-			return "InvalidArgument", fmt.Sprintf("Parameter Resources is not valid. Reason: a resource is longer than %d bytes.", maxResource)
-		}
-	}
-	if err := checkDetail(*e.Detail); err != nil {
-		return "MalformedDetail", "Detail is malformed: " + err.Error()
-	}
-	return "", ""
-}
-
-// checkDetail accepts one JSON object whose integers fit in 64 bits and
-// whose nesting PutEvents processes. It walks tokens, so deep nesting costs
-// no stack.
-func checkDetail(detail string) error {
-	dec := json.NewDecoder(strings.NewReader(detail))
-	dec.UseNumber()
-	depth := 0
-	for first := true; ; first = false {
-		tok, err := dec.Token()
-		if errors.Is(err, io.EOF) {
-			if depth != 0 {
-				return errors.New("unexpected end of JSON")
-			}
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if first && tok != json.Delim('{') {
-			return errors.New("Detail must be a JSON object")
-		}
-		if !first && depth == 0 {
-			return errors.New("unexpected data after the JSON object")
-		}
-		switch t := tok.(type) {
-		case json.Delim:
-			if t == '{' || t == '[' {
-				depth++
-				if depth > maxDetailDepth {
-					return fmt.Errorf("nested deeper than %d levels", maxDetailDepth)
-				}
-			} else {
-				depth--
-			}
-		case json.Number:
-			if !strings.ContainsAny(string(t), ".eE") {
-				if _, err := strconv.ParseInt(string(t), 10, 64); err != nil {
-					return fmt.Errorf("integer %s is outside the 64-bit range", t)
-				}
-			}
-		}
-	}
-}
-
 // eventFor builds the event EventBridge would deliver for an accepted entry.
-func (b *Bus) eventFor(e putEventsEntry, now time.Time) Event {
+func (b *Bus) eventFor(e putevents.Entry, now time.Time) Event {
 	t := now
 	if e.Time != nil {
 		sec, frac := math.Modf(*e.Time)
@@ -280,7 +125,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Write(body)
 }
 
-func writeError(w http.ResponseWriter, e *apiError) {
-	w.Header().Set("X-Amzn-Errortype", e.code)
-	writeJSON(w, e.status, map[string]string{"__type": e.code, "message": e.msg})
+func writeError(w http.ResponseWriter, e *putevents.Error) {
+	w.Header().Set("X-Amzn-Errortype", e.Code)
+	writeJSON(w, e.Status, map[string]string{"__type": e.Code, "message": e.Message})
 }

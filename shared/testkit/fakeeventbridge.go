@@ -9,16 +9,15 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"regexp"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
-	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+
+	"github.com/walbridge/walbridge/shared/putevents"
 )
 
 // FakeEventBridgeOptions shapes a FakeEventBridge. The zero value accepts
@@ -74,12 +73,13 @@ type FakeEventBridgeStats struct {
 
 // FakeEventBridge is an in-process EventBridge endpoint speaking the JSON 1.1
 // protocol (X-Amz-Target AWSEvents.PutEvents) that aws-sdk-go-v2's
-// eventbridge client uses. It validates like AWS: 1 to 10 entries, the
-// entries' total size by the documented PutEvents calculation within the
-// limit, the bus name's form, and per entry the required Source, DetailType
-// and Detail, Detail being a JSON object (with integers in int64's range).
-// Entry problems are per-entry ErrorCode/ErrorMessage with FailedEntryCount,
-// request problems a 400 ValidationException. Like AWS it accepts events for
+// eventbridge client uses. It validates like AWS, with the rules of package
+// putevents that the local bus applies too: 1 to 10 entries, the entries'
+// total size by the documented PutEvents calculation within the limit, the
+// bus name's form, at least one complete entry, and per entry the required
+// Source, DetailType and Detail, Detail being a JSON object (integers in
+// int64's range). Entry problems are per-entry ErrorCode/ErrorMessage with
+// FailedEntryCount, request problems a 400 ValidationException. Like AWS it accepts events for
 // a bus that does not exist. It keeps the accepted entries in acceptance
 // order and ignores signatures.
 type FakeEventBridge struct {
@@ -143,29 +143,6 @@ func EventBridgeClient(tb testing.TB, url string, optFns ...func(*eventbridge.Op
 	return eventbridge.NewFromConfig(AWSConfig(tb), opts...)
 }
 
-// ebBusName is the PutEvents EventBusName constraint: a name or an event
-// bus ARN.
-var ebBusName = regexp.MustCompile(`^(arn:aws[\w-]*:events:[a-z]+-[a-z]+-[\w-]+:[0-9]{12}:event-bus/)?[/\.\-_A-Za-z0-9]+$`)
-
-type ebPutEventsInput struct {
-	Entries []struct {
-		Source       *string  `json:"Source"`
-		DetailType   *string  `json:"DetailType"`
-		Detail       *string  `json:"Detail"`
-		Resources    []string `json:"Resources"`
-		EventBusName *string  `json:"EventBusName"`
-		Time         *float64 `json:"Time"`
-		TraceHeader  *string  `json:"TraceHeader"`
-	} `json:"Entries"`
-	EndpointID *string `json:"EndpointId"`
-}
-
-type ebPutEventsResultEntry struct {
-	EventID      string `json:"EventId,omitempty"`
-	ErrorCode    string `json:"ErrorCode,omitempty"`
-	ErrorMessage string `json:"ErrorMessage,omitempty"`
-}
-
 func (f *FakeEventBridge) serve(w http.ResponseWriter, r *http.Request) {
 	if f.opts.Latency > 0 {
 		select {
@@ -187,7 +164,7 @@ func (f *FakeEventBridge) serve(w http.ResponseWriter, r *http.Request) {
 		ebError(w, http.StatusBadRequest, "SerializationException", err.Error())
 		return
 	}
-	var in ebPutEventsInput
+	var in putevents.Request
 	if err := json.Unmarshal(body, &in); err != nil {
 		ebError(w, http.StatusBadRequest, "SerializationException", err.Error())
 		return
@@ -196,11 +173,11 @@ func (f *FakeEventBridge) serve(w http.ResponseWriter, r *http.Request) {
 	f.stats.Requests++
 	f.stats.Entries += len(in.Entries)
 	f.mu.Unlock()
-	if msg := f.validate(&in); msg != "" {
+	if err := putevents.CheckRequest(in.Entries, f.opts.MaxRequestBytes); err != nil {
 		f.mu.Lock()
 		f.stats.Rejected++
 		f.mu.Unlock()
-		ebError(w, http.StatusBadRequest, "ValidationException", msg)
+		ebError(w, err.Status, err.Code, err.Message)
 		return
 	}
 
@@ -217,9 +194,9 @@ func (f *FakeEventBridge) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := struct {
-		Entries          []ebPutEventsResultEntry `json:"Entries"`
-		FailedEntryCount int                      `json:"FailedEntryCount"`
-	}{Entries: make([]ebPutEventsResultEntry, len(in.Entries))}
+		Entries          []putevents.ResultEntry `json:"Entries"`
+		FailedEntryCount int                     `json:"FailedEntryCount"`
+	}{Entries: make([]putevents.ResultEntry, len(in.Entries))}
 	for i := range in.Entries {
 		e := &in.Entries[i]
 		ev := FakeEvent{Source: ebDeref(e.Source), DetailType: ebDeref(e.DetailType), Detail: ebDeref(e.Detail), Resources: e.Resources, EventBusName: ebDeref(e.EventBusName)}
@@ -227,7 +204,7 @@ func (f *FakeEventBridge) serve(w http.ResponseWriter, r *http.Request) {
 			sec, frac := math.Modf(*e.Time)
 			ev.Time = time.Unix(int64(sec), int64(math.Round(frac*1e3))*int64(time.Millisecond)).UTC()
 		}
-		code, msg := ebEntryProblem(ev)
+		code, msg := putevents.CheckEntry(*e)
 		if code == "" && f.opts.Reject != nil {
 			code, msg = f.opts.Reject(ev)
 		}
@@ -245,7 +222,7 @@ func (f *FakeEventBridge) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		if code != "" {
 			out.FailedEntryCount++
-			out.Entries[i] = ebPutEventsResultEntry{ErrorCode: code, ErrorMessage: msg}
+			out.Entries[i] = putevents.ResultEntry{ErrorCode: code, ErrorMessage: msg}
 			continue
 		}
 		f.nextID++
@@ -254,112 +231,9 @@ func (f *FakeEventBridge) serve(w http.ResponseWriter, r *http.Request) {
 		if !f.opts.Discard {
 			f.events = append(f.events, ev)
 		}
-		out.Entries[i] = ebPutEventsResultEntry{EventID: ev.EventID}
+		out.Entries[i] = putevents.ResultEntry{EventID: ev.EventID}
 	}
 	ebJSON(w, out)
-}
-
-// validate applies the request-level rules; it returns AWS-like messages.
-func (f *FakeEventBridge) validate(in *ebPutEventsInput) string {
-	n := len(in.Entries)
-	switch {
-	case n < 1:
-		return "1 validation error detected: Value '[]' at 'entries' failed to satisfy constraint: Member must have length greater than or equal to 1"
-	case n > 10:
-		return fmt.Sprintf("1 validation error detected: Value '[%d entries]' at 'entries' failed to satisfy constraint: Member must have length less than or equal to 10", n)
-	}
-	total := 0
-	for i := range in.Entries {
-		e := &in.Entries[i]
-		if e.EventBusName != nil && (len(*e.EventBusName) > 1600 || !ebBusName.MatchString(*e.EventBusName)) {
-			return fmt.Sprintf("1 validation error detected: Value '%s' at 'entries.%d.member.eventBusName' failed to satisfy constraint: Member must satisfy regular expression pattern: %s", *e.EventBusName, i+1, ebBusName)
-		}
-		total += FakeEntrySize(e.Time != nil, ebDeref(e.Source), ebDeref(e.DetailType), ebDeref(e.Detail), e.Resources)
-	}
-	if total > f.opts.MaxRequestBytes {
-		return "Total size of the entries in the request is over the limit."
-	}
-	return ""
-}
-
-// FakeEntrySize is PutEvents' documented entry size: 14 bytes for Time when
-// set, plus the UTF-8 bytes of Source, DetailType, Detail and each resource.
-// The fake checks requests with it; tests can check their own sums against it.
-func FakeEntrySize(hasTime bool, source, detailType, detail string, resources []string) int {
-	n := len(source) + len(detailType) + len(detail)
-	if hasTime {
-		n += 14
-	}
-	for _, r := range resources {
-		n += len(r)
-	}
-	return n
-}
-
-// ebEntryProblem applies the per-entry rules.
-func ebEntryProblem(ev FakeEvent) (code, msg string) {
-	switch {
-	case ev.Source == "":
-		return "InvalidArgument", "Parameter Source is not valid. Reason: Source is a required argument."
-	case strings.HasPrefix(ev.Source, "aws."):
-		return "NotAuthorizedForSourceException", "Not authorized for the source."
-	case ev.DetailType == "":
-		return "InvalidArgument", "Parameter DetailType is not valid. Reason: DetailType is a required argument."
-	case utf8.RuneCountInString(ev.DetailType) > 128:
-		return "InvalidArgument", "Parameter DetailType is not valid. Reason: DetailType is longer than 128 characters."
-	case ev.Detail == "":
-		return "InvalidArgument", "Parameter Detail is not valid. Reason: Detail is a required argument."
-	}
-	if !ebDetailOK(ev.Detail) {
-		return "MalformedDetail", "Detail is malformed."
-	}
-	return "", ""
-}
-
-// ebDetailOK: one JSON object, integers within int64, nesting within the
-// depth PutEvents processes.
-func ebDetailOK(detail string) bool {
-	dec := json.NewDecoder(strings.NewReader(detail))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return false
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return false
-	}
-	if _, ok := v.(map[string]any); !ok {
-		return false
-	}
-	return ebJSONValueOK(v, 0)
-}
-
-func ebJSONValueOK(v any, depth int) bool {
-	if depth > 1000 {
-		return false
-	}
-	switch v := v.(type) {
-	case map[string]any:
-		for _, e := range v {
-			if !ebJSONValueOK(e, depth+1) {
-				return false
-			}
-		}
-	case []any:
-		for _, e := range v {
-			if !ebJSONValueOK(e, depth+1) {
-				return false
-			}
-		}
-	case json.Number:
-		if !strings.ContainsAny(string(v), ".eE") {
-			_, err := strconv.ParseInt(string(v), 10, 64)
-			return err == nil
-		}
-		_, err := strconv.ParseFloat(string(v), 64)
-		return err == nil
-	}
-	return true
 }
 
 func ebDeref(s *string) string {

@@ -1,0 +1,194 @@
+// Package putevents holds the rules EventBridge's PutEvents applies to a
+// request and to each of its entries, with the error codes and messages AWS
+// answers with. The in-test endpoint (testkit.FakeEventBridge) and the local
+// development bus (shared/localbus) both validate with it, so that fanout is
+// tested against, and developers run against, one reading of the API
+// reference.
+package putevents
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/walbridge/walbridge/shared/event"
+)
+
+// Limits from the EventBridge API reference.
+const (
+	MaxEntries      = 10
+	MaxRequestBytes = 1 << 20 // the default request limit (256 KiB on older accounts)
+	maxDetailType   = 128     // characters
+	maxResource     = 2048    // bytes of one Resources element
+	maxBusName      = 1600
+	maxDetailDepth  = 1100 // nesting PutEvents processes
+)
+
+// busNamePattern is the EventBusName constraint: a name or an event bus ARN.
+var busNamePattern = regexp.MustCompile(`^(arn:aws[\w-]*:events:[a-z]+-[a-z]+-[\w-]+:[0-9]{12}:event-bus/)?[/.\-_A-Za-z0-9]+$`)
+
+// Entry is a PutEventsRequestEntry as the JSON 1.1 protocol sends it: Time
+// is epoch seconds.
+type Entry struct {
+	Source       *string
+	DetailType   *string
+	Detail       *string
+	Resources    []string
+	EventBusName *string
+	Time         *float64
+	TraceHeader  *string
+}
+
+// Request is a PutEvents request body.
+type Request struct {
+	Entries    []Entry
+	EndpointID *string `json:"EndpointId"`
+}
+
+// ResultEntry is one entry of the answer.
+type ResultEntry struct {
+	EventID      string `json:"EventId,omitempty"`
+	ErrorCode    string `json:"ErrorCode,omitempty"`
+	ErrorMessage string `json:"ErrorMessage,omitempty"`
+}
+
+// Error is a failure of a whole request, in the JSON 1.1 error shape.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+func validation(format string, args ...any) *Error {
+	return &Error{Status: http.StatusBadRequest, Code: "ValidationException", Message: fmt.Sprintf(format, args...)}
+}
+
+// CheckRequest applies the rules that fail a request as a whole: 1 to 10
+// entries, well-formed bus names, the entries' total size (by the documented
+// calculation) within maxBytes, and at least one entry with Source,
+// DetailType and Detail.
+func CheckRequest(entries []Entry, maxBytes int) *Error {
+	switch n := len(entries); {
+	case n < 1:
+		return validation("1 validation error detected: Value '[]' at 'entries' failed to satisfy constraint: Member must have length greater than or equal to 1")
+	case n > MaxEntries:
+		return validation("1 validation error detected: Value at 'entries' failed to satisfy constraint: Member must have length less than or equal to %d (got %d entries)", MaxEntries, n)
+	}
+	total, complete := 0, false
+	for i, e := range entries {
+		if e.EventBusName != nil {
+			if name := *e.EventBusName; len(name) > maxBusName || !busNamePattern.MatchString(name) {
+				return validation("1 validation error detected: Value '%s' at 'entries.%d.member.eventBusName' failed to satisfy constraint: Member must satisfy regular expression pattern: %s", name, i+1, busNamePattern)
+			}
+		}
+		total += EntrySize(e)
+		complete = complete || (e.Source != nil && e.DetailType != nil && e.Detail != nil)
+	}
+	if total > maxBytes {
+		return validation("Total size of the entries in the request is over the limit (%d bytes, limit %d).", total, maxBytes)
+	}
+	if !complete {
+		// Documented: a request in which no entry has Source, DetailType and
+		// Detail fails as a whole.
+		return validation("No entry in the request has Source, DetailType and Detail, which EventBridge requires.")
+	}
+	return nil
+}
+
+// EntrySize is the size PutEvents counts for an entry, by the documented
+// calculation that event.Event.EntrySize implements.
+func EntrySize(e Entry) int {
+	ev := event.Event{Source: deref(e.Source), DetailType: deref(e.DetailType), Detail: []byte(deref(e.Detail)), Resources: e.Resources}
+	if e.Time != nil {
+		ev.Time = time.Unix(1, 0) // any set time counts the same
+	}
+	return ev.EntrySize()
+}
+
+// CheckEntry applies the rules that fail one entry, with the entry
+// ErrorCodes EventBridge documents; an empty code means the entry is valid.
+func CheckEntry(e Entry) (code, message string) {
+	switch {
+	case deref(e.Source) == "":
+		return "InvalidArgument", "Parameter Source is not valid. Reason: Source is a required argument."
+	case strings.HasPrefix(*e.Source, "aws."):
+		return "NotAuthorizedForSourceException", "Not authorized for the source."
+	case deref(e.DetailType) == "":
+		return "InvalidArgument", "Parameter DetailType is not valid. Reason: DetailType is a required argument."
+	case utf8.RuneCountInString(*e.DetailType) > maxDetailType:
+		return "InvalidArgument", fmt.Sprintf("Parameter DetailType is not valid. Reason: DetailType is longer than %d characters.", maxDetailType)
+	case deref(e.Detail) == "":
+		return "InvalidArgument", "Parameter Detail is not valid. Reason: Detail is a required argument."
+	}
+	for _, r := range e.Resources {
+		if len(r) > maxResource {
+			return "InvalidArgument", fmt.Sprintf("Parameter Resources is not valid. Reason: a resource is longer than %d bytes.", maxResource)
+		}
+	}
+	if err := checkDetail(*e.Detail); err != nil {
+		return "MalformedDetail", "Detail is malformed: " + err.Error()
+	}
+	return "", ""
+}
+
+// checkDetail accepts one JSON object whose integers fit in 64 bits, whose
+// other numbers are finite doubles, and whose nesting PutEvents processes.
+// It walks tokens, so deep nesting costs no stack.
+func checkDetail(detail string) error {
+	dec := json.NewDecoder(strings.NewReader(detail))
+	dec.UseNumber()
+	depth := 0
+	for first := true; ; first = false {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			if depth != 0 {
+				return errors.New("unexpected end of JSON")
+			}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if first && tok != json.Delim('{') {
+			return errors.New("Detail must be a JSON object")
+		}
+		if !first && depth == 0 {
+			return errors.New("unexpected data after the JSON object")
+		}
+		switch t := tok.(type) {
+		case json.Delim:
+			if t == '{' || t == '[' {
+				depth++
+				if depth > maxDetailDepth {
+					return fmt.Errorf("nested deeper than %d levels", maxDetailDepth)
+				}
+			} else {
+				depth--
+			}
+		case json.Number:
+			if !strings.ContainsAny(string(t), ".eE") {
+				if _, err := strconv.ParseInt(string(t), 10, 64); err != nil {
+					return fmt.Errorf("integer %s is outside the 64-bit range", t)
+				}
+			} else if _, err := strconv.ParseFloat(string(t), 64); err != nil {
+				return fmt.Errorf("number %s is outside the double range", t)
+			}
+		}
+	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
