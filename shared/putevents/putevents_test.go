@@ -3,6 +3,9 @@ package putevents
 import (
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/walbridge/walbridge/shared/event"
 )
 
 func str(s string) *string { return &s }
@@ -78,6 +81,21 @@ func TestCheckEntry(t *testing.T) {
 	for _, tc := range tests {
 		if code, msg := CheckEntry(tc.e); code != tc.code || (code != "" && msg == "") {
 			t.Errorf("%s: code %q (%s), want %q", tc.name, code, msg, tc.code)
+		}
+	}
+}
+
+// TestEntrySizeMatchesEvent keeps EntrySize in step with the size fanout
+// sizes its events by.
+func TestEntrySizeMatchesEvent(t *testing.T) {
+	at := 1.5
+	for _, e := range []Entry{valid(), {}, {Source: str("é"), DetailType: str("x"), Detail: str(`{"a":"漢"}`), Resources: []string{"r1", "arn:aws:rds:eu-west-1:1:db:x"}, Time: &at}} {
+		ev := event.Event{Source: deref(e.Source), DetailType: deref(e.DetailType), Detail: []byte(deref(e.Detail)), Resources: e.Resources}
+		if e.Time != nil {
+			ev.Time = time.Unix(1, 0)
+		}
+		if got, want := EntrySize(e), ev.EntrySize(); got != want {
+			t.Errorf("EntrySize(%+v) = %d, event.Event.EntrySize = %d", e, got, want)
 		}
 	}
 }
