@@ -3,11 +3,11 @@ package wal
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/walbridge/walbridge/shared/change"
+
+	"github.com/walbridge/walbridge/shared/pgtypes"
 )
 
 // PGCatalog implements Catalog over an ordinary (non-replication) connection.
@@ -24,16 +24,9 @@ func NewPGCatalog(conn *pgx.Conn) *PGCatalog {
 	return &PGCatalog{conn: conn, types: map[uint32]TypeInfo{}}
 }
 
-type pgTypeRow struct {
-	oid      uint32
-	name     string
-	typtype  string
-	base     uint32
-	elem     uint32
-	category string
-}
-
-// ResolveTypes implements Catalog.
+// ResolveTypes implements Catalog with pgtypes.Resolve, the resolution the
+// schema generator uses too, so generated types describe the events capture
+// renders.
 func (c *PGCatalog) ResolveTypes(ctx context.Context, oids []uint32) (map[uint32]TypeInfo, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -49,81 +42,16 @@ func (c *PGCatalog) ResolveTypes(ctx context.Context, oids []uint32) (map[uint32
 	if len(missing) == 0 {
 		return out, nil
 	}
-	rows := map[uint32]pgTypeRow{}
-	// Follow domain bases and array elements until every type is known.
-	for want := missing; len(want) > 0; {
-		res, err := c.conn.Query(ctx, `SELECT oid, typname, typtype::text, typbasetype, typelem, typcategory::text FROM pg_type WHERE oid = ANY($1)`, want)
-		if err != nil {
-			return nil, fmt.Errorf("query pg_type: %w", err)
-		}
-		var next []uint32
-		for res.Next() {
-			var r pgTypeRow
-			if err := res.Scan(&r.oid, &r.name, &r.typtype, &r.base, &r.elem, &r.category); err != nil {
-				res.Close()
-				return nil, fmt.Errorf("scan pg_type: %w", err)
-			}
-			rows[r.oid] = r
-			if r.typtype == "d" && r.base != 0 {
-				next = append(next, r.base)
-			}
-			if isArray(r) {
-				next = append(next, r.elem)
-			}
-		}
-		res.Close()
-		if err := res.Err(); err != nil {
-			return nil, fmt.Errorf("query pg_type: %w", err)
-		}
-		want = want[:0]
-		for _, o := range next {
-			if _, ok := rows[o]; !ok {
-				want = append(want, o)
-			}
-		}
+	resolved, err := pgtypes.Resolve(ctx, c.conn, missing)
+	if err != nil {
+		return nil, err
 	}
-	for _, o := range missing {
-		t, err := resolve(rows, o)
-		if err != nil {
-			return nil, err
-		}
-		c.types[o] = t
-		out[o] = t
+	for o, t := range resolved {
+		info := TypeInfo{Name: t.Name, Base: t.Base, Kind: t.Kind, Array: t.Array}
+		c.types[o] = info
+		out[o] = info
 	}
 	return out, nil
-}
-
-// isArray: a true array type. typelem alone is not enough (name, point and
-// int2vector have one too); array types are category 'A' named "_elem".
-func isArray(r pgTypeRow) bool {
-	return r.category == "A" && r.elem != 0 && strings.HasPrefix(r.name, "_")
-}
-
-func resolve(rows map[uint32]pgTypeRow, oid uint32) (TypeInfo, error) {
-	r, ok := rows[oid]
-	if !ok {
-		return TypeInfo{}, fmt.Errorf("type %d not in pg_type", oid)
-	}
-	info := TypeInfo{Name: r.name}
-	for depth := 0; ; depth++ {
-		if depth > 32 {
-			return TypeInfo{}, fmt.Errorf("type %s: domain/array nesting too deep", info.Name)
-		}
-		switch {
-		case r.typtype == "d":
-			r, ok = rows[r.base]
-		case isArray(r):
-			info.Array = true
-			r, ok = rows[r.elem]
-		default:
-			info.Base = r.name
-			info.Kind = change.KindOf(r.typtype)
-			return info, nil
-		}
-		if !ok {
-			return TypeInfo{}, fmt.Errorf("type %s: base or element type missing from pg_type", info.Name)
-		}
-	}
 }
 
 // PrimaryKey implements Catalog.

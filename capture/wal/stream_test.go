@@ -397,3 +397,52 @@ func TestStreamUnchangedToast(t *testing.T) {
 		t.Errorf("untouched TOAST value came through as NULL")
 	}
 }
+
+// TestStreamColumnTypes: every column of a relation gets its declared type,
+// rendering base and array flag, also when a column's element or domain base
+// is not itself a column of the table. (Capture's own pg_type walk once
+// reused the slice of OIDs it had been asked about for the next round, and
+// a table (id int, tags text[]) came out with id's type empty.)
+func TestStreamColumnTypes(t *testing.T) {
+	h := startStream(t,
+		`CREATE DOMAIN email AS text CHECK (VALUE LIKE '%@%')`,
+		`CREATE TYPE mood AS ENUM ('sad', 'ok')`,
+		`CREATE TABLE posts (id int PRIMARY KEY, tags text[], grid int8[][], contact email, moods mood[], contacts email[])`,
+		`CREATE TABLE later (id bigint PRIMARY KEY, ids int4[])`, // int4 is cached from posts by then
+	)
+	h.exec(t, `INSERT INTO posts VALUES (1, '{a}', '{{1}}', 'x@y', '{ok}', '{a@b}')`, `INSERT INTO later VALUES (1, '{1}')`)
+	got := h.sink.waitFor(t, "both inserts", func(cs []change.Change) bool { return len(cs) >= 2 })
+	want := map[string][]change.Column{
+		"posts": {
+			{Name: "id", Type: "int4", Base: "int4", Kind: change.KindBase, Key: true},
+			{Name: "tags", Type: "_text", Base: "text", Kind: change.KindBase, Array: true},
+			{Name: "grid", Type: "_int8", Base: "int8", Kind: change.KindBase, Array: true},
+			{Name: "contact", Type: "email", Base: "text", Kind: change.KindBase},
+			{Name: "moods", Type: "_mood", Base: "mood", Kind: change.KindEnum, Array: true},
+			{Name: "contacts", Type: "_email", Base: "text", Kind: change.KindBase, Array: true},
+		},
+		"later": {
+			{Name: "id", Type: "int8", Base: "int8", Kind: change.KindBase, Key: true},
+			{Name: "ids", Type: "_int4", Base: "int4", Kind: change.KindBase, Array: true},
+		},
+	}
+	for _, c := range got {
+		w, ok := want[c.Table]
+		if !ok {
+			continue
+		}
+		if len(c.Columns) != len(w) {
+			t.Fatalf("%s: %d columns, want %d", c.Table, len(c.Columns), len(w))
+		}
+		for i, col := range c.Columns {
+			col.OID = 0 // OIDs differ between clusters
+			if col != w[i] {
+				t.Errorf("%s column %d: %+v, want %+v", c.Table, i, col, w[i])
+			}
+		}
+		delete(want, c.Table)
+	}
+	if len(want) != 0 {
+		t.Errorf("no change for %v", want)
+	}
+}

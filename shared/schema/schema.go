@@ -2,23 +2,23 @@
 // from its catalog, and writes that description as JSON Schema (draft
 // 2020-12), TypeScript and Go, so that consumers get typed events.
 //
-// Read resolves every published column the way capture resolves a relation:
-// domains to their base type, arrays to their element type, the type's
-// category (enum, composite, range, multirange), plus what only the catalog
-// knows: nullability (NOT NULL on the column or on a domain), the declared
-// array dimensions and enum labels. The event "type" of each column is asked
-// of package event itself, so the generated types follow the one type
-// mapping that fanout uses.
+// Read resolves every published column with package pgtypes, as capture
+// resolves a relation: domains to their base type, arrays to their element
+// type, the type's category (enum, composite, range, multirange), plus what
+// only the catalog knows: nullability (NOT NULL on the column or on a
+// domain), the declared array dimensions and enum labels. The event "type"
+// of each column is asked of package event itself, so the generated types
+// follow the one type mapping that fanout uses.
 package schema
 
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/walbridge/walbridge/shared/change"
+	"github.com/walbridge/walbridge/shared/pgtypes"
 )
 
 // Table is one table whose changes become DatabaseEvents.
@@ -96,7 +96,7 @@ func Read(ctx context.Context, q Querier, publication string) ([]Table, error) {
 	if err != nil {
 		return nil, err
 	}
-	types, err := resolveTypes(ctx, q, typeOIDs)
+	types, err := pgtypes.Resolve(ctx, q, typeOIDs)
 	if err != nil {
 		return nil, err
 	}
@@ -104,11 +104,11 @@ func Read(ctx context.Context, q Querier, publication string) ([]Table, error) {
 		for ci := range tables[ti].Columns {
 			col := &tables[ti].Columns[ci]
 			rt := types[col.OID]
-			col.TypeName, col.Base, col.Kind, col.Array = rt.name, rt.base, rt.kind, rt.array
-			col.NotNull = col.NotNull || rt.notNull
-			col.Labels = rt.labels
-			if rt.dims > col.Dims { // a domain over an array declares them
-				col.Dims = rt.dims
+			col.TypeName, col.Base, col.Kind, col.Array = rt.Name, rt.Base, rt.Kind, rt.Array
+			col.NotNull = col.NotNull || rt.NotNull
+			col.Labels = rt.Labels
+			if rt.Dims > col.Dims { // a domain over an array declares them
+				col.Dims = rt.Dims
 			}
 			if col.Array && col.Dims < 1 {
 				col.Dims = 1
@@ -228,130 +228,6 @@ func readColumns(ctx context.Context, q Querier, rels []relation, version int) (
 		return nil, nil, fmt.Errorf("list columns: %w", err)
 	}
 	return tables, typeOIDs, nil
-}
-
-// pgType is one pg_type row.
-type pgType struct {
-	oid           uint32
-	name, typtype string
-	category      string
-	base, elem    uint32
-	notNull       bool
-	ndims         int
-	labels        []string
-}
-
-// resolvedType is a declared type after domains and array wrappers.
-type resolvedType struct {
-	name, base string
-	kind       change.Kind
-	array      bool
-	dims       int
-	notNull    bool
-	labels     []string
-}
-
-// resolveTypes follows domain bases and array elements until every type is
-// known, and reads the labels of the enums found.
-func resolveTypes(ctx context.Context, q Querier, oids []uint32) (map[uint32]resolvedType, error) {
-	rows := map[uint32]*pgType{}
-	for want := oids; len(want) > 0; {
-		res, err := q.Query(ctx, `SELECT oid, typname::text, typtype::text, typcategory::text, typbasetype, typelem, typnotnull, typndims
-			FROM pg_type WHERE oid = ANY($1)`, want)
-		if err != nil {
-			return nil, fmt.Errorf("read pg_type: %w", err)
-		}
-		got, err := pgx.CollectRows(res, func(r pgx.CollectableRow) (*pgType, error) {
-			var t pgType
-			var ndims int32
-			err := r.Scan(&t.oid, &t.name, &t.typtype, &t.category, &t.base, &t.elem, &t.notNull, &ndims)
-			t.ndims = int(ndims)
-			return &t, err
-		})
-		if err != nil {
-			return nil, fmt.Errorf("read pg_type: %w", err)
-		}
-		want = nil
-		for _, t := range got {
-			rows[t.oid] = t
-			for _, next := range []uint32{t.base, t.elem} {
-				if next != 0 && (next == t.base && t.typtype == "d" || next == t.elem && isArray(t)) {
-					if _, ok := rows[next]; !ok {
-						want = append(want, next)
-					}
-				}
-			}
-		}
-	}
-	var enums []uint32
-	for _, t := range rows {
-		if t.typtype == "e" {
-			enums = append(enums, t.oid)
-		}
-	}
-	if len(enums) > 0 {
-		res, err := q.Query(ctx, `SELECT enumtypid, enumlabel::text FROM pg_enum WHERE enumtypid = ANY($1) ORDER BY enumtypid, enumsortorder`, enums)
-		if err != nil {
-			return nil, fmt.Errorf("read enum labels: %w", err)
-		}
-		for res.Next() {
-			var oid uint32
-			var label string
-			if err := res.Scan(&oid, &label); err != nil {
-				res.Close()
-				return nil, fmt.Errorf("read enum labels: %w", err)
-			}
-			rows[oid].labels = append(rows[oid].labels, label)
-		}
-		if err := res.Err(); err != nil {
-			return nil, fmt.Errorf("read enum labels: %w", err)
-		}
-	}
-	out := make(map[uint32]resolvedType, len(oids))
-	for _, oid := range oids {
-		rt, err := resolve(rows, oid)
-		if err != nil {
-			return nil, err
-		}
-		out[oid] = rt
-	}
-	return out, nil
-}
-
-// isArray tells a true array type: typelem alone is not enough (name, point
-// and int2vector have one too); array types are category 'A' named "_elem".
-func isArray(t *pgType) bool {
-	return t.category == "A" && t.elem != 0 && strings.HasPrefix(t.name, "_")
-}
-
-func resolve(rows map[uint32]*pgType, oid uint32) (resolvedType, error) {
-	t, ok := rows[oid]
-	if !ok {
-		return resolvedType{}, fmt.Errorf("type %d is not in pg_type", oid)
-	}
-	rt := resolvedType{name: t.name}
-	for depth := 0; ; depth++ {
-		if depth > 32 {
-			return resolvedType{}, fmt.Errorf("type %s: domain/array nesting too deep", rt.name)
-		}
-		switch {
-		case t.typtype == "d":
-			if !rt.array { // a NOT NULL domain of the elements does not make the array NOT NULL
-				rt.notNull = rt.notNull || t.notNull
-				rt.dims = max(rt.dims, t.ndims)
-			}
-			t, ok = rows[t.base]
-		case isArray(t):
-			rt.array = true
-			t, ok = rows[t.elem]
-		default:
-			rt.base, rt.kind, rt.labels = t.name, change.KindOf(t.typtype), t.labels
-			return rt, nil
-		}
-		if !ok {
-			return resolvedType{}, fmt.Errorf("type %s: base or element type missing from pg_type", rt.name)
-		}
-	}
 }
 
 func queryRow(ctx context.Context, q Querier, sql string, args []any, dest ...any) error {

@@ -18,7 +18,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
-	"github.com/walbridge/walbridge/capture/wal"
 	"github.com/walbridge/walbridge/shared/change"
 	"github.com/walbridge/walbridge/shared/event"
 	"github.com/walbridge/walbridge/shared/testkit"
@@ -215,29 +214,6 @@ func TestReadZoo(t *testing.T) {
 		want := []any{tc.eventType, tc.base, tc.kind, tc.dims, tc.dims > 0, tc.notNull, tc.labels}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("%s: (type, base, kind, dims, array, not null, labels) = %v, want %v", tc.column, got, want)
-		}
-	}
-}
-
-// TestReadResolvesLikeCapture checks Read's type resolution against
-// capture's (wal.PGCatalog): events are rendered from capture's, so the two
-// must agree on every column.
-func TestReadResolvesLikeCapture(t *testing.T) {
-	db := startZoo(t)
-	zoo := readTable(t, db.conn, "", "public.zoo")
-	var oids []uint32
-	for _, c := range zoo.Columns {
-		oids = append(oids, c.OID)
-	}
-	types, err := wal.NewPGCatalog(db.conn).ResolveTypes(context.Background(), oids)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range zoo.Columns {
-		ti := types[c.OID]
-		if c.TypeName != ti.Name || c.Base != ti.Base || c.Kind != ti.Kind || c.Array != ti.Array {
-			t.Errorf("%s: schema has (%s, %s, %s, %v), capture has (%s, %s, %s, %v)",
-				c.Name, c.TypeName, c.Base, c.Kind, c.Array, ti.Name, ti.Base, ti.Kind, ti.Array)
 		}
 	}
 }
