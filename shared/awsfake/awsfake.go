@@ -1,22 +1,28 @@
-// Package awsfake serves in-process stand-ins for the parts of AWS Lambda and
-// Amazon SQS that walbridge's operator tools call, speaking the wire
-// protocols the real aws-sdk-go-v2 clients use, so that tests drive those
-// clients unchanged through an endpoint override (BaseEndpoint,
-// AWS_ENDPOINT_URL_LAMBDA, AWS_ENDPOINT_URL_SQS):
+// Package awsfake serves in-process stand-ins for the parts of AWS Lambda,
+// Amazon SQS and Amazon EventBridge that walbridge's operator tools and
+// provisioning call, speaking the wire protocols the real aws-sdk-go-v2
+// clients use, so that tests drive those clients unchanged through an
+// endpoint override (BaseEndpoint, AWS_ENDPOINT_URL_LAMBDA,
+// AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL_EVENTBRIDGE):
 //
-//   - Lambda: the event source mapping operations of the REST-JSON API
+//   - Lambda: CreateFunction and UpdateFunctionCode, and the event source
+//     mapping operations of the REST-JSON API
 //     (/2015-03-31/event-source-mappings), with Lambda's state machine
 //     (Creating, Enabling, Enabled, Disabling, Disabled, Updating, Deleting)
 //     and its rule of one mapping per function and event source.
-//   - SQS: ReceiveMessage, DeleteMessage and ChangeMessageVisibility in the
-//     JSON protocol (POST /, X-Amz-Target AmazonSQS.<Operation>), with
-//     visibility timeouts, receipt handles and MD5 digests of bodies.
+//   - SQS: CreateQueue, GetQueueAttributes, ReceiveMessage, DeleteMessage
+//     and ChangeMessageVisibility in the JSON protocol (POST /,
+//     X-Amz-Target AmazonSQS.<Operation>), with visibility timeouts,
+//     receipt handles and MD5 digests of bodies.
+//   - EventBridge: CreateEventBus, PutRule and PutTargets in the JSON 1.1
+//     protocol (X-Amz-Target AWSEvents.<Operation>).
 //
 // Each fake keeps its state and a Log: every call in the order received,
 // with its operation and parameters, so that a test can assert exactly what
 // a tool did. Recorder adds the calls an SDK client makes to another
-// endpoint (the Kinesis emulator) to the same Log. Signatures are not
-// checked.
+// endpoint (the Kinesis emulator) to the same Log. Each fake's Fail makes
+// an operation answer with an error, to test how a tool reports a failed
+// call. Signatures are not checked.
 package awsfake
 
 import (
@@ -33,7 +39,8 @@ import (
 
 // Call is one API call a fake (or a Recorder) saw.
 type Call struct {
-	// Service is "lambda", "sqs", or the service a Recorder saw ("kinesis").
+	// Service is "lambda", "sqs", "events", or the service a Recorder saw
+	// ("kinesis").
 	Service string
 	// Op is the API operation, as AWS names it ("CreateEventSourceMapping").
 	Op string
@@ -101,9 +108,39 @@ func (l *Log) Reset() {
 	l.mu.Unlock()
 }
 
-// omitted are body members never copied into Call.Params: record payloads
-// and opaque iterators, which would only make log lines unreadable.
-var omitted = map[string]bool{"Data": true, "ShardIterator": true, "Body": true}
+// omitted are body members never copied into Call.Params: record payloads,
+// deployment packages and opaque iterators, which would only make log lines
+// unreadable. (Lambda.Function has a function's package.)
+var omitted = map[string]bool{"Data": true, "ShardIterator": true, "Body": true, "ZipFile": true}
+
+// fault is the error a fake answers an operation with after Fail.
+type fault struct {
+	Code, Message string
+}
+
+// faults holds the failures set with Fail, by operation name.
+type faults struct {
+	m sync.Map
+}
+
+// Fail makes every later call of op (its AWS name, "PutRule") answer with
+// an error of the given code (a client error, which SDK clients do not
+// retry), after it is logged; an empty code serves op again.
+func (f *faults) Fail(op, code, message string) {
+	if code == "" {
+		f.m.Delete(op)
+		return
+	}
+	f.m.Store(op, fault{Code: code, Message: message})
+}
+
+func (f *faults) failure(op string) (fault, bool) {
+	v, ok := f.m.Load(op)
+	if !ok {
+		return fault{}, false
+	}
+	return v.(fault), true
+}
 
 // flatten adds the members of a JSON body to params under their dotted
 // paths. Numbers keep their JSON text.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -285,5 +286,79 @@ func TestRecorder(t *testing.T) {
 	}
 	if srv.Log.Lines()[0] != strings.Replace(got[0], "queue", "sqs", 1) {
 		t.Errorf("the server saw %q", srv.Log.Lines())
+	}
+}
+
+func TestSQSCreateQueueAndAttributes(t *testing.T) {
+	ctx := context.Background()
+	f := StartSQS(t, SQSOptions{})
+	c := sqsClient(f.URL)
+
+	// Creating a queue again with the same attributes gives the same URL.
+	var url string
+	for i := 0; i < 2; i++ {
+		out, err := c.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("orders-dlq")})
+		if err != nil {
+			t.Fatalf("CreateQueue %d: %v", i, err)
+		}
+		if i > 0 && aws.ToString(out.QueueUrl) != url {
+			t.Errorf("second CreateQueue gave %s, first %s", aws.ToString(out.QueueUrl), url)
+		}
+		url = aws.ToString(out.QueueUrl)
+	}
+	if got := f.Queues(); len(got) != 1 || got[0] != url || url != f.URL+"/000000000000/orders-dlq" {
+		t.Fatalf("queues %v, url %s", got, url)
+	}
+	f.Send(url, "x")
+	attrs, err := c.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(url),
+		AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameQueueArn, sqstypes.QueueAttributeNameApproximateNumberOfMessages}})
+	if err != nil {
+		t.Fatalf("GetQueueAttributes: %v", err)
+	}
+	want := map[string]string{"QueueArn": "arn:aws:sqs:us-east-1:000000000000:orders-dlq", "ApproximateNumberOfMessages": "1"}
+	if !reflect.DeepEqual(attrs.Attributes, want) {
+		t.Errorf("attributes %v, want %v", attrs.Attributes, want)
+	}
+
+	tests := []struct {
+		name string
+		call func() error
+		code string
+	}{
+		{"name with a dot", func() error {
+			_, err := c.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("fn.events.x")})
+			return err
+		}, "InvalidParameterValue"},
+		{"name too long", func() error {
+			_, err := c.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(strings.Repeat("q", 81))})
+			return err
+		}, "InvalidParameterValue"},
+		{"same name, other attributes", func() error {
+			_, err := c.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("orders-dlq"), Attributes: map[string]string{"VisibilityTimeout": "60"}})
+			return err
+		}, "QueueAlreadyExists"},
+		{"attributes of no queue", func() error {
+			_, err := c.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(f.URL + "/000000000000/nope")})
+			return err
+		}, "AWS.SimpleQueueService.NonExistentQueue"},
+		{"unknown attribute", func() error {
+			_, err := c.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(url), AttributeNames: []sqstypes.QueueAttributeName{"Colour"}})
+			return err
+		}, "InvalidAttributeName"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var apiErr smithy.APIError
+			if err := tt.call(); !errors.As(err, &apiErr) || apiErr.ErrorCode() != tt.code {
+				t.Errorf("err = %v, want %s", err, tt.code)
+			}
+		})
+	}
+
+	f.Fail("CreateQueue", "AccessDenied", "not allowed")
+	_, err = c.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("other")})
+	var apiErr smithy.APIError
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode() != "AccessDenied" || len(f.Queues()) != 1 {
+		t.Errorf("failed CreateQueue: err = %v, queues %v", err, f.Queues())
 	}
 }

@@ -28,9 +28,11 @@ type LambdaOptions struct {
 	Log *Log
 }
 
-// Lambda is an in-process endpoint for Lambda's event source mapping API
-// (REST-JSON under /2015-03-31/event-source-mappings): Create, Get,
-// Update, Delete and List. Like Lambda it answers Create, Update and Delete
+// Lambda is an in-process endpoint for Lambda's REST-JSON API: the
+// CreateFunction and UpdateFunctionCode calls that deploy a function (see
+// functions.go), and the event source mapping API (under
+// /2015-03-31/event-source-mappings): Create, Get, Update, Delete and List.
+// For mappings, like Lambda it answers Create, Update and Delete
 // with 202 and a transitional state that later reads see settle; refuses a
 // second mapping of one function (ARN with qualifier) and event source with
 // ResourceConflictException (409), also while the first is Disabled or
@@ -38,7 +40,7 @@ type LambdaOptions struct {
 // ResourceInUseException; requires StartingPosition (and with AT_TIMESTAMP
 // StartingPositionTimestamp) for Kinesis and DynamoDB sources; refuses an
 // OnSuccess destination; and fills Lambda's defaults for stream sources.
-// Functions must be added with AddFunction first.
+// Functions must be created (CreateFunction, or AddFunction) first.
 type Lambda struct {
 	// URL is the endpoint, for lambda.Options.BaseEndpoint or
 	// AWS_ENDPOINT_URL_LAMBDA.
@@ -46,12 +48,14 @@ type Lambda struct {
 	// Log holds every call received, in order.
 	Log *Log
 
+	faults
+
 	srv  *httptest.Server
 	opts LambdaOptions
 
 	mu            sync.Mutex
-	functions     map[string]bool // unqualified function names
-	mappings      []*mapping      // in creation order; deleted ones removed
+	functions     map[string]*Function // by unqualified name
+	mappings      []*mapping           // in creation order; deleted ones removed
 	nextID        int
 	delivering    map[string]int // event source ARN -> mappings that may invoke now
 	maxDelivering map[string]int
@@ -110,7 +114,7 @@ func NewLambda(opts LambdaOptions) *Lambda {
 	if opts.Log == nil {
 		opts.Log = &Log{}
 	}
-	l := &Lambda{Log: opts.Log, opts: opts, functions: map[string]bool{},
+	l := &Lambda{Log: opts.Log, opts: opts, functions: map[string]*Function{},
 		delivering: map[string]int{}, maxDelivering: map[string]int{}}
 	l.srv = httptest.NewServer(http.HandlerFunc(l.serve))
 	l.URL = l.srv.URL
@@ -121,11 +125,14 @@ func NewLambda(opts LambdaOptions) *Lambda {
 func (l *Lambda) Close() { l.srv.Close() }
 
 // AddFunction makes a function known (mappings may name it, with or
-// without a qualifier) and returns its unqualified ARN.
+// without a qualifier), as if created before the test, and returns its
+// unqualified ARN.
 func (l *Lambda) AddFunction(name string) string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.functions[name] = true
+	if l.functions[name] == nil {
+		l.functions[name] = &Function{Name: name}
+	}
 	return l.functionArn(name, "")
 }
 
@@ -184,8 +191,14 @@ func (l *Lambda) serve(w http.ResponseWriter, r *http.Request) {
 	for k, v := range r.URL.Query() {
 		params[k] = strings.Join(v, ",")
 	}
-	var op, uuid string
+	var op, uuid, function string
 	switch {
+	case path == functionsPath && r.Method == http.MethodPost:
+		op = "CreateFunction"
+	case strings.HasPrefix(path, functionsPath+"/") && strings.HasSuffix(path, "/code") && r.Method == http.MethodPut:
+		function = strings.TrimSuffix(strings.TrimPrefix(path, functionsPath+"/"), "/code")
+		params["FunctionName"] = function
+		op = "UpdateFunctionCode"
 	case path == mappingsPath && r.Method == http.MethodPost:
 		op = "CreateEventSourceMapping"
 	case path == mappingsPath && r.Method == http.MethodGet:
@@ -211,10 +224,18 @@ func (l *Lambda) serve(w http.ResponseWriter, r *http.Request) {
 		lambdaError(w, http.StatusBadRequest, "InvalidRequestContentException", "could not parse request body into json: "+err.Error())
 		return
 	}
+	if f, ok := l.failure(op); ok {
+		lambdaError(w, http.StatusBadRequest, f.Code, f.Message)
+		return
+	}
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	switch op {
+	case "CreateFunction":
+		l.createFunction(w, body)
+	case "UpdateFunctionCode":
+		l.updateFunctionCode(w, function, body)
 	case "CreateEventSourceMapping":
 		l.create(w, body)
 	case "ListEventSourceMappings":
@@ -268,7 +289,7 @@ func (l *Lambda) create(w http.ResponseWriter, body map[string]any) {
 		lambdaError(w, http.StatusBadRequest, "InvalidParameterValueException", err.Error())
 		return
 	}
-	if !l.functions[base] {
+	if l.functions[base] == nil {
 		lambdaError(w, http.StatusNotFound, "ResourceNotFoundException", "Function not found: "+arn)
 		return
 	}
@@ -376,7 +397,7 @@ func (l *Lambda) update(w http.ResponseWriter, uuid string, body map[string]any)
 			lambdaError(w, http.StatusBadRequest, "InvalidParameterValueException", err.Error())
 			return
 		}
-		if !l.functions[base] {
+		if l.functions[base] == nil {
 			lambdaError(w, http.StatusNotFound, "ResourceNotFoundException", "Function not found: "+arn)
 			return
 		}

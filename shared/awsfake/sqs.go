@@ -5,20 +5,27 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 )
 
-// SQSOptions shapes an SQS fake. The zero value is account 000000000000,
-// with SQS's default visibility timeout of 30 seconds.
+// SQSOptions shapes an SQS fake. The zero value is account 000000000000 in
+// us-east-1, with SQS's default visibility timeout of 30 seconds.
 type SQSOptions struct {
-	// Account is the account in queue URLs (default 000000000000).
+	// Account is the account in queue URLs and ARNs (default 000000000000).
 	Account string
+	// Region is the region in queue ARNs (default us-east-1).
+	Region string
 	// VisibilityTimeout is the queues' default visibility timeout (30s).
 	VisibilityTimeout time.Duration
 	// Log receives the calls; nil gives the fake a Log of its own.
@@ -28,13 +35,16 @@ type SQSOptions struct {
 // SQS is an in-process SQS endpoint speaking the JSON protocol that
 // aws-sdk-go-v2's sqs client uses (POST /, Content-Type
 // application/x-amz-json-1.0, X-Amz-Target AmazonSQS.<Operation>). It serves
-// ReceiveMessage, DeleteMessage and ChangeMessageVisibility on queues made
-// with CreateQueue and filled with Send. Like SQS, a received message is
-// invisible for the visibility timeout and gets a new receipt handle at each
-// receive; only the newest handle deletes it (an older one is accepted and
-// does nothing); MD5OfBody is the body's MD5, which the SDK checks. It never
-// holds a long poll: WaitTimeSeconds is accepted and an empty queue answers
-// at once. Errors are the JSON protocol's (__type, with the query-compatible
+// CreateQueue (idempotent for the same attributes, QueueNameExists for
+// others; names checked as SQS does), GetQueueAttributes (QueueArn and the
+// counts), and ReceiveMessage, DeleteMessage and ChangeMessageVisibility on
+// queues made with CreateQueue (the call or the method) and filled with
+// Send. Like SQS, a received message is invisible for the visibility
+// timeout and gets a new receipt handle at each receive; only the newest
+// handle deletes it (an older one is accepted and does nothing); MD5OfBody
+// is the body's MD5, which the SDK checks. It never holds a long poll:
+// WaitTimeSeconds is accepted and an empty queue answers at once. Errors
+// are the JSON protocol's (__type, with the query-compatible
 // X-Amzn-Query-Error header).
 type SQS struct {
 	// URL is the endpoint, for sqs.Options.BaseEndpoint or
@@ -42,6 +52,8 @@ type SQS struct {
 	URL string
 	// Log holds every call received, in order.
 	Log *Log
+
+	faults
 
 	srv  *httptest.Server
 	opts SQSOptions
@@ -52,7 +64,9 @@ type SQS struct {
 }
 
 type queue struct {
-	messages []*message // in sending order; deleted ones removed
+	name     string
+	attrs    map[string]string // as created
+	messages []*message        // in sending order; deleted ones removed
 }
 
 // message is one message in a queue.
@@ -89,6 +103,9 @@ func NewSQS(opts SQSOptions) *SQS {
 	if opts.Account == "" {
 		opts.Account = "000000000000"
 	}
+	if opts.Region == "" {
+		opts.Region = "us-east-1"
+	}
 	if opts.VisibilityTimeout <= 0 {
 		opts.VisibilityTimeout = 30 * time.Second
 	}
@@ -104,15 +121,32 @@ func NewSQS(opts SQSOptions) *SQS {
 // Close stops the endpoint.
 func (q *SQS) Close() { q.srv.Close() }
 
-// CreateQueue makes an empty queue and returns its URL.
+// CreateQueue makes an empty queue (unless it exists) and returns its URL,
+// without a call.
 func (q *SQS) CreateQueue(name string) string {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	url := fmt.Sprintf("%s/%s/%s", q.URL, q.opts.Account, name)
+	url := q.queueURL(name)
 	if q.queues[url] == nil {
-		q.queues[url] = &queue{}
+		q.queues[url] = &queue{name: name}
 	}
 	return url
+}
+
+// Queues returns the URLs of the queues, sorted.
+func (q *SQS) Queues() []string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	out := make([]string, 0, len(q.queues))
+	for url := range q.queues {
+		out = append(out, url)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (q *SQS) queueURL(name string) string {
+	return fmt.Sprintf("%s/%s/%s", q.URL, q.opts.Account, name)
 }
 
 // Send puts a message in the queue at queueURL, as another sender would
@@ -164,13 +198,20 @@ func (q *SQS) serve(w http.ResponseWriter, r *http.Request) {
 		sqsError(w, "InvalidParameterValue", "InvalidParameterValue", "request body is not JSON: "+err.Error())
 		return
 	}
+	if f, ok := q.failure(op); ok {
+		sqsError(w, f.Code, f.Code, f.Message)
+		return
+	}
 
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	url, _ := body["QueueUrl"].(string)
 	qu := q.queues[url]
 	switch op {
-	case "ReceiveMessage", "DeleteMessage", "ChangeMessageVisibility":
+	case "CreateQueue":
+		q.create(w, body)
+		return
+	case "GetQueueAttributes", "ReceiveMessage", "DeleteMessage", "ChangeMessageVisibility":
 		if qu == nil {
 			sqsError(w, "QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue", "The specified queue does not exist.")
 			return
@@ -180,6 +221,8 @@ func (q *SQS) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch op {
+	case "GetQueueAttributes":
+		q.attributes(w, qu, body)
 	case "ReceiveMessage":
 		q.receive(w, qu, body)
 	case "DeleteMessage":
@@ -212,6 +255,86 @@ func (q *SQS) serve(w http.ResponseWriter, r *http.Request) {
 		m.invisible = time.Now().Add(time.Duration(secs) * time.Second)
 		writeJSON(w, sqsJSON, http.StatusOK, struct{}{})
 	}
+}
+
+// queueNamePattern is what SQS allows in a queue name, besides a FIFO
+// queue's .fifo suffix.
+var queueNamePattern = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
+func (q *SQS) create(w http.ResponseWriter, body map[string]any) {
+	name, _ := body["QueueName"].(string)
+	attrs := map[string]string{}
+	if m, ok := body["Attributes"].(map[string]any); ok {
+		for k, v := range m {
+			attrs[k], _ = v.(string)
+		}
+	}
+	base := name
+	if attrs["FifoQueue"] == "true" {
+		var ok bool
+		if base, ok = strings.CutSuffix(name, ".fifo"); !ok {
+			sqsError(w, "InvalidParameterValue", "InvalidParameterValue", "The name of a FIFO queue can only include alphanumeric characters, hyphens, or underscores, must end with .fifo suffix and be 1 to 80 in length.")
+			return
+		}
+	}
+	if len(name) > 80 || !queueNamePattern.MatchString(base) {
+		sqsError(w, "InvalidParameterValue", "InvalidParameterValue", "Can only include alphanumeric characters, hyphens, or underscores. 1 to 80 in length")
+		return
+	}
+	url := q.queueURL(name)
+	if qu := q.queues[url]; qu != nil {
+		if !maps.Equal(qu.attrs, attrs) {
+			sqsError(w, "QueueNameExists", "QueueAlreadyExists", "A queue already exists with the same name and a different value for attribute(s)")
+			return
+		}
+	} else {
+		q.queues[url] = &queue{name: name, attrs: attrs}
+	}
+	writeJSON(w, sqsJSON, http.StatusOK, map[string]string{"QueueUrl": url})
+}
+
+// queueAttributeNames are the attribute names GetQueueAttributes takes.
+var queueAttributeNames = func() map[string]bool {
+	m := map[string]bool{}
+	for _, n := range sqstypes.QueueAttributeName("").Values() {
+		m[string(n)] = true
+	}
+	return m
+}()
+
+func (q *SQS) attributes(w http.ResponseWriter, qu *queue, body map[string]any) {
+	all := map[string]string{
+		"QueueArn":                              fmt.Sprintf("arn:aws:sqs:%s:%s:%s", q.opts.Region, q.opts.Account, qu.name),
+		"VisibilityTimeout":                     strconv.Itoa(int(q.opts.VisibilityTimeout / time.Second)),
+		"ApproximateNumberOfMessages":           "0",
+		"ApproximateNumberOfMessagesNotVisible": "0",
+	}
+	maps.Copy(all, qu.attrs)
+	now := time.Now()
+	n, inFlight := 0, 0
+	for _, m := range qu.messages {
+		if now.Before(m.invisible) {
+			inFlight++
+		} else {
+			n++
+		}
+	}
+	all["ApproximateNumberOfMessages"], all["ApproximateNumberOfMessagesNotVisible"] = strconv.Itoa(n), strconv.Itoa(inFlight)
+	out := map[string]string{}
+	names, _ := body["AttributeNames"].([]any)
+	for _, v := range names {
+		name, _ := v.(string)
+		switch {
+		case name == "All":
+			maps.Copy(out, all)
+		case !queueAttributeNames[name]:
+			sqsError(w, "InvalidAttributeName", "InvalidAttributeName", "Unknown Attribute "+name+".")
+			return
+		case all[name] != "":
+			out[name] = all[name]
+		}
+	}
+	writeJSON(w, sqsJSON, http.StatusOK, map[string]map[string]string{"Attributes": out})
 }
 
 // byHandle finds the message a receipt handle (current or older) belongs

@@ -58,10 +58,10 @@ func Bus(ctx context.Context, c *eventbridge.Client, name string) error {
 	return nil
 }
 
-// Rules puts every valid rule of a CloudFormation/SAM template on bus, with
-// an SQS queue named after the rule as its target (the template's targets
-// are deploy-time resources). Invalid patterns are an error: they would be
-// in AWS too.
+// Rules puts every valid rule of a CloudFormation/SAM template on bus ("" is
+// the default bus), with an SQS queue named after the rule as its target
+// (the template's targets are deploy-time resources). Invalid patterns are
+// an error: they would be in AWS too.
 func Rules(ctx context.Context, eb *eventbridge.Client, q *sqs.Client, bus, templatePath string, params map[string]string) ([]string, error) {
 	data, err := os.ReadFile(templatePath)
 	if err != nil {
@@ -71,18 +71,24 @@ func Rules(ctx context.Context, eb *eventbridge.Client, q *sqs.Client, bus, temp
 	if err != nil {
 		return nil, fmt.Errorf("rules of %s: %w", templatePath, err)
 	}
+	// EventBridge refuses an empty EventBusName: the default bus is the
+	// member left out.
+	var busName *string
+	if bus != "" {
+		busName = aws.String(bus)
+	}
 	var done []string
 	for _, r := range rules {
 		if r.Err != nil {
-			return nil, fmt.Errorf("rule %s in %s: %v", r.ID, templatePath, r.Err)
+			return nil, fmt.Errorf("rule %s in %s: %w", r.ID, templatePath, r.Err)
 		}
 		if errs := pattern.CheckJSON(r.Pattern, pattern.CheckOptions{}); len(errs) > 0 {
 			return nil, fmt.Errorf("rule %s in %s: %w", r.ID, templatePath, errs)
 		}
-		if _, err := eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String(r.ID), EventBusName: aws.String(bus), EventPattern: aws.String(string(r.Pattern))}); err != nil {
+		if _, err := eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String(r.ID), EventBusName: busName, EventPattern: aws.String(string(r.Pattern))}); err != nil {
 			return nil, fmt.Errorf("put rule %s: %w", r.ID, err)
 		}
-		queue, err := q.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(strings.ToLower(r.ID))})
+		queue, err := q.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(queueName(r.ID))})
 		if err != nil {
 			return nil, fmt.Errorf("create queue for rule %s: %w", r.ID, err)
 		}
@@ -90,14 +96,26 @@ func Rules(ctx context.Context, eb *eventbridge.Client, q *sqs.Client, bus, temp
 		if err != nil {
 			return nil, fmt.Errorf("queue ARN for rule %s: %w", r.ID, err)
 		}
-		_, err = eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String(r.ID), EventBusName: aws.String(bus),
+		put, err := eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String(r.ID), EventBusName: busName,
 			Targets: []ebtypes.Target{{Id: aws.String("queue"), Arn: aws.String(attrs.Attributes["QueueArn"])}}})
 		if err != nil {
 			return nil, fmt.Errorf("put target of rule %s: %w", r.ID, err)
 		}
+		// A target can fail inside a successful answer.
+		if len(put.FailedEntries) > 0 {
+			f := put.FailedEntries[0]
+			return nil, fmt.Errorf("put target of rule %s: target %s: %s: %s", r.ID, aws.ToString(f.TargetId), aws.ToString(f.ErrorCode), aws.ToString(f.ErrorMessage))
+		}
 		done = append(done, r.ID+" → SQS "+aws.ToString(queue.QueueUrl))
 	}
 	return done, nil
+}
+
+// queueName is the SQS queue standing in for a rule's targets: the rule's
+// ID in lower case, with the dots of a SAM event's ID ("Fn.Events.Name"),
+// which SQS does not allow in names, as dashes.
+func queueName(ruleID string) string {
+	return strings.ToLower(strings.ReplaceAll(ruleID, ".", "-"))
 }
 
 // FanoutFunction describes the function Fanout deploys.
