@@ -47,24 +47,14 @@ func newStack(t *testing.T) *stack {
 		kinesis: testkit.KinesisClient(t, k.URL),
 	}
 	dir := t.TempDir()
-	for k, v := range map[string]string{
+	awsfake.IsolateEnv(t, map[string]string{
 		"AWS_ENDPOINT_URL":             "",
 		"AWS_ENDPOINT_URL_KINESIS":     k.URL,
 		"AWS_ENDPOINT_URL_EVENTBRIDGE": s.events.URL,
 		"AWS_ENDPOINT_URL_SQS":         s.queues.URL,
 		"AWS_ENDPOINT_URL_LAMBDA":      s.lambda.URL,
-		"AWS_REGION":                   "us-east-1",
-		"AWS_ACCESS_KEY_ID":            "test",
-		"AWS_SECRET_ACCESS_KEY":        "test",
-		"AWS_SESSION_TOKEN":            "",
-		"AWS_PROFILE":                  "",
-		"AWS_CONFIG_FILE":              filepath.Join(dir, "config"),
-		"AWS_SHARED_CREDENTIALS_FILE":  filepath.Join(dir, "credentials"),
-		"AWS_EC2_METADATA_DISABLED":    "true",
 		"AWS_CA_BUNDLE":                "", // plain HTTP on loopback
-	} {
-		t.Setenv(k, v)
-	}
+	})
 	s.bootstrap = filepath.Join(dir, "bootstrap")
 	if err := os.WriteFile(s.bootstrap, []byte("#!/bin/sh\necho fanout\n"), 0o755); err != nil {
 		t.Fatal(err)

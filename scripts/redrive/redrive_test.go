@@ -67,22 +67,11 @@ func newWorld(t *testing.T) *world {
 	}
 	log := &awsfake.Log{}
 	q := awsfake.StartSQS(t, awsfake.SQSOptions{Log: log})
-	dir := t.TempDir()
-	for k, v := range map[string]string{
-		"AWS_ENDPOINT_URL_SQS":        q.URL,
-		"AWS_ENDPOINT_URL_KINESIS":    k.URL,
-		"AWS_REGION":                  "us-east-1",
-		"AWS_ACCESS_KEY_ID":           "test",
-		"AWS_SECRET_ACCESS_KEY":       "test",
-		"AWS_SESSION_TOKEN":           "",
-		"AWS_PROFILE":                 "",
-		"AWS_CONFIG_FILE":             filepath.Join(dir, "config"),
-		"AWS_SHARED_CREDENTIALS_FILE": filepath.Join(dir, "credentials"),
-		"AWS_EC2_METADATA_DISABLED":   "true",
-		"AWS_CA_BUNDLE":               "", // plain HTTP on loopback; and the SDK can't add a bundle to the Recorder
-	} {
-		t.Setenv(k, v)
-	}
+	awsfake.IsolateEnv(t, map[string]string{
+		"AWS_ENDPOINT_URL_SQS":     q.URL,
+		"AWS_ENDPOINT_URL_KINESIS": k.URL,
+		"AWS_CA_BUNDLE":            "", // plain HTTP on loopback; and the SDK can't add a bundle to the Recorder
+	})
 	return &world{kin: kc, streamArn: aws.ToString(sum.StreamDescriptionSummary.StreamARN), sqs: q, queue: q.CreateQueue("fanout-dlq"), log: log}
 }
 

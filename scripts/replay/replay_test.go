@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -31,20 +30,9 @@ func setup(t *testing.T, enabled bool) (*awsfake.Lambda, *lambda.Client, string)
 	t.Helper()
 	f := awsfake.StartLambda(t, awsfake.LambdaOptions{})
 	f.AddFunction(function)
-	dir := t.TempDir()
-	for k, v := range map[string]string{
-		"AWS_ENDPOINT_URL_LAMBDA":     f.URL,
-		"AWS_REGION":                  "us-east-1",
-		"AWS_ACCESS_KEY_ID":           "test",
-		"AWS_SECRET_ACCESS_KEY":       "test",
-		"AWS_SESSION_TOKEN":           "",
-		"AWS_PROFILE":                 "",
-		"AWS_CONFIG_FILE":             filepath.Join(dir, "config"),
-		"AWS_SHARED_CREDENTIALS_FILE": filepath.Join(dir, "credentials"),
-		"AWS_EC2_METADATA_DISABLED":   "true",
-	} {
-		t.Setenv(k, v)
-	}
+	awsfake.IsolateEnv(t, map[string]string{
+		"AWS_ENDPOINT_URL_LAMBDA": f.URL,
+	})
 	c := lambda.NewFromConfig(aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")},
 		func(o *lambda.Options) { o.BaseEndpoint = aws.String(f.URL) })
 	out, err := c.CreateEventSourceMapping(context.Background(), &lambda.CreateEventSourceMappingInput{
