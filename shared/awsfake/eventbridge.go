@@ -184,19 +184,13 @@ func (e *EventBridge) createBus(w http.ResponseWriter, body map[string]any) {
 }
 
 func (e *EventBridge) putRule(w http.ResponseWriter, body map[string]any) {
-	name, _ := body["Name"].(string)
+	name, bus, ok := e.ruleRefLocked(w, body, "Name", "name")
+	if !ok {
+		return
+	}
 	pattern, _ := body["EventPattern"].(string)
 	schedule, _ := body["ScheduleExpression"].(string)
 	state, _ := body["State"].(string)
-	if msg := checkMember("name", name, ruleNamePattern, 64); msg != "" {
-		eventsError(w, http.StatusBadRequest, "ValidationException", msg)
-		return
-	}
-	bus, msg := e.busLocked(body)
-	if msg != "" {
-		eventsError(w, http.StatusBadRequest, "ValidationException", msg)
-		return
-	}
 	switch state {
 	case "":
 		state = "ENABLED"
@@ -233,14 +227,8 @@ func (e *EventBridge) putRule(w http.ResponseWriter, body map[string]any) {
 }
 
 func (e *EventBridge) putTargets(w http.ResponseWriter, body map[string]any) {
-	name, _ := body["Rule"].(string)
-	if msg := checkMember("rule", name, ruleNamePattern, 64); msg != "" {
-		eventsError(w, http.StatusBadRequest, "ValidationException", msg)
-		return
-	}
-	bus, msg := e.busLocked(body)
-	if msg != "" {
-		eventsError(w, http.StatusBadRequest, "ValidationException", msg)
+	name, bus, ok := e.ruleRefLocked(w, body, "Rule", "rule")
+	if !ok {
 		return
 	}
 	list, _ := body["Targets"].([]any)
@@ -315,6 +303,22 @@ func targetIndex(ts []Target, id string) int {
 
 // busLocked resolves a request's EventBusName (a name or an ARN; absent
 // means the default bus) to a bus name, or says why it is not valid.
+// ruleRefLocked reads and checks the rule name (body member key, API member
+// member) and the bus of a rule request; it answers the validation error
+// itself when one fails.
+func (e *EventBridge) ruleRefLocked(w http.ResponseWriter, body map[string]any, key, member string) (name, bus string, ok bool) {
+	name, _ = body[key].(string)
+	msg := checkMember(member, name, ruleNamePattern, 64)
+	if msg == "" {
+		bus, msg = e.busLocked(body)
+	}
+	if msg != "" {
+		eventsError(w, http.StatusBadRequest, "ValidationException", msg)
+		return "", "", false
+	}
+	return name, bus, true
+}
+
 func (e *EventBridge) busLocked(body map[string]any) (string, string) {
 	ref, ok := body["EventBusName"].(string)
 	if !ok {
