@@ -12,6 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
+
+	"github.com/walbridge/walbridge/shared/putevents"
 )
 
 // stdoutAPI stands in for EventBridge (poll -stdout): it accepts every entry
@@ -36,19 +38,6 @@ func newStdoutAPI(w io.Writer, region, account string) *stdoutAPI {
 	return &stdoutAPI{enc: enc, region: region, account: account}
 }
 
-// deliveredEvent is EventBridge's event envelope, fields in its order.
-type deliveredEvent struct {
-	Version    string          `json:"version"`
-	ID         string          `json:"id"`
-	DetailType string          `json:"detail-type"`
-	Source     string          `json:"source"`
-	Account    string          `json:"account"`
-	Time       string          `json:"time"`
-	Region     string          `json:"region"`
-	Resources  []string        `json:"resources"`
-	Detail     json.RawMessage `json:"detail"`
-}
-
 // PutEvents implements publish.API.
 func (s *stdoutAPI) PutEvents(ctx context.Context, in *eventbridge.PutEventsInput, _ ...func(*eventbridge.Options)) (*eventbridge.PutEventsOutput, error) {
 	s.mu.Lock()
@@ -63,7 +52,7 @@ func (s *stdoutAPI) PutEvents(ctx context.Context, in *eventbridge.PutEventsInpu
 		if resources == nil {
 			resources = []string{}
 		}
-		ev := deliveredEvent{Version: "0", ID: newUUID(), DetailType: aws.ToString(e.DetailType), Source: aws.ToString(e.Source),
+		ev := putevents.Delivered{Version: "0", ID: newUUID(), DetailType: aws.ToString(e.DetailType), Source: aws.ToString(e.Source),
 			Account: s.account, Time: t.UTC().Format("2006-01-02T15:04:05Z"), Region: s.region, Resources: resources,
 			Detail: json.RawMessage(aws.ToString(e.Detail))}
 		if err := s.enc.Encode(ev); err != nil {

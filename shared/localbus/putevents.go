@@ -16,19 +16,8 @@ import (
 const contentTypeJSON11 = "application/x-amz-json-1.1"
 
 // Event is an event as EventBridge delivers it to a rule's targets. Time is
-// the entry's Time, or when PutEvents received it, to the second; Resources
-// is empty, not null, for an entry without any.
-type Event struct {
-	Version    string          `json:"version"`
-	ID         string          `json:"id"`
-	DetailType string          `json:"detail-type"`
-	Source     string          `json:"source"`
-	Account    string          `json:"account"`
-	Time       string          `json:"time"`
-	Region     string          `json:"region"`
-	Resources  []string        `json:"resources"`
-	Detail     json.RawMessage `json:"detail"`
-}
+// the entry's Time, or when PutEvents received it, to the second.
+type Event = putevents.Delivered
 
 // putEvents handles AWSEvents.PutEvents with the rules of package
 // putevents.

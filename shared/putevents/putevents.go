@@ -56,6 +56,21 @@ type ResultEntry struct {
 	ErrorMessage string `json:"ErrorMessage,omitempty"`
 }
 
+// Delivered is the envelope in which EventBridge delivers an event to a
+// rule's targets, fields in its order. Time is to the second; Resources is
+// empty, not null, for an entry without any.
+type Delivered struct {
+	Version    string          `json:"version"`
+	ID         string          `json:"id"`
+	DetailType string          `json:"detail-type"`
+	Source     string          `json:"source"`
+	Account    string          `json:"account"`
+	Time       string          `json:"time"`
+	Region     string          `json:"region"`
+	Resources  []string        `json:"resources"`
+	Detail     json.RawMessage `json:"detail"`
+}
+
 // Error is a failure of a whole request, in the JSON 1.1 error shape.
 type Error struct {
 	Status  int
