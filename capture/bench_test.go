@@ -7,7 +7,6 @@ package main
 // numbers are capture's, not an emulator's. scripts/bench runs them.
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -282,15 +281,8 @@ func (h histogram) quantile(q float64) float64 {
 
 func scrapeHistogram(b *testing.B, url, name string) histogram {
 	b.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer resp.Body.Close()
 	var h histogram
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
+	for _, line := range metricsLines(b, url) {
 		switch {
 		case strings.HasPrefix(line, name+`_bucket{le="`):
 			rest := strings.TrimPrefix(line, name+`_bucket{le="`)

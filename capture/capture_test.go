@@ -458,14 +458,11 @@ func TestLargeTransactionMemory(t *testing.T) {
 	pg.Exec(t, "app", `INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, 1000000) g`)
 	waitConfirmed(t, url, currentLSN(t, url), 5*time.Minute)
 	hwm := peakRSS(t, p.cmd.Process.Pid)
-	acked := scrapeCounter(t, "http://"+addr+"/metrics", "walbridge_kinesis_changes_total")
-	if resp, err := http.Get("http://" + addr + "/metrics"); err == nil {
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		for _, l := range strings.Split(string(b), "\n") {
-			if strings.Contains(l, "retries_total{") || strings.Contains(l, "records_total ") || strings.Contains(l, "reconnects") {
-				t.Log(l)
-			}
+	metrics := metricsLines(t, "http://"+addr+"/metrics")
+	acked := counter(t, metrics, "walbridge_kinesis_changes_total")
+	for _, l := range metrics {
+		if strings.Contains(l, "retries_total{") || strings.Contains(l, "records_total ") || strings.Contains(l, "reconnects") {
+			t.Log(l)
 		}
 	}
 	t.Logf("fake before stop: %+v", fk.Stats())
@@ -480,24 +477,34 @@ func TestLargeTransactionMemory(t *testing.T) {
 	}
 }
 
-func scrapeCounter(t *testing.T, url, name string) float64 {
-	t.Helper()
+// metricsLines fetches a Prometheus text endpoint, a line each.
+func metricsLines(tb testing.TB, url string) []string {
+	tb.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		tb.Fatalf("read %s: %v", url, err)
+	}
+	return strings.Split(string(body), "\n")
+}
+
+// counter is the value of an unlabelled counter among metrics lines.
+func counter(tb testing.TB, lines []string, name string) float64 {
+	tb.Helper()
+	for _, l := range lines {
+		if v, ok := strings.CutPrefix(l, name+" "); ok {
 			f, err := strconv.ParseFloat(v, 64)
 			if err != nil {
-				t.Fatal(err)
+				tb.Fatal(err)
 			}
 			return f
 		}
 	}
-	t.Fatalf("no %s at %s", name, url)
+	tb.Fatalf("no %s among the metrics", name)
 	return 0
 }
 
