@@ -172,7 +172,7 @@ func TestOrderPerKeyUnderThrottlingAndServerErrors(t *testing.T) {
 	for i := range changes {
 		commit := change.LSN(1_000_000 + (i/perTxn)*1000)
 		c := row("orders", i*7919%keys, commit, uint32(i%perTxn), "v"+strconv.Itoa(i))
-		if err := w.Add(ctx, &c); err != nil {
+		if err := w.Add(context.Background(), &c); err != nil {
 			t.Fatal(err)
 		}
 		key := change.PartitionKey(&c)
@@ -299,23 +299,34 @@ func TestKeepaliveMarkWhenIdleIsConfirmableAtOnce(t *testing.T) {
 	closeWriter(t, w)
 }
 
+// addHeldHotRow holds row 1 of table t at the fake, adds n changes to it
+// with payload-byte values (calling afterFirst once the first is added), and
+// returns the hold's release and the expected per-key order.
+func addHeldHotRow(t *testing.T, w *Writer, f *testkit.FakeKinesis, n, payload int, afterFirst func()) (release func(), want map[string][]pos) {
+	t.Helper()
+	hot := row("t", 1, 0, 0, "")
+	release = f.Hold(change.PartitionKey(&hot))
+	want = map[string][]pos{}
+	for i := range n {
+		c := row("t", 1, change.LSN(1000+i), 0, strings.Repeat("x", payload))
+		if err := w.Add(context.Background(), &c); err != nil {
+			t.Fatal(err)
+		}
+		key := change.PartitionKey(&c)
+		want[key] = append(want[key], pos{c.CommitLSN, 0})
+		if i == 0 {
+			afterFirst()
+		}
+	}
+	return release, want
+}
+
 func TestHotKeyChangesArePackedInOrder(t *testing.T) {
 	f := testkit.StartFakeKinesis(t, testkit.FakeKinesisOptions{})
 	w := newWriter(t, fakeClient(t, f.URL), Config{})
-	ctx := context.Background()
-	hot := row("t", 1, 0, 0, "")
-	release := f.Hold(change.PartitionKey(&hot))
-	want := map[string][]pos{}
-	for i := range 1000 {
-		c := row("t", 1, change.LSN(1000+i), 0, strings.Repeat("x", 100))
-		if err := w.Add(ctx, &c); err != nil {
-			t.Fatal(err)
-		}
-		want[change.PartitionKey(&c)] = append(want[change.PartitionKey(&c)], pos{c.CommitLSN, 0})
-		if i == 0 {
-			waitFor(t, "the first record in flight", func() bool { return f.Stats().PutRecordsRequests == 1 })
-		}
-	}
+	release, want := addHeldHotRow(t, w, f, 1000, 100, func() {
+		waitFor(t, "the first record in flight", func() bool { return f.Stats().PutRecordsRequests == 1 })
+	})
 	release()
 	closeWriter(t, w)
 	checkOrder(t, decodeLog(t, f), want)
@@ -329,17 +340,7 @@ func TestHotKeyChangesArePackedInOrder(t *testing.T) {
 func TestPackingRespectsTheRecordSize(t *testing.T) {
 	f := testkit.StartFakeKinesis(t, testkit.FakeKinesisOptions{})
 	w := newWriter(t, fakeClient(t, f.URL), Config{})
-	ctx := context.Background()
-	hot := row("t", 1, 0, 0, "")
-	release := f.Hold(change.PartitionKey(&hot))
-	want := map[string][]pos{}
-	for i := range 1000 {
-		c := row("t", 1, change.LSN(1000+i), 0, strings.Repeat("y", 5000))
-		if err := w.Add(ctx, &c); err != nil {
-			t.Fatal(err)
-		}
-		want[change.PartitionKey(&c)] = append(want[change.PartitionKey(&c)], pos{c.CommitLSN, 0})
-	}
+	release, want := addHeldHotRow(t, w, f, 1000, 5000, func() {})
 	release()
 	closeWriter(t, w)
 	checkOrder(t, decodeLog(t, f), want) // the fake refuses records over 1 MiB
