@@ -25,21 +25,15 @@ import (
 	"github.com/walbridge/walbridge/shared/testkit"
 )
 
-// benchChanges is the backlog size; WALBRIDGE_BENCH_CHANGES overrides it.
-func benchChanges() int {
-	if n, err := strconv.Atoi(os.Getenv("WALBRIDGE_BENCH_CHANGES")); err == nil && n > 0 {
+// envInt is the positive integer in the environment variable name, or def.
+// The workloads' sizes: WALBRIDGE_BENCH_CHANGES (backlog, 1,000,000),
+// WALBRIDGE_BENCH_ROUNDS (drains per side, 3), WALBRIDGE_BENCH_RATE
+// (changes/s offered in the latency benchmark, 5,000).
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
 		return n
 	}
-	return 1000000
-}
-
-// benchRounds is how many times each side drains the backlog;
-// WALBRIDGE_BENCH_ROUNDS overrides it.
-func benchRounds() int {
-	if n, err := strconv.Atoi(os.Getenv("WALBRIDGE_BENCH_ROUNDS")); err == nil && n > 0 {
-		return n
-	}
-	return 3
+	return def
 }
 
 // BenchmarkBacklog drains a backlog of changes (10 transactions of inserts
@@ -49,7 +43,7 @@ func benchRounds() int {
 // as long as the next; alternating and summing over rounds keeps drift (a
 // checkpoint, the page cache, another tenant) from landing on one side.
 func BenchmarkBacklog(b *testing.B) {
-	n, rounds := benchChanges(), benchRounds()
+	n, rounds := envInt("WALBRIDGE_BENCH_CHANGES", 1000000), envInt("WALBRIDGE_BENCH_ROUNDS", 3)
 	pg := testkit.StartPostgres(b, testkit.PostgresOptions{})
 	url := pg.CreateDatabase(b, "app")
 	pg.Exec(b, "app", `CREATE TABLE orders (id bigint PRIMARY KEY, customer int, total numeric(10,2), note text)`)
@@ -129,10 +123,7 @@ func baselineSlot(round int) string { return fmt.Sprintf("baseline_%d", round) }
 // (WALBRIDGE_BENCH_RATE) for 10 s and reads capture's commit-to-ack
 // histogram from its metrics endpoint.
 func BenchmarkLatency(b *testing.B) {
-	rate := 5000
-	if r, err := strconv.Atoi(os.Getenv("WALBRIDGE_BENCH_RATE")); err == nil && r > 0 {
-		rate = r
-	}
+	rate := envInt("WALBRIDGE_BENCH_RATE", 5000)
 	// Commits must reach WAL at once: walsenders only send flushed WAL.
 	pg := testkit.StartPostgres(b, testkit.PostgresOptions{Settings: map[string]string{"synchronous_commit": "on"}})
 	url := pg.CreateDatabase(b, "app")
