@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/walbridge/walbridge/fanout/publish"
+	"github.com/walbridge/walbridge/shared/backoff"
 	"github.com/walbridge/walbridge/shared/change"
 	"github.com/walbridge/walbridge/shared/metrics"
 	"github.com/walbridge/walbridge/shared/testkit"
@@ -54,7 +55,7 @@ func testHandler(t *testing.T, f *testkit.FakeEventBridge, cfg config) (*Handler
 	core, logs := observer.New(zapcore.DebugLevel)
 	api := testkit.EventBridgeClient(t, f.URL, func(o *eventbridge.Options) { o.RetryMaxAttempts = 1 })
 	pub := publish.New(api, publish.Config{EventBus: cfg.EventBus, MaxRequestBytes: cfg.MaxEventBytes, Logger: zap.New(core),
-		Backoff: publish.Backoff{Base: time.Millisecond, Max: 10 * time.Millisecond}})
+		Backoff: backoff.Policy{Base: time.Millisecond, Max: 10 * time.Millisecond, Equal: true}})
 	return newHandler(pub, cfg, zap.New(core), metrics.New()), logs
 }
 

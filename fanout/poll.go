@@ -15,9 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/walbridge/walbridge/shared/backoff"
 	"go.uber.org/zap"
-
-	"github.com/walbridge/walbridge/fanout/publish"
 )
 
 // pollOptions are the flags of "fanout poll".
@@ -70,7 +69,7 @@ type poller struct {
 	streamName string
 	start      startPosition
 	cp         *checkpoints
-	backoff    publish.Backoff
+	backoff    backoff.Policy
 
 	mu      sync.Mutex
 	started map[string]bool
@@ -85,7 +84,7 @@ func runPoll(ctx context.Context, a *app, opts pollOptions) error {
 		return err
 	}
 	p := &poller{opts: opts, kin: kinesis.NewFromConfig(a.aws), handle: a.handler.Handle, log: a.log, region: a.aws.Region,
-		start: start, backoff: publish.Backoff{Base: 200 * time.Millisecond, Max: 30 * time.Second}, started: map[string]bool{}}
+		start: start, backoff: backoff.Policy{Base: 200 * time.Millisecond, Max: 30 * time.Second, Equal: true}, started: map[string]bool{}}
 	return p.run(ctx)
 }
 
@@ -187,7 +186,7 @@ func (p *poller) readShard(ctx context.Context, shard string) error {
 			}
 			failures++
 			log.Warn("GetRecords failed; retrying", zap.Error(err), zap.Int("failures", failures))
-			sleep(ctx, p.backoff.Delay(failures))
+			backoff.Sleep(ctx, p.backoff.Delay(failures-1))
 			continue
 		}
 		failures = 0
@@ -209,7 +208,7 @@ func (p *poller) readShard(ctx context.Context, shard string) error {
 				log.Info("shard read to its tip; exiting (-idle-exit)")
 				return nil
 			}
-			sleep(ctx, p.opts.pollInterval)
+			backoff.Sleep(ctx, p.opts.pollInterval)
 		}
 	}
 	return nil
@@ -275,10 +274,10 @@ func (p *poller) deliver(ctx context.Context, shard string, records []types.Reco
 		case n == 0:
 			size = max(1, len(batch)/2)
 		}
-		delay := p.backoff.Delay(attempts)
+		delay := p.backoff.Delay(attempts - 1)
 		log.Warn("batch item failure; retrying from it", zap.String("sequenceNumber", seq), zap.Int("attempts", attempts),
 			zap.Int("nextBatch", min(size, len(records))), zap.Duration("backoff", delay), zap.String("reason", reason))
-		sleep(ctx, delay)
+		backoff.Sleep(ctx, delay)
 	}
 	return nil
 }
@@ -350,15 +349,6 @@ func (p *poller) recordFailure(shard string, r types.Record, attempts int, reaso
 		return fmt.Errorf("write on-failure file: %w", err)
 	}
 	return f.Close()
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	}
 }
 
 // checkpoints is the -checkpoint file: per shard, the sequence number of the

@@ -19,7 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/walbridge/walbridge/fanout/publish"
+	"github.com/walbridge/walbridge/shared/backoff"
 	"github.com/walbridge/walbridge/shared/change"
 	"github.com/walbridge/walbridge/shared/testkit"
 )
@@ -55,7 +55,7 @@ func TestDeliverBisectsAndSkips(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := &poller{opts: pollOptions{maxRetries: 3, onFailure: filepath.Join(dir, "failures.jsonl"), timeout: time.Second},
-		handle: handle, log: zaptest.NewLogger(t), streamARN: "arn:stream", cp: cp, backoff: publish.Backoff{Base: time.Millisecond, Max: time.Millisecond}}
+		handle: handle, log: zaptest.NewLogger(t), streamARN: "arn:stream", cp: cp, backoff: backoff.Policy{Base: time.Millisecond, Max: time.Millisecond, Equal: true}}
 	if err := p.deliver(context.Background(), "shardId-1", records); err != nil {
 		t.Fatal(err)
 	}

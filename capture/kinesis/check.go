@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
 	"github.com/walbridge/walbridge/shared/backoff"
 
 	awskinesis "github.com/aws/aws-sdk-go-v2/service/kinesis"
@@ -35,7 +36,7 @@ func (w *Writer) Check(ctx context.Context) error {
 			break
 		}
 		w.log.Warn("retrying DescribeStreamSummary", zap.String("reason", reason), zap.Error(err))
-		if !backoff.Sleep(ctx, backoff.Full(w.cfg.RetryBase, w.cfg.RetryMax, attempt)) {
+		if !backoff.Sleep(ctx, backoff.Policy{Base: w.cfg.RetryBase, Max: w.cfg.RetryMax}.Delay(attempt)) {
 			break
 		}
 	}

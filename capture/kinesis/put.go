@@ -2,10 +2,11 @@ package kinesis
 
 import (
 	"fmt"
-	"github.com/walbridge/walbridge/shared/backoff"
 	"slices"
 	"sort"
 	"time"
+
+	"github.com/walbridge/walbridge/shared/backoff"
 
 	awskinesis "github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
@@ -232,7 +233,7 @@ func (kq *keyQueue) compact() {
 
 // sleep waits before retry number attempt; false means the writer stopped.
 func (w *Writer) sleep(attempt int) bool {
-	return backoff.Sleep(w.ctx, backoff.Full(w.cfg.RetryBase, w.cfg.RetryMax, attempt-1))
+	return backoff.Sleep(w.ctx, backoff.Policy{Base: w.cfg.RetryBase, Max: w.cfg.RetryMax}.Delay(attempt-1))
 }
 
 // logRetry logs the first retry of a request and every tenth after it, so a

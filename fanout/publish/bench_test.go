@@ -7,6 +7,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 
+	"github.com/walbridge/walbridge/shared/backoff"
 	"github.com/walbridge/walbridge/shared/testkit"
 )
 
@@ -28,7 +29,7 @@ func BenchmarkPublish(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			f := testkit.StartFakeEventBridge(b, testkit.FakeEventBridgeOptions{ThrottleFraction: bc.throttle, Latency: bc.latency, Discard: true})
 			api := testkit.EventBridgeClient(b, f.URL, func(o *eventbridge.Options) { o.RetryMaxAttempts = 1 })
-			p := New(api, Config{Backoff: Backoff{Base: time.Millisecond, Max: 10 * time.Millisecond}, Concurrency: bc.concurrent, MaxAttempts: 100})
+			p := New(api, Config{Backoff: backoff.Policy{Base: time.Millisecond, Max: 10 * time.Millisecond, Equal: true}, Concurrency: bc.concurrent, MaxAttempts: 100})
 			const batch = 1000
 			var total Stats
 			b.ResetTimer()

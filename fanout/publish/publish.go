@@ -18,7 +18,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"time"
 
@@ -29,6 +28,7 @@ import (
 	"github.com/aws/smithy-go"
 	"go.uber.org/zap"
 
+	"github.com/walbridge/walbridge/shared/backoff"
 	"github.com/walbridge/walbridge/shared/event"
 )
 
@@ -59,7 +59,7 @@ type Config struct {
 	// (default 10); the context's deadline bounds them too.
 	MaxAttempts int
 	// Backoff spaces retries (default 50ms doubling to 5s, jittered).
-	Backoff Backoff
+	Backoff backoff.Policy
 	// DeadlineMargin is kept free before the context's deadline: no request
 	// is started or waited for inside it, so the caller has time to report
 	// (default 1s, or a tenth of the time left if that is less).
@@ -78,8 +78,8 @@ func (c Config) withDefaults() Config {
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 10
 	}
-	if c.Backoff == (Backoff{}) {
-		c.Backoff = Backoff{Base: 50 * time.Millisecond, Max: 5 * time.Second}
+	if c.Backoff == (backoff.Policy{}) {
+		c.Backoff = backoff.Policy{Base: 50 * time.Millisecond, Max: 5 * time.Second, Equal: true}
 	}
 	if c.DeadlineMargin <= 0 {
 		c.DeadlineMargin = time.Second
@@ -88,25 +88,6 @@ func (c Config) withDefaults() Config {
 		c.Logger = zap.NewNop()
 	}
 	return c
-}
-
-// Backoff is exponential backoff with jitter: the wait before retry n (from
-// 1) is drawn between half and all of min(Max, Base·2ⁿ⁻¹).
-type Backoff struct {
-	Base, Max time.Duration
-}
-
-// Delay is the wait before retry attempt (1 for the first retry).
-func (b Backoff) Delay(attempt int) time.Duration {
-	d := b.Base
-	for i := 1; i < attempt && d < b.Max; i++ {
-		d *= 2
-	}
-	d = min(d, b.Max)
-	if d <= 0 {
-		return 0
-	}
-	return d/2 + rand.N(d/2+1)
 }
 
 // Publisher sends events with PutEvents. It is safe for concurrent use; each
@@ -495,7 +476,7 @@ func (r *run) retry(i int, now time.Time, err error) {
 		return
 	}
 	r.stats.Retries++
-	r.notBefore[i] = now.Add(r.p.cfg.Backoff.Delay(r.attempts[i]))
+	r.notBefore[i] = now.Add(r.p.cfg.Backoff.Delay(r.attempts[i] - 1))
 }
 
 func (r *run) fail(i int, err error) {

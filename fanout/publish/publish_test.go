@@ -14,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/walbridge/walbridge/shared/backoff"
 	"github.com/walbridge/walbridge/shared/change"
 	"github.com/walbridge/walbridge/shared/event"
 	"github.com/walbridge/walbridge/shared/testkit"
@@ -120,7 +121,9 @@ func client(t testing.TB, f *testkit.FakeEventBridge) API {
 		api: testkit.EventBridgeClient(t, f.URL, func(o *eventbridge.Options) { o.RetryMaxAttempts = 1 })}
 }
 
-func fastBackoff() Backoff { return Backoff{Base: time.Millisecond, Max: 20 * time.Millisecond} }
+func fastBackoff() backoff.Policy {
+	return backoff.Policy{Base: time.Millisecond, Max: 20 * time.Millisecond, Equal: true}
+}
 
 // checkOrder asserts every item arrived exactly as often as needed and, per
 // key, in source order once repeats (same lsn and seq) are dropped.
@@ -277,12 +280,14 @@ func TestPublishStopsBeforeTheDeadline(t *testing.T) {
 	checkOrder(t, items[:n], f.Events())
 }
 
+// TestBackoffDelay holds the publisher's default policy to its documented
+// waits: retry n (from 1) waits between half and all of min(5s, 50ms·2ⁿ⁻¹).
 func TestBackoffDelay(t *testing.T) {
-	b := Backoff{Base: 100 * time.Millisecond, Max: time.Second}
-	for attempt, want := range map[int]time.Duration{1: 100 * time.Millisecond, 2: 200 * time.Millisecond, 4: 800 * time.Millisecond, 5: time.Second, 30: time.Second} {
+	b := Config{}.withDefaults().Backoff
+	for attempt, want := range map[int]time.Duration{1: 50 * time.Millisecond, 2: 100 * time.Millisecond, 4: 400 * time.Millisecond, 8: 5 * time.Second, 30: 5 * time.Second} {
 		for range 20 {
-			if d := b.Delay(attempt); d < want/2 || d > want {
-				t.Errorf("Delay(%d) = %v, want within [%v, %v]", attempt, d, want/2, want)
+			if d := b.Delay(attempt - 1); d < want/2 || d > want {
+				t.Errorf("Delay(%d) = %v, want within [%v, %v]", attempt-1, d, want/2, want)
 			}
 		}
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	capturekinesis "github.com/walbridge/walbridge/capture/kinesis"
-	"github.com/walbridge/walbridge/fanout/publish"
+	"github.com/walbridge/walbridge/shared/backoff"
 	"github.com/walbridge/walbridge/shared/change"
 )
 
@@ -186,7 +186,7 @@ func checkStart(recs []streamRecord, b *batchInfo) error {
 // anything later of its key.
 type putter struct {
 	api     kinesisAPI
-	backoff publish.Backoff
+	backoff backoff.Policy
 	// maxAttempts bounds the requests in a row that make no progress.
 	maxAttempts int
 	sleep       func(context.Context, time.Duration) error
@@ -239,7 +239,7 @@ func (p *putter) put(ctx context.Context, stream string, recs []*streamRecord, a
 		if failures >= p.maxAttempts {
 			return fmt.Errorf("PutRecords to %s failed %d times in a row (last: %s); %d records not put back", stream, failures, reason, len(pending))
 		}
-		if err := p.sleep(ctx, p.backoff.Delay(failures)); err != nil {
+		if err := p.sleep(ctx, p.backoff.Delay(failures-1)); err != nil {
 			return err
 		}
 	}
@@ -270,12 +270,8 @@ func nextRequest(recs []*streamRecord, pending []int) []int {
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
+	if !backoff.Sleep(ctx, d) {
 		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
+	return nil
 }

@@ -19,7 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
-	"github.com/walbridge/walbridge/fanout/publish"
+	"github.com/walbridge/walbridge/shared/backoff"
 	"github.com/walbridge/walbridge/shared/change"
 )
 
@@ -123,7 +123,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, load ...f
 		warn:   stderr,
 		put: putter{
 			api:         kin,
-			backoff:     publish.Backoff{Base: 100 * time.Millisecond, Max: 5 * time.Second},
+			backoff:     backoff.Policy{Base: 100 * time.Millisecond, Max: 5 * time.Second, Equal: true},
 			maxAttempts: 10,
 			sleep:       sleepCtx,
 		},

@@ -1,6 +1,7 @@
-// Package backoff is walbridge's one retry delay: exponential with full
-// jitter (AWS's recommendation for many clients retrying one service), and a
-// sleep that gives way to cancellation.
+// Package backoff is walbridge's one retry delay, exponential with jitter,
+// and a sleep that gives way to cancellation. Every retry loop (capture's
+// PutRecords and reconnects, fanout's PutEvents and poller, the local bus,
+// redrive) takes its waits from a Policy.
 package backoff
 
 import (
@@ -9,17 +10,29 @@ import (
 	"time"
 )
 
-// Full is the wait before retry number attempt (from 0): uniformly random in
-// [0, min(max, base·2^attempt)).
-func Full(base, max time.Duration, attempt int) time.Duration {
-	ceil := max
+// Policy shapes the waits: the ceiling before retry attempt n (from 0) is
+// min(Max, Base·2ⁿ). The wait is uniformly random below the ceiling (full
+// jitter, AWS's recommendation for many clients retrying one service), or,
+// with Equal, between half the ceiling and all of it, for a loop that wants a
+// floor under its waits (a reconnect should not hammer a restarting server).
+type Policy struct {
+	Base, Max time.Duration
+	Equal     bool
+}
+
+// Delay is the wait before retry number attempt (from 0).
+func (p Policy) Delay(attempt int) time.Duration {
+	ceil := p.Max
 	if attempt < 30 {
-		if d := base << attempt; d > 0 && d < max {
+		if d := p.Base << max(attempt, 0); d > 0 && d < p.Max {
 			ceil = d
 		}
 	}
-	if ceil <= 0 {
+	switch {
+	case ceil <= 0:
 		return 0
+	case p.Equal:
+		return ceil/2 + rand.N(ceil/2+1)
 	}
 	return rand.N(ceil)
 }

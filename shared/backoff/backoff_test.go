@@ -6,21 +6,34 @@ import (
 	"time"
 )
 
-func TestFullIsJitteredAndCapped(t *testing.T) {
+func TestDelayIsJitteredAndCapped(t *testing.T) {
 	base, ceiling := 10*time.Millisecond, 300*time.Millisecond
-	for attempt := range 40 {
-		limit := min(ceiling, base<<min(attempt, 30))
-		var top time.Duration
-		for range 200 {
-			d := Full(base, ceiling, attempt)
-			if d < 0 || d >= limit {
-				t.Fatalf("attempt %d: backoff %v outside [0, %v)", attempt, d, limit)
+	for _, equal := range []bool{false, true} {
+		p := Policy{Base: base, Max: ceiling, Equal: equal}
+		for attempt := range 40 {
+			limit := min(ceiling, base<<min(attempt, 30))
+			floor := time.Duration(0)
+			if equal {
+				floor = limit / 2
 			}
-			top = max(top, d)
+			var top time.Duration
+			for range 200 {
+				d := p.Delay(attempt)
+				if d < floor || d > limit || (!equal && d == limit) {
+					t.Fatalf("equal=%v attempt %d: backoff %v outside [%v, %v)", equal, attempt, d, floor, limit)
+				}
+				top = max(top, d)
+			}
+			if top < floor+(limit-floor)/2 {
+				t.Fatalf("equal=%v attempt %d: largest of 200 backoffs %v, want up to %v", equal, attempt, top, limit)
+			}
 		}
-		if top < limit/2 {
-			t.Fatalf("attempt %d: largest of 200 backoffs %v, want up to %v", attempt, top, limit)
-		}
+	}
+}
+
+func TestDelayZeroPolicy(t *testing.T) {
+	if d := (Policy{}).Delay(3); d != 0 {
+		t.Fatalf("zero policy waits %v", d)
 	}
 }
 

@@ -4,11 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/walbridge/walbridge/shared/backoff"
 	"io"
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/walbridge/walbridge/shared/backoff"
 )
 
 // RetryPolicy governs deliveries to HTTP targets, like a target's retry
@@ -128,7 +129,7 @@ func (b *Bus) deliver(w *worker, j job) {
 			b.finish(w, j, attempt, false, fmt.Sprintf("%v; gave up after %d attempts", err, attempt))
 			return
 		}
-		d := backoff.Full(p.BaseDelay, p.MaxDelay, attempt-1)
+		d := backoff.Policy{Base: p.BaseDelay, Max: p.MaxDelay}.Delay(attempt - 1)
 		if time.Since(j.accepted)+d > p.MaxAge {
 			b.finish(w, j, attempt, false, fmt.Sprintf("%v; gave up: the event would be older than %v", err, p.MaxAge))
 			return
