@@ -24,7 +24,8 @@ import (
 
 	"github.com/walbridge/walbridge/capture/cwmetrics"
 	"github.com/walbridge/walbridge/capture/kinesis"
-	"github.com/walbridge/walbridge/capture/wal"
+	"github.com/walbridge/walbridge/capture/replication"
+	"github.com/walbridge/walbridge/capture/slot"
 	"github.com/walbridge/walbridge/shared/logging"
 	"github.com/walbridge/walbridge/shared/metrics"
 )
@@ -61,9 +62,9 @@ func cmdSetup(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := cfg.requireDatabase(); err != nil {
 		return err
 	}
-	policy := wal.KeylessPolicy(cfg.Keyless)
+	policy := slot.KeylessPolicy(cfg.Keyless)
 	switch policy {
-	case wal.KeylessRefuse, wal.KeylessFull, wal.KeylessExclude:
+	case slot.KeylessRefuse, slot.KeylessFull, slot.KeylessExclude:
 	default:
 		return fmt.Errorf("%w: --keyless must be full or exclude, not %q", errUsage, cfg.Keyless)
 	}
@@ -72,7 +73,7 @@ func cmdSetup(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer conn.Close(context.Background())
-	rep, err := wal.Setup(ctx, conn, wal.SetupOptions{
+	rep, err := slot.Setup(ctx, conn, slot.SetupOptions{
 		Slot: cfg.Slot, Publication: cfg.Publication,
 		Schemas: splitList(cfg.Schemas), Tables: splitList(cfg.Tables),
 		ReplicaIdentityFull: cfg.IdentityFull, Keyless: policy, EventTrigger: cfg.EventTrigger,
@@ -107,7 +108,7 @@ func cmdTeardown(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	defer conn.Close(context.Background())
-	done, err := wal.Teardown(ctx, conn, wal.TeardownOptions{Slot: cfg.Slot, Publication: cfg.Publication, DropPublication: cfg.DropPub, DropEventTrigger: cfg.DropTrigger})
+	done, err := slot.Teardown(ctx, conn, slot.TeardownOptions{Slot: cfg.Slot, Publication: cfg.Publication, DropPublication: cfg.DropPub, DropEventTrigger: cfg.DropTrigger})
 	if err != nil {
 		return err
 	}
@@ -118,7 +119,7 @@ func cmdTeardown(ctx context.Context, args []string, stdout, stderr io.Writer) e
 }
 
 type statusReport struct {
-	*wal.Status
+	*slot.Status
 	Stream *streamState `json:"stream,omitempty"`
 	// StreamError is set when the stream could not be described.
 	StreamError string `json:"streamError,omitempty"`
@@ -138,7 +139,7 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer conn.Close(context.Background())
-	st, err := wal.ReadStatus(ctx, conn, cfg.Slot, cfg.Publication)
+	st, err := slot.ReadStatus(ctx, conn, cfg.Slot, cfg.Publication)
 	if err != nil {
 		return err
 	}
@@ -347,7 +348,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		return err
 	}
-	stream := wal.NewStream(wal.StreamConfig{
+	stream := replication.NewStream(replication.StreamConfig{
 		DatabaseURL: cfg.DatabaseURL, Slot: cfg.Slot, Publication: cfg.Publication,
 		StatusInterval: cfg.StatusEvery, DrainTimeout: cfg.DrainTimeout, Logger: log, Metrics: reg,
 	}, w)

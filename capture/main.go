@@ -69,6 +69,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	default:
 		fmt.Fprintf(stderr, "capture %s: %v\n", args[0], err)
+		if a := advice(err); a != "" {
+			fmt.Fprintln(stderr, a)
+		}
 		return 1
 	}
 }

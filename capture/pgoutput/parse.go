@@ -1,4 +1,10 @@
-package wal
+// Package pgoutput turns the messages of PostgreSQL's pgoutput logical
+// decoding plugin (protocol version 1) into walbridge's change records. It
+// holds the parser and the decoder and nothing that talks to a server: no
+// pgx, no sockets, so it can be fuzzed and tested with byte fixtures alone.
+// The decoder asks a Catalog (implemented over a connection by package
+// replication) what pgoutput leaves open: type names and primary keys.
+package pgoutput
 
 import (
 	"errors"
@@ -31,8 +37,9 @@ const (
 // errShort is wrapped by every parse error caused by a truncated message.
 var errShort = errors.New("message truncated")
 
-// pgEpoch is PostgreSQL's timestamp epoch.
-var pgEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+// Epoch is PostgreSQL's timestamp epoch: protocol timestamps count
+// microseconds from it.
+var Epoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
 type reader struct {
 	s   string // the whole message: values are substrings of it
@@ -84,7 +91,7 @@ func (r *reader) uint64(what string) uint64 {
 
 func (r *reader) time(what string) time.Time {
 	us := int64(r.uint64(what))
-	return pgEpoch.Add(time.Duration(us) * time.Microsecond)
+	return Epoch.Add(time.Duration(us) * time.Microsecond)
 }
 
 // cstring reads a NUL-terminated string.

@@ -1,4 +1,4 @@
-package wal
+package pgoutput
 
 import (
 	"context"
@@ -54,7 +54,7 @@ func relationFixture(identity byte, keyFlags ...byte) []byte {
 }
 
 func beginFixture(xid uint32) []byte {
-	us := time.Date(2021, 4, 28, 16, 1, 22, 131231000, time.UTC).Sub(pgEpoch).Microseconds()
+	us := time.Date(2021, 4, 28, 16, 1, 22, 131231000, time.UTC).Sub(Epoch).Microseconds()
 	return msg{'B'}.u64(0x16B3748).u64(uint64(us)).u32(xid)
 }
 

@@ -1,11 +1,18 @@
-package wal
+// Package replication runs capture's logical replication session: it
+// connects with the session settings the event contract relies on, starts
+// pgoutput on the slot, answers keepalives, decodes XLogData through package
+// pgoutput into a Sink, and reports to PostgreSQL only the positions the Sink
+// calls Confirmable. It reconnects after failures, resuming from the slot's
+// confirmed position, and waits as a standby while another process holds the
+// slot.
+package replication
 
 import (
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -14,6 +21,8 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 	"go.uber.org/zap"
 
+	"github.com/walbridge/walbridge/capture/pgoutput"
+	"github.com/walbridge/walbridge/shared/backoff"
 	"github.com/walbridge/walbridge/shared/change"
 	"github.com/walbridge/walbridge/shared/metrics"
 )
@@ -61,6 +70,10 @@ type Stream struct {
 	reconnects   metrics.Counter
 	confirmedLSN change.LSN // last position reported to the server
 	lastMarked   change.LSN // last position handed to the sink's Mark
+	streaming    bool       // the current session started replication
+
+	// onReconnect, when set (tests), is told each wait before a reconnect.
+	onReconnect func(delay time.Duration)
 }
 
 type tableOp struct {
@@ -94,15 +107,21 @@ func NewStream(cfg StreamConfig, sink Sink) *Stream {
 	}
 }
 
-// ErrSlotMissing is returned when the slot does not exist: run setup.
-var ErrSlotMissing = errors.New("replication slot does not exist (run `capture setup`)")
+// ErrSlotMissing is returned when the slot does not exist (setup creates it).
+var ErrSlotMissing = errors.New("replication slot does not exist")
+
+// reconnectPolicy spaces reconnects: 100-200 ms after the first failure,
+// doubling to 12.8-25.6 s. A session that got as far as streaming resets
+// it, so each outage starts again from the shortest wait.
+var reconnectPolicy = backoff.Policy{Base: 200 * time.Millisecond, Max: 200 * time.Millisecond << 7, Equal: true}
 
 // Run streams until ctx is cancelled, then drains the sink, confirms what is
 // durable and returns nil. Errors that a retry cannot fix (no slot, bad
 // credentials, sink failure) are returned; others are retried with backoff.
 func (s *Stream) Run(ctx context.Context) error {
-	backoff := 0
+	failures := 0
 	for {
+		s.streaming = false
 		err := s.session(ctx)
 		if ctx.Err() != nil {
 			return nil
@@ -111,7 +130,10 @@ func (s *Stream) Run(ctx context.Context) error {
 		if errors.As(err, &fatal) {
 			return fatal.err
 		}
-		delay := backoffDelay(backoff)
+		if s.streaming {
+			failures = 0 // a healthy session ended: this outage is new
+		}
+		delay := reconnectPolicy.Delay(failures)
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "55006" {
 			// "replication slot ... is active for PID n": another capture
@@ -120,13 +142,14 @@ func (s *Stream) Run(ctx context.Context) error {
 			delay = 2 * time.Second
 		} else {
 			s.log.Warn("replication session ended; reconnecting", zap.Error(err), zap.Duration("in", delay))
-			backoff++
+			failures++
 		}
 		s.reconnects.Inc()
-		select {
-		case <-ctx.Done():
+		if s.onReconnect != nil {
+			s.onReconnect(delay)
+		}
+		if !backoff.Sleep(ctx, delay) {
 			return nil
-		case <-time.After(delay):
 		}
 	}
 }
@@ -137,11 +160,6 @@ func (s *Stream) Close(ctx context.Context) error { return s.sink.Close(ctx) }
 type fatalError struct{ err error }
 
 func (f fatalError) Error() string { return f.err.Error() }
-
-func backoffDelay(attempt int) time.Duration {
-	d := 200 * time.Millisecond << min(attempt, 7)
-	return d/2 + rand.N(d/2+1)
-}
 
 // session is one replication connection's life.
 func (s *Stream) session(ctx context.Context) error {
@@ -176,19 +194,20 @@ func (s *Stream) session(ctx context.Context) error {
 		Mode: pglogrepl.LogicalReplication,
 		PluginArgs: []string{
 			"proto_version '1'",
-			"publication_names " + quoteLiteral(s.cfg.Publication),
+			"publication_names '" + strings.ReplaceAll(s.cfg.Publication, "'", "''") + "'",
 			"messages 'true'",
 		},
 	})
 	if err != nil {
 		return fmt.Errorf("start replication on slot %q: %w", s.cfg.Slot, err)
 	}
+	s.streaming = true
 	if s.advancedG.Value() == 0 {
 		s.advancedG.Set(float64(time.Now().Unix()))
 	}
 	s.log.Info("streaming", zap.String("slot", s.cfg.Slot), zap.String("publication", s.cfg.Publication), zap.Stringer("confirmed", s.confirmedLSN))
 
-	dec := NewDecoder(database, NewPGCatalog(catConn))
+	dec := pgoutput.NewDecoder(database, NewPGCatalog(catConn))
 	var (
 		received   change.LSN // newest WAL position seen
 		nextStatus = time.Now()
@@ -287,7 +306,7 @@ func (s *Stream) session(ctx context.Context) error {
 				}
 				if !wasIn && dec.InTransaction() {
 					if ce := s.log.Check(zap.DebugLevel, "begin"); ce != nil {
-						ce.Write(zap.Stringer("wal_start", walStart), zap.Stringer("commit_lsn", dec.commitLSN))
+						ce.Write(zap.Stringer("wal_start", walStart), zap.Stringer("commit_lsn", dec.CommitLSN()))
 					}
 				}
 				for i := range step.Changes {
@@ -380,7 +399,7 @@ func sendStandbyStatus(conn *pgconn.PgConn, write, flush change.LSN, reply bool)
 	data = binary.BigEndian.AppendUint64(data, uint64(write))
 	data = binary.BigEndian.AppendUint64(data, uint64(flush))
 	data = binary.BigEndian.AppendUint64(data, uint64(flush))
-	data = binary.BigEndian.AppendUint64(data, uint64(time.Now().UnixMicro()-pgEpoch.UnixMicro()))
+	data = binary.BigEndian.AppendUint64(data, uint64(time.Now().UnixMicro()-pgoutput.Epoch.UnixMicro()))
 	if reply {
 		data = append(data, 1)
 	} else {
@@ -426,17 +445,6 @@ func SessionSettings() map[string]string {
 		"bytea_output":       "hex",
 		"client_encoding":    "UTF8",
 	}
-}
-
-func quoteLiteral(s string) string {
-	out := []byte{'\''}
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\'' {
-			out = append(out, '\'')
-		}
-		out = append(out, s[i])
-	}
-	return string(append(out, '\''))
 }
 
 func minTime(a, b time.Time) time.Time {

@@ -1,4 +1,4 @@
-package wal
+package replication
 
 // These tests run a real throwaway PostgreSQL cluster (testkit.StartPostgres,
 // wal_level=logical) and stream from a real pgoutput slot into memSink, a
@@ -7,6 +7,8 @@ package wal
 
 import (
 	"context"
+	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/walbridge/walbridge/capture/slot"
 	"github.com/walbridge/walbridge/shared/change"
 	"github.com/walbridge/walbridge/shared/testkit"
 )
@@ -99,6 +102,13 @@ type harness struct {
 // tables get REPLICA IDENTITY FULL) and streams into a memSink.
 func startStream(t *testing.T, schema ...string) *harness {
 	t.Helper()
+	return startStreamWith(t, nil, schema...)
+}
+
+// startStreamWith is startStream with a chance to adjust the Stream before
+// it runs.
+func startStreamWith(t *testing.T, configure func(*Stream), schema ...string) *harness {
+	t.Helper()
 	pg := testkit.StartPostgres(t, testkit.PostgresOptions{})
 	url := pg.CreateDatabase(t, "app")
 	pg.Exec(t, "app", schema...)
@@ -107,7 +117,7 @@ func startStream(t *testing.T, schema ...string) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Setup(ctx, conn, SetupOptions{Slot: "walbridge", Publication: "walbridge", Keyless: KeylessFull}); err != nil {
+	if _, err := slot.Setup(ctx, conn, slot.SetupOptions{Slot: "walbridge", Publication: "walbridge", Keyless: slot.KeylessFull}); err != nil {
 		t.Fatalf("setup: %v", err)
 	}
 	conn.Close(ctx)
@@ -115,6 +125,9 @@ func startStream(t *testing.T, schema ...string) *harness {
 	runCtx, cancel := context.WithCancel(ctx)
 	h.cancel = cancel
 	s := NewStream(StreamConfig{DatabaseURL: url, Slot: "walbridge", Publication: "walbridge", StatusInterval: 100 * time.Millisecond}, h.sink)
+	if configure != nil {
+		configure(s)
+	}
 	go func() { h.done <- s.Run(runCtx) }()
 	t.Cleanup(h.stop)
 	return h
@@ -444,5 +457,46 @@ func TestStreamColumnTypes(t *testing.T) {
 	}
 	if len(want) != 0 {
 		t.Errorf("no change for %v", want)
+	}
+}
+
+// TestReconnectWaitResetsAfterHealthySession ends nine healthy sessions from
+// the server side, one after the other. Each is a new outage, so each
+// reconnect must wait the first step of the backoff (at most 200 ms), not a
+// wait that grew over the process's life (12.8-25.6 s by the eighth).
+func TestReconnectWaitResetsAfterHealthySession(t *testing.T) {
+	var mu sync.Mutex
+	var delays []time.Duration
+	h := startStreamWith(t, func(s *Stream) {
+		s.onReconnect = func(d time.Duration) { mu.Lock(); delays = append(delays, d); mu.Unlock() }
+	}, `CREATE TABLE beats (id int PRIMARY KEY)`)
+	const outages = 9
+	for i := 1; i <= outages+1; i++ {
+		h.exec(t, fmt.Sprintf(`INSERT INTO beats VALUES (%d)`, i))
+		want := strconv.Itoa(i)
+		h.sink.waitFor(t, "beat "+want, func(cs []change.Change) bool {
+			for _, c := range ofTable(cs, "beats") {
+				if c.Op == change.Insert && c.New[0].Text == want {
+					return true
+				}
+			}
+			return false
+		})
+		if i > outages {
+			break
+		}
+		// The session streamed beat i: end it, and wait until its
+		// walsender is gone, so beat i+1 needs a new session.
+		h.exec(t, `SELECT pg_terminate_backend(active_pid, 30000) FROM pg_replication_slots WHERE slot_name = 'walbridge' AND active_pid IS NOT NULL`)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(delays) < outages {
+		t.Fatalf("%d reconnects for %d outages", len(delays), outages)
+	}
+	for i, d := range delays {
+		if d > reconnectPolicy.Base && d != 2*time.Second { // 2 s: standing by for a slot still held
+			t.Errorf("reconnect %d waited %v; after a healthy session the wait should restart at <= %v (all: %v)", i+1, d, reconnectPolicy.Base, delays)
+		}
 	}
 }

@@ -1,4 +1,4 @@
-package wal
+package replication
 
 import (
 	"context"
@@ -7,30 +7,31 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/walbridge/walbridge/capture/pgoutput"
 	"github.com/walbridge/walbridge/shared/pgtypes"
 )
 
-// PGCatalog implements Catalog over an ordinary (non-replication) connection.
+// PGCatalog implements pgoutput.Catalog over an ordinary (non-replication) connection.
 // Types are cached by OID for the life of the process: a type's name and
 // category don't change under a running OID.
 type PGCatalog struct {
 	mu    sync.Mutex
 	conn  *pgx.Conn
-	types map[uint32]TypeInfo
+	types map[uint32]pgoutput.TypeInfo
 }
 
 // NewPGCatalog wraps a connection; the caller keeps ownership of conn.
 func NewPGCatalog(conn *pgx.Conn) *PGCatalog {
-	return &PGCatalog{conn: conn, types: map[uint32]TypeInfo{}}
+	return &PGCatalog{conn: conn, types: map[uint32]pgoutput.TypeInfo{}}
 }
 
-// ResolveTypes implements Catalog with pgtypes.Resolve, the resolution the
+// ResolveTypes implements pgoutput.Catalog with pgtypes.Resolve, the resolution the
 // schema generator uses too, so generated types describe the events capture
 // renders.
-func (c *PGCatalog) ResolveTypes(ctx context.Context, oids []uint32) (map[uint32]TypeInfo, error) {
+func (c *PGCatalog) ResolveTypes(ctx context.Context, oids []uint32) (map[uint32]pgoutput.TypeInfo, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make(map[uint32]TypeInfo, len(oids))
+	out := make(map[uint32]pgoutput.TypeInfo, len(oids))
 	var missing []uint32
 	for _, o := range oids {
 		if t, ok := c.types[o]; ok {
@@ -47,14 +48,14 @@ func (c *PGCatalog) ResolveTypes(ctx context.Context, oids []uint32) (map[uint32
 		return nil, err
 	}
 	for o, t := range resolved {
-		info := TypeInfo{Name: t.Name, Base: t.Base, Kind: t.Kind, Array: t.Array}
+		info := pgoutput.TypeInfo{Name: t.Name, Base: t.Base, Kind: t.Kind, Array: t.Array}
 		c.types[o] = info
 		out[o] = info
 	}
 	return out, nil
 }
 
-// PrimaryKey implements Catalog.
+// PrimaryKey implements pgoutput.Catalog.
 func (c *PGCatalog) PrimaryKey(ctx context.Context, relid uint32) ([]string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

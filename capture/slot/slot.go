@@ -1,4 +1,10 @@
-package wal
+// Package slot prepares, inspects and removes what capture needs on the
+// server: the prerequisites (wal_level, slots, the REPLICATION right, UTF8),
+// the publication, replica identities of keyless tables, the DDL event
+// trigger, and the pgoutput replication slot. Refusals are typed errors
+// (KeylessTablesError, ErrPrerequisite, ...) whose texts speak PostgreSQL;
+// the capture command turns them into advice about its flags.
+package slot
 
 import (
 	"context"
@@ -52,9 +58,35 @@ type SetupReport struct {
 // text says exactly what to change.
 var ErrPrerequisite = errors.New("prerequisite not met")
 
-// ErrKeylessTables is returned when captured tables lack a key and no policy
-// was chosen.
+// ErrKeylessTables is what a KeylessTablesError Is: captured tables lack a
+// key and no policy was chosen.
 var ErrKeylessTables = errors.New("tables without a primary key or replica identity")
+
+// KeylessTablesError lists the captured tables that have neither a primary
+// key nor a replica identity, when no KeylessPolicy was chosen for them.
+type KeylessTablesError struct {
+	Tables []string // schema.table
+}
+
+func (e *KeylessTablesError) Error() string {
+	return fmt.Sprintf("%v: %s; once published, PostgreSQL would reject every UPDATE and DELETE on them (SQLSTATE 55000)",
+		ErrKeylessTables, strings.Join(e.Tables, ", "))
+}
+
+// Is makes errors.Is(err, ErrKeylessTables) true.
+func (e *KeylessTablesError) Is(target error) bool { return target == ErrKeylessTables }
+
+// ErrCannotExclude is returned when keyless tables are to be excluded from a
+// FOR ALL TABLES publication, which cannot leave tables out.
+var ErrCannotExclude = errors.New("a FOR ALL TABLES publication cannot exclude tables")
+
+// ErrTriggerNeedsPolicy is returned when the event trigger is asked for
+// without a keyless policy for it to apply.
+var ErrTriggerNeedsPolicy = errors.New("the event trigger needs a keyless policy (full or exclude) to apply to new tables")
+
+// ErrForeignSlot is returned when a slot of the configured name exists but
+// is not a pgoutput slot of this database.
+var ErrForeignSlot = errors.New("slot exists but is not a pgoutput slot of this database")
 
 // Setup checks the server's prerequisites and creates the publication and
 // slot. It is idempotent: what exists is checked and left alone.
@@ -78,12 +110,7 @@ func Setup(ctx context.Context, conn *pgx.Conn, opts SetupOptions) (*SetupReport
 		for _, t := range keyless {
 			names = append(names, t.Name())
 		}
-		return nil, fmt.Errorf("%w: %s\n"+
-			"Once published, PostgreSQL would reject every UPDATE and DELETE on them (SQLSTATE 55000). Choose one:\n"+
-			"  --keyless=full     give them REPLICA IDENTITY FULL (events carry complete old values)\n"+
-			"  --keyless=exclude  leave them out of the publication (their changes are not captured)\n"+
-			"or add a primary key to each. Add --event-trigger to apply the choice to tables created later",
-			ErrKeylessTables, strings.Join(names, ", "))
+		return nil, &KeylessTablesError{Tables: names}
 	}
 
 	// Replica identity first: the publication must never exist while a
@@ -109,7 +136,7 @@ func Setup(ctx context.Context, conn *pgx.Conn, opts SetupOptions) (*SetupReport
 		for _, t := range keyless {
 			if t.Published {
 				if _, err := conn.Exec(ctx, "ALTER PUBLICATION "+pub+" DROP TABLE "+t.Ident()); err != nil {
-					return nil, fmt.Errorf("drop keyless table %s from publication (a FOR ALL TABLES publication can't exclude tables: recreate it with --tables, or use --keyless=full): %w", t.Name(), err)
+					return nil, fmt.Errorf("drop keyless table %s from publication %s: %w: %w", t.Name(), opts.Publication, ErrCannotExclude, err)
 				}
 				rep.Actions = append(rep.Actions, "removed "+t.Name()+" from publication "+opts.Publication)
 			}
@@ -151,7 +178,7 @@ func Setup(ctx context.Context, conn *pgx.Conn, opts SetupOptions) (*SetupReport
 			policy = KeylessFull
 		}
 		if policy == KeylessRefuse {
-			return nil, errors.New("--event-trigger needs a keyless policy: --keyless=full or --keyless=exclude (or --replica-identity-full)")
+			return nil, ErrTriggerNeedsPolicy
 		}
 		if err := installEventTrigger(ctx, conn, opts.Publication, policy, opts.ReplicaIdentityFull); err != nil {
 			return nil, err
@@ -175,7 +202,7 @@ func Setup(ctx context.Context, conn *pgx.Conn, opts SetupOptions) (*SetupReport
 			return nil, err
 		}
 		if plugin == nil || *plugin != "pgoutput" || db == nil || *db != cur {
-			return nil, fmt.Errorf("slot %q exists but is not a pgoutput slot of database %s: choose another --slot or drop it", opts.Slot, cur)
+			return nil, fmt.Errorf("slot %q, database %s: %w", opts.Slot, cur, ErrForeignSlot)
 		}
 		rep.Notes = append(rep.Notes, "replication slot "+opts.Slot+" exists")
 	}
@@ -360,128 +387,12 @@ DROP EVENT TRIGGER IF EXISTS walbridge_new_tables;
 CREATE EVENT TRIGGER walbridge_new_tables ON ddl_command_end
   WHEN TAG IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO')
   EXECUTE FUNCTION walbridge.on_new_table();`,
-		quoteLiteral(publication), quoteLiteral(string(policy)), map[bool]string{true: "true", false: "false"}[allFull])
+		literal(publication), literal(string(policy)), map[bool]string{true: "true", false: "false"}[allFull])
 	if _, err := conn.Exec(ctx, body); err != nil {
 		return fmt.Errorf("install event trigger (needs superuser or rds_superuser): %w", err)
 	}
 	return nil
 }
 
-// TeardownOptions configures Teardown.
-type TeardownOptions struct {
-	Slot             string
-	Publication      string
-	DropPublication  bool
-	DropEventTrigger bool
-}
-
-// Teardown drops the slot (so it stops retaining WAL) and optionally the
-// publication and event trigger. It returns what it did.
-func Teardown(ctx context.Context, conn *pgx.Conn, opts TeardownOptions) ([]string, error) {
-	var done []string
-	var active *int32
-	err := conn.QueryRow(ctx, `SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1`, opts.Slot).Scan(&active)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		done = append(done, "slot "+opts.Slot+" does not exist")
-	case err != nil:
-		return nil, fmt.Errorf("look up slot: %w", err)
-	case active != nil:
-		return nil, fmt.Errorf("slot %s is in use by PID %d: stop capture first", opts.Slot, *active)
-	default:
-		if _, err := conn.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, opts.Slot); err != nil {
-			return nil, fmt.Errorf("drop slot %s: %w", opts.Slot, err)
-		}
-		done = append(done, "dropped replication slot "+opts.Slot)
-	}
-	if opts.DropPublication {
-		if _, err := conn.Exec(ctx, "DROP PUBLICATION IF EXISTS "+pgx.Identifier{opts.Publication}.Sanitize()); err != nil {
-			return nil, fmt.Errorf("drop publication: %w", err)
-		}
-		done = append(done, "dropped publication "+opts.Publication)
-	}
-	if opts.DropEventTrigger {
-		if _, err := conn.Exec(ctx, "DROP EVENT TRIGGER IF EXISTS walbridge_new_tables; DROP SCHEMA IF EXISTS walbridge CASCADE"); err != nil {
-			return nil, fmt.Errorf("drop event trigger: %w", err)
-		}
-		done = append(done, "dropped event trigger walbridge_new_tables")
-	}
-	return done, nil
-}
-
-// SlotStatus is the slot's row in pg_replication_slots plus retention.
-type SlotStatus struct {
-	Exists            bool   `json:"exists"`
-	Active            bool   `json:"active"`
-	ActivePID         *int32 `json:"activePid,omitempty"`
-	ConfirmedFlushLSN string `json:"confirmedFlushLsn,omitempty"`
-	RestartLSN        string `json:"restartLsn,omitempty"`
-	WALRetainedBytes  int64  `json:"walRetainedBytes"`
-	WALStatus         string `json:"walStatus,omitempty"`
-}
-
-// Status is what `capture status` reports about the database side.
-type Status struct {
-	Slot        SlotStatus  `json:"slot"`
-	Publication string      `json:"publication"`
-	PubExists   bool        `json:"publicationExists"`
-	Tables      []TableInfo `json:"tables"`
-	// Broken lists published tables whose UPDATE/DELETE PostgreSQL rejects.
-	Broken []string `json:"brokenTables"`
-	// Incomplete lists published tables whose oldValues hold keys only.
-	Incomplete []string `json:"incompleteOldValues"`
-	// Keyless lists tables (published or not) with no key at all.
-	Keyless []string `json:"keylessTables"`
-}
-
-// ReadStatus gathers the slot and publication state.
-func ReadStatus(ctx context.Context, conn *pgx.Conn, slot, publication string) (*Status, error) {
-	st := &Status{Publication: publication}
-	var confirmed, restart, walStatus *string
-	var retained *int64
-	err := conn.QueryRow(ctx, `SELECT active, active_pid, confirmed_flush_lsn::text, restart_lsn::text,
-		pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint, wal_status
-		FROM pg_replication_slots WHERE slot_name = $1`, slot).
-		Scan(&st.Slot.Active, &st.Slot.ActivePID, &confirmed, &restart, &retained, &walStatus)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-	case err != nil:
-		return nil, fmt.Errorf("read slot: %w", err)
-	default:
-		st.Slot.Exists = true
-		st.Slot.ConfirmedFlushLSN = deref(confirmed)
-		st.Slot.RestartLSN = deref(restart)
-		st.Slot.WALStatus = deref(walStatus)
-		if retained != nil {
-			st.Slot.WALRetainedBytes = *retained
-		}
-	}
-	if err := conn.QueryRow(ctx, `SELECT EXISTS(SELECT 1 FROM pg_publication WHERE pubname = $1)`, publication).Scan(&st.PubExists); err != nil {
-		return nil, fmt.Errorf("read publication: %w", err)
-	}
-	all, err := CapturedTables(ctx, conn, publication, nil, nil)
-	if err != nil {
-		return nil, err
-	}
-	for _, t := range all {
-		if t.Published {
-			st.Tables = append(st.Tables, t)
-			if t.Keyless() {
-				st.Broken = append(st.Broken, t.Name())
-			} else if t.Identity != "f" {
-				st.Incomplete = append(st.Incomplete, t.Name())
-			}
-		}
-		if t.Keyless() {
-			st.Keyless = append(st.Keyless, t.Name())
-		}
-	}
-	return st, nil
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
-}
+// literal quotes s as an SQL string literal (standard_conforming_strings).
+func literal(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }

@@ -1,4 +1,4 @@
-package wal
+package pgoutput
 
 import (
 	"context"
@@ -68,6 +68,10 @@ type Step struct {
 
 // InTransaction reports whether a Begin has been seen without its Commit.
 func (d *Decoder) InTransaction() bool { return d.inTxn }
+
+// CommitLSN is the commit LSN of the open (or last) transaction, as its
+// Begin message announced it.
+func (d *Decoder) CommitLSN() change.LSN { return d.commitLSN }
 
 // Reset forgets the relation cache and any open transaction, as a new
 // replication connection must (pgoutput re-sends Relation messages).

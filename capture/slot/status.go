@@ -1,0 +1,113 @@
+package slot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// TeardownOptions configures Teardown.
+type TeardownOptions struct {
+	Slot             string
+	Publication      string
+	DropPublication  bool
+	DropEventTrigger bool
+}
+
+// Teardown drops the slot (so it stops retaining WAL) and optionally the
+// publication and event trigger. It returns what it did.
+func Teardown(ctx context.Context, conn *pgx.Conn, opts TeardownOptions) ([]string, error) {
+	var done []string
+	var active *int32
+	err := conn.QueryRow(ctx, `SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1`, opts.Slot).Scan(&active)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		done = append(done, "slot "+opts.Slot+" does not exist")
+	case err != nil:
+		return nil, fmt.Errorf("look up slot: %w", err)
+	case active != nil:
+		return nil, fmt.Errorf("slot %s is in use by PID %d: stop capture first", opts.Slot, *active)
+	default:
+		if _, err := conn.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, opts.Slot); err != nil {
+			return nil, fmt.Errorf("drop slot %s: %w", opts.Slot, err)
+		}
+		done = append(done, "dropped replication slot "+opts.Slot)
+	}
+	if opts.DropPublication {
+		if _, err := conn.Exec(ctx, "DROP PUBLICATION IF EXISTS "+pgx.Identifier{opts.Publication}.Sanitize()); err != nil {
+			return nil, fmt.Errorf("drop publication: %w", err)
+		}
+		done = append(done, "dropped publication "+opts.Publication)
+	}
+	if opts.DropEventTrigger {
+		if _, err := conn.Exec(ctx, "DROP EVENT TRIGGER IF EXISTS walbridge_new_tables; DROP SCHEMA IF EXISTS walbridge CASCADE"); err != nil {
+			return nil, fmt.Errorf("drop event trigger: %w", err)
+		}
+		done = append(done, "dropped event trigger walbridge_new_tables")
+	}
+	return done, nil
+}
+
+// SlotStatus is the slot's row in pg_replication_slots plus retention.
+type SlotStatus struct {
+	Exists            bool   `json:"exists"`
+	Active            bool   `json:"active"`
+	ActivePID         *int32 `json:"activePid,omitempty"`
+	ConfirmedFlushLSN string `json:"confirmedFlushLsn,omitempty"`
+	RestartLSN        string `json:"restartLsn,omitempty"`
+	WALRetainedBytes  int64  `json:"walRetainedBytes"`
+	WALStatus         string `json:"walStatus,omitempty"`
+}
+
+// Status is what `capture status` reports about the database side.
+type Status struct {
+	Slot        SlotStatus  `json:"slot"`
+	Publication string      `json:"publication"`
+	PubExists   bool        `json:"publicationExists"`
+	Tables      []TableInfo `json:"tables"`
+	// Broken lists published tables whose UPDATE/DELETE PostgreSQL rejects.
+	Broken []string `json:"brokenTables"`
+	// Incomplete lists published tables whose oldValues hold keys only.
+	Incomplete []string `json:"incompleteOldValues"`
+	// Keyless lists tables (published or not) with no key at all.
+	Keyless []string `json:"keylessTables"`
+}
+
+// ReadStatus gathers the slot and publication state.
+func ReadStatus(ctx context.Context, conn *pgx.Conn, slot, publication string) (*Status, error) {
+	st := &Status{Publication: publication}
+	err := conn.QueryRow(ctx, `SELECT active, active_pid, coalesce(confirmed_flush_lsn::text, ''), coalesce(restart_lsn::text, ''),
+		coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint, 0), coalesce(wal_status, '')
+		FROM pg_replication_slots WHERE slot_name = $1`, slot).
+		Scan(&st.Slot.Active, &st.Slot.ActivePID, &st.Slot.ConfirmedFlushLSN, &st.Slot.RestartLSN, &st.Slot.WALRetainedBytes, &st.Slot.WALStatus)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+	case err != nil:
+		return nil, fmt.Errorf("read slot: %w", err)
+	default:
+		st.Slot.Exists = true
+	}
+	if err := conn.QueryRow(ctx, `SELECT EXISTS(SELECT 1 FROM pg_publication WHERE pubname = $1)`, publication).Scan(&st.PubExists); err != nil {
+		return nil, fmt.Errorf("read publication: %w", err)
+	}
+	all, err := CapturedTables(ctx, conn, publication, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range all {
+		if t.Published {
+			st.Tables = append(st.Tables, t)
+			if t.Keyless() {
+				st.Broken = append(st.Broken, t.Name())
+			} else if t.Identity != "f" {
+				st.Incomplete = append(st.Incomplete, t.Name())
+			}
+		}
+		if t.Keyless() {
+			st.Keyless = append(st.Keyless, t.Name())
+		}
+	}
+	return st, nil
+}
