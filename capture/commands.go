@@ -23,7 +23,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/walbridge/walbridge/capture/cwmetrics"
-	"github.com/walbridge/walbridge/capture/kinesis"
+	"github.com/walbridge/walbridge/capture/putrecords"
 	"github.com/walbridge/walbridge/capture/replication"
 	"github.com/walbridge/walbridge/capture/slot"
 	"github.com/walbridge/walbridge/shared/logging"
@@ -332,7 +332,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		defer func() { stopCW(); <-done }()
 	}
 	// The writer outlives ctx: on shutdown it must still drain.
-	w, err := kinesis.NewWriter(context.WithoutCancel(ctx), client, kinesis.Config{
+	w, err := putrecords.NewWriter(context.WithoutCancel(ctx), client, putrecords.Config{
 		Stream: cfg.Stream, Metrics: reg, Logger: log, Concurrency: cfg.MaxInFlight, BufferBytes: cfg.BufferBytes,
 	})
 	if err != nil {

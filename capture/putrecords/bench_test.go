@@ -1,4 +1,4 @@
-package kinesis
+package putrecords
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 // and the p99 commit-to-acknowledgement latency (bucket bound). The writer,
 // the SDK and the fake share the machine's cores.
 //
-//	go test -run '^$' -bench BenchmarkWriter -benchtime 1000000x ./capture/kinesis/
+//	go test -run '^$' -bench BenchmarkWriter -benchtime 1000000x ./capture/putrecords/
 func BenchmarkWriter(b *testing.B) {
 	for _, bc := range []struct {
 		name string

@@ -1,4 +1,4 @@
-package kinesis
+package putrecords
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	awskinesis "github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	smithy "github.com/aws/smithy-go"
@@ -69,10 +70,10 @@ func appendPutRecordsInput(dst []byte, in *awskinesis.PutRecordsInput) []byte {
 	size := 96
 	for i := range in.Records {
 		r := &in.Records[i]
-		size += 48 + base64.StdEncoding.EncodedLen(len(r.Data)) + len(deref(r.PartitionKey)) + len(deref(r.ExplicitHashKey))
+		size += 48 + base64.StdEncoding.EncodedLen(len(r.Data)) + len(aws.ToString(r.PartitionKey)) + len(aws.ToString(r.ExplicitHashKey))
 	}
 	if dst == nil {
-		dst = make([]byte, 0, size+len(deref(in.StreamARN))+len(deref(in.StreamName))+len(deref(in.StreamId)))
+		dst = make([]byte, 0, size+len(aws.ToString(in.StreamARN))+len(aws.ToString(in.StreamName))+len(aws.ToString(in.StreamId)))
 	}
 	dst = append(dst, '{')
 	comma := false

@@ -1,4 +1,4 @@
-package kinesis
+package putrecords
 
 import (
 	"fmt"
@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/walbridge/walbridge/shared/backoff"
+	"github.com/walbridge/walbridge/shared/change"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	awskinesis "github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"go.uber.org/zap"
@@ -18,6 +20,7 @@ import (
 type batch struct {
 	recs    []record
 	arena   []byte // the records' data
+	rb      change.RecordBuilder
 	entries []types.PutRecordsRequestEntry
 	in      awskinesis.PutRecordsInput
 }
@@ -76,15 +79,15 @@ func (w *Writer) nextBatch(b *batch) bool {
 	// key is in flight.
 	need := 0
 	for i := range b.recs {
-		need += len(w.prefix) + len(b.recs[i].src) + len(w.suffix)
+		need += change.RecordOverhead + len(b.recs[i].src)
 	}
 	b.arena = slices.Grow(b.arena[:0], need)
 	for i := range b.recs {
 		r := &b.recs[i]
 		off := len(b.arena)
-		b.arena = append(b.arena, w.prefix...)
-		b.arena = append(b.arena, r.src...)
-		b.arena = append(b.arena, w.suffix...)
+		b.rb.Start(b.arena)
+		b.rb.AddEncoded(r.src)
+		b.arena = b.rb.Finish()
 		r.data = b.arena[off:len(b.arena):len(b.arena)]
 		r.src = nil
 	}
@@ -96,7 +99,7 @@ func (w *Writer) nextBatch(b *batch) bool {
 // always fits: Add made sure of it.
 func (w *Writer) packLocked(kq *keyQueue, maxRecord int) (n, size int) {
 	queued := kq.items[kq.head:]
-	fixed := len(w.prefix) + len(w.suffix) + len(kq.key) - 1 // -1: the first comma is not sent
+	fixed := change.RecordOverhead + len(kq.key) - 1 // -1: the first comma is not sent
 	n = sort.Search(len(queued), func(i int) bool { return fixed+queued[i].end-kq.start > maxRecord })
 	n = max(n, 1)
 	return n, fixed + queued[n-1].end - kq.start
@@ -160,7 +163,7 @@ func (w *Writer) acknowledge(pending []record, results []types.PutRecordsResultE
 		r := pending[i]
 		if code := results[i].ErrorCode; code != nil {
 			if !retryableEntry(*code) && fatal == nil {
-				fatal = fmt.Errorf("put records to stream %s: record rejected with %s: %s", w.stream, *code, deref(results[i].ErrorMessage))
+				fatal = fmt.Errorf("put records to stream %s: record rejected with %s: %s", w.stream, *code, aws.ToString(results[i].ErrorMessage))
 			}
 			reason = entryReason(*code)
 			w.m.retried(reason, 1)
@@ -172,7 +175,7 @@ func (w *Writer) acknowledge(pending []record, results []types.PutRecordsResultE
 		bytes += len(r.data) + len(r.kq.key)
 		w.ackLocked(r, now)
 	}
-	w.advanceLocked()
+	w.m.confirmable.Set(float64(w.cp.Confirmable()))
 	w.m.buffered.Set(float64(w.bytes))
 	w.mu.Unlock()
 	w.m.records.Add(float64(records))
@@ -190,7 +193,7 @@ func (w *Writer) ackLocked(r record, now int64) {
 	kq := r.kq
 	done := kq.items[kq.head : kq.head+r.n]
 	for i := range done {
-		w.segs.at(int(done[i].seg-w.segBase)).pending--
+		w.cp.Ack(done[i].ticket)
 		if c := done[i].commit; c != 0 {
 			w.m.commitToAck.Observe(float64(now-c) / 1e9)
 		}
@@ -243,13 +246,6 @@ func (w *Writer) logRetry(attempt int, reason string, records int, err error) {
 		return
 	}
 	w.log.Warn("retrying PutRecords", zap.String("reason", reason), zap.Int("records", records), zap.Int("attempt", attempt+1), zap.Error(err))
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
 }
 
 // singleAttempt makes a PutRecords call one attempt: the writer retries

@@ -1,6 +1,7 @@
-// Package kinesis writes capture's row changes to a Kinesis data stream, in
-// order per row, and turns Kinesis's acknowledgements into WAL positions that
-// capture may confirm to PostgreSQL.
+// Package putrecords is capture's output: it writes row changes to a Kinesis
+// data stream with PutRecords, in order per row, packed and batched, retrying
+// what Kinesis rejects, and acknowledges each change to a checkpoint.Tracker,
+// which decides the WAL positions capture may confirm to PostgreSQL.
 //
 // Order: each change goes out under change.PartitionKey, and a partition key
 // never has two records in flight. Changes that queue up behind an in-flight
@@ -10,11 +11,15 @@
 // rejects (throttling, internal failure, a failed request) is re-sent before
 // anything later of its key, so per-key order survives retries.
 //
-// Acknowledgement: Mark(lsn) closes a segment of the change sequence, and lsn
-// becomes Confirmable only when every change added before it, in any key, has
-// been acknowledged. This is the one place that decides what capture may
-// confirm; nothing is dropped, and retryable failures are retried for as long
-// as the writer's context lives.
+// Acknowledgement: every change Add queues is tracked by the writer's
+// checkpoint.Tracker and acknowledged to it when Kinesis accepts its record;
+// Mark and Confirmable are the tracker's (see package checkpoint, the one
+// place that decides what capture may confirm). Nothing is dropped, and
+// retryable failures are retried for as long as the writer's context lives.
+//
+// Size: a change larger than a record is fitted by change.Shrink, the size
+// policy of change records (its largest non-key values become omitted
+// markers), and counted.
 //
 // Delivery is at least once: a request that Kinesis applied but whose answer
 // was lost (a timeout, a dropped connection, the SDK's own retry) is sent
@@ -27,10 +32,9 @@
 // config.WithHTTPClient(&http.Client{...}), which would stop the SDK from
 // loading AWS_CA_BUNDLE. Its retry settings do not matter to PutRecords:
 // the writer makes each call a single attempt and retries on its own.
-package kinesis
+package putrecords
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -42,6 +46,7 @@ import (
 	awskinesis "github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"go.uber.org/zap"
 
+	"github.com/walbridge/walbridge/capture/checkpoint"
 	"github.com/walbridge/walbridge/shared/change"
 	"github.com/walbridge/walbridge/shared/metrics"
 )
@@ -93,8 +98,9 @@ const (
 var ErrClosed = errors.New("kinesis writer is closed")
 
 // ErrChangeTooLarge is returned (wrapped) by Add for a change that does not
-// fit in one Kinesis record even with every non-key value omitted.
-var ErrChangeTooLarge = errors.New("change too large for a Kinesis record")
+// fit in one Kinesis record even with every non-key value omitted. It wraps
+// change.ErrTooLarge.
+var ErrChangeTooLarge = fmt.Errorf("%w for a Kinesis record", change.ErrTooLarge)
 
 // Writer is the ordered, batched PutRecords writer. Add and Mark must be
 // called from one goroutine (the WAL reader's), in stream order; Confirmable
@@ -108,12 +114,8 @@ type Writer struct {
 	name   *string // exactly one of name and arn is set
 	arn    *string
 
-	// prefix and suffix wrap the comma-joined encoded changes of a record;
-	// they are taken from change.Encode so that the wire format has one home.
-	prefix, suffix []byte
-
-	maxRecord   atomic.Int64 // bytes of data plus partition key
-	confirmable atomic.Uint64
+	maxRecord atomic.Int64        // bytes of data plus partition key
+	cp        *checkpoint.Tracker // guarded by mu, but for Confirmable
 
 	scratch    []byte // Add's encode buffer (Add's goroutine only)
 	keyScratch []byte // Add's partition key buffer
@@ -131,8 +133,6 @@ type Writer struct {
 	keys    map[string]*keyQueue
 	free    []*keyQueue
 	ready   deque[*keyQueue] // keys with queued changes and nothing in flight
-	segs    deque[segment]   // open segment last
-	segBase uint64           // id of segs' first element
 	bytes   int              // encoded bytes queued or in flight
 	err     error            // first fatal error
 	closing bool             // Close was called: no more Add or Mark
@@ -154,16 +154,9 @@ type keyQueue struct {
 }
 
 type item struct {
-	end    int    // offset in keyQueue.buf just past this change
-	seg    uint64 // segment the change belongs to
-	commit int64  // commit time, Unix nanoseconds (0: unknown)
-}
-
-// segment is the run of changes between two Marks; lsn becomes confirmable
-// when pending reaches zero and every earlier segment is done.
-type segment struct {
-	lsn     change.LSN
-	pending int
+	end    int               // offset in keyQueue.buf just past this change
+	ticket checkpoint.Ticket // the change's entry in the tracker
+	commit int64             // commit time, Unix nanoseconds (0: unknown)
 }
 
 // NewWriter starts a writer for cfg.Stream. ctx bounds the writer's whole
@@ -196,19 +189,13 @@ func NewWriter(ctx context.Context, api API, cfg Config) (*Writer, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = metrics.New()
 	}
-	empty := change.Encode(nil, &change.Record{})
-	i := bytes.Index(empty, []byte("[]"))
-	if i < 0 {
-		return nil, fmt.Errorf("kinesis writer: cannot find the changes array in an empty record %q", empty)
-	}
 	w := &Writer{
 		api:      api,
 		cfg:      cfg,
 		log:      cfg.Logger.With(zap.String("stream", cfg.Stream)),
 		m:        newWriterMetrics(cfg.Metrics),
 		stream:   cfg.Stream,
-		prefix:   empty[:i+1],
-		suffix:   empty[i+1:],
+		cp:       checkpoint.New(),
 		progress: make(chan struct{}, 1),
 		keys:     map[string]*keyQueue{},
 	}
@@ -219,7 +206,6 @@ func NewWriter(ctx context.Context, api API, cfg Config) (*Writer, error) {
 	}
 	w.maxRecord.Store(DefaultMaxRecordSizeInKiB << 10)
 	w.work.L = &w.mu
-	w.segs.push(segment{})
 	w.ctx, w.cancel = context.WithCancel(ctx)
 
 	w.wg.Add(1 + cfg.Concurrency)
@@ -249,13 +235,9 @@ func (w *Writer) watch() {
 // with ErrChangeTooLarge and the writer stops.
 func (w *Writer) Add(ctx context.Context, c *change.Change) error {
 	w.keyScratch = change.AppendPartitionKey(w.keyScratch[:0], c)
-	w.scratch = append(w.scratch[:0], ',')
-	w.scratch = change.AppendChange(w.scratch, c)
-	if limit := w.changeLimit(len(w.keyScratch)); len(w.scratch)-1 > limit {
-		if err := w.fit(c, string(w.keyScratch), limit); err != nil {
-			w.fail(err)
-			return err
-		}
+	if err := w.encode(c); err != nil {
+		w.fail(err)
+		return err
 	}
 	n := len(w.scratch)
 	var commit int64
@@ -285,9 +267,7 @@ func (w *Writer) Add(ctx context.Context, c *change.Change) error {
 		kq = w.newKeyQueueLocked(string(w.keyScratch))
 	}
 	kq.buf = append(kq.buf, w.scratch...)
-	segID := w.segBase + uint64(w.segs.len()-1)
-	kq.items = append(kq.items, item{end: len(kq.buf), seg: segID, commit: commit})
-	w.segs.at(w.segs.len()-1).pending++
+	kq.items = append(kq.items, item{end: len(kq.buf), ticket: w.cp.Track(), commit: commit})
 	w.bytes += n
 	w.m.buffered.Set(float64(w.bytes))
 	if !kq.inFlight && !kq.inReady {
@@ -312,29 +292,14 @@ func (w *Writer) Mark(ctx context.Context, lsn change.LSN) error {
 	if err := w.usableLocked(); err != nil {
 		return err
 	}
-	n := w.segs.len()
-	if open := w.segs.at(n - 1); open.pending > 0 {
-		open.lsn = lsn
-		w.segs.push(segment{})
-		w.advanceLocked()
-		return nil
-	}
-	// Nothing added since the last Mark is still unacknowledged (often
-	// nothing was added at all): lsn is confirmable exactly when the
-	// previous segment is, so it joins that one instead of growing the list
-	// (keepalives while a record is stuck).
-	if n == 1 {
-		w.confirmLocked(lsn)
-	} else {
-		prev := w.segs.at(n - 2)
-		prev.lsn = max(prev.lsn, lsn)
-	}
+	w.cp.Mark(lsn)
+	w.m.confirmable.Set(float64(w.cp.Confirmable()))
 	return nil
 }
 
 // Confirmable is the highest LSN passed to Mark whose preceding changes are
 // all acknowledged by Kinesis (0 before any).
-func (w *Writer) Confirmable() change.LSN { return change.LSN(w.confirmable.Load()) }
+func (w *Writer) Confirmable() change.LSN { return w.cp.Confirmable() }
 
 // Close stops taking changes, waits until everything queued and in flight is
 // acknowledged (bounded by ctx), and stops the writer's goroutines. It
@@ -413,10 +378,31 @@ func (w *Writer) signalProgress() {
 	}
 }
 
-// changeLimit is the largest encoded change (without its separator) that
-// fits in a record of its own under key.
-func (w *Writer) changeLimit(keyLen int) int {
-	return int(w.maxRecord.Load()) - len(w.prefix) - len(w.suffix) - keyLen
+// encode puts c's encoding, preceded by a comma, in w.scratch. A change too
+// large for a record of its own under the key in w.keyScratch is fitted by
+// change.Shrink, counted and logged (without values: the partition key holds
+// key values, so it is logged at debug only).
+func (w *Writer) encode(c *change.Change) error {
+	limit := int(w.maxRecord.Load()) - change.RecordOverhead - len(w.keyScratch)
+	var omitted int
+	var err error
+	w.scratch, omitted, err = change.Shrink(append(w.scratch[:0], ','), c, limit)
+	if omitted == 0 && err == nil {
+		return nil
+	}
+	// The rare path: the original size is worth one more encoding.
+	table := c.Schema + "." + c.Table
+	before, fitted := len(change.AppendChange(nil, c)), len(w.scratch)-1
+	if err != nil {
+		return fmt.Errorf("%s change to %s at LSN %s is %d bytes encoded, %d with every non-key value omitted; stream %s allows %d per record including the partition key: %w",
+			c.Op, table, c.LSN, before, fitted, w.stream, w.maxRecord.Load(), ErrChangeTooLarge)
+	}
+	w.m.oversized.With(table).Inc()
+	w.log.Warn("change too large for one Kinesis record; omitted its largest values",
+		zap.String("table", table), zap.Stringer("lsn", c.LSN), zap.Int("bytes", before), zap.Int("fitted_bytes", fitted),
+		zap.Int("limit_bytes", limit), zap.Int("values_omitted", omitted))
+	w.log.Debug("oversized change partition key", zap.String("table", table), zap.Stringer("lsn", c.LSN), zap.ByteString("partition_key", w.keyScratch))
+	return nil
 }
 
 func (w *Writer) newKeyQueueLocked(key string) *keyQueue {
@@ -430,21 +416,6 @@ func (w *Writer) newKeyQueueLocked(key string) *keyQueue {
 	kq.key = key
 	w.keys[key] = kq
 	return kq
-}
-
-// advanceLocked pops the finished segments and confirms their LSNs.
-func (w *Writer) advanceLocked() {
-	for w.segs.len() > 1 && w.segs.at(0).pending == 0 {
-		w.confirmLocked(w.segs.pop().lsn)
-		w.segBase++
-	}
-}
-
-func (w *Writer) confirmLocked(lsn change.LSN) {
-	if uint64(lsn) > w.confirmable.Load() {
-		w.confirmable.Store(uint64(lsn))
-		w.m.confirmable.Set(float64(lsn))
-	}
 }
 
 // deque is a FIFO that reuses its backing array.

@@ -1,4 +1,4 @@
-package kinesis
+package putrecords
 
 import (
 	"context"
@@ -260,7 +260,7 @@ func TestConfirmableNeverPassesAnUnacknowledgedRecord(t *testing.T) {
 	// Keepalive marks with nothing new added are not confirmable either,
 	// and they do not pile up while the record is stuck.
 	w.mu.Lock()
-	segs := w.segs.len()
+	segs := w.cp.Open()
 	w.mu.Unlock()
 	for lsn := change.LSN(901); lsn <= 1000; lsn++ {
 		if err := w.Mark(ctx, lsn); err != nil {
@@ -271,8 +271,8 @@ func TestConfirmableNeverPassesAnUnacknowledgedRecord(t *testing.T) {
 		t.Fatalf("Confirmable() = %s after keepalive marks, want 10", got)
 	}
 	w.mu.Lock()
-	if w.segs.len() != segs {
-		t.Errorf("100 keepalive marks grew the segment list from %d to %d", segs, w.segs.len())
+	if w.cp.Open() != segs {
+		t.Errorf("100 keepalive marks grew the segment list from %d to %d", segs, w.cp.Open())
 	}
 	w.mu.Unlock()
 	release()

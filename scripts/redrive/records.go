@@ -12,7 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
-	capturekinesis "github.com/walbridge/walbridge/capture/kinesis"
+	"github.com/walbridge/walbridge/capture/putrecords"
 	"github.com/walbridge/walbridge/shared/backoff"
 	"github.com/walbridge/walbridge/shared/change"
 )
@@ -260,7 +260,7 @@ func nextRequest(recs []*streamRecord, pending []int) []int {
 		}
 		seen[r.PartitionKey] = true
 		n := len(r.Data) + len(r.PartitionKey)
-		if len(batch) == capturekinesis.MaxRecordsPerRequest || (len(batch) > 0 && size+n > capturekinesis.MaxRequestBytes) {
+		if len(batch) == putrecords.MaxRecordsPerRequest || (len(batch) > 0 && size+n > putrecords.MaxRequestBytes) {
 			break
 		}
 		batch = append(batch, i)

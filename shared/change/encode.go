@@ -14,20 +14,16 @@ const timeLayout = "2006-01-02T15:04:05.000000Z07:00"
 // Encode appends the wire form of r to dst and returns it. It allocates
 // nothing beyond growing dst, which is why it does not use encoding/json.
 func Encode(dst []byte, r *Record) []byte {
-	dst = append(dst, `{"v":`...)
-	dst = strconv.AppendInt(dst, Version, 10)
-	dst = append(dst, `,"changes":[`...)
+	var b RecordBuilder
+	b.Start(dst)
 	for i := range r.Changes {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = AppendChange(dst, &r.Changes[i])
+		b.Add(&r.Changes[i])
 	}
-	return append(dst, "]}"...)
+	return b.Finish()
 }
 
-// AppendChange appends one change as a JSON object. Encode uses it; the
-// Kinesis writer uses it to size a change before packing it.
+// AppendChange appends one change as a JSON object: a record's element.
+// Encode uses it; capture uses it to size a change before packing it.
 func AppendChange(dst []byte, c *Change) []byte {
 	dst = append(dst, `{"database":`...)
 	dst = AppendJSONString(dst, c.Database)

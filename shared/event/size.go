@@ -28,7 +28,8 @@ func (e *Event) EntrySize() int {
 // values with {"type":T,"omitted":true,"bytes":N} markers, largest first, and
 // as few as it takes. It reports how many values it replaced and whether the
 // event now fits; an event that does not fit even with every value replaced
-// is left with every value replaced.
+// is left with every value replaced. It is the policy change.Shrink applies
+// to change records in capture, applied to events in fanout.
 func (e *Event) Shrink(limit int) (omitted int, fits bool) {
 	excess := e.EntrySize() - limit
 	if excess <= 0 {
