@@ -18,7 +18,7 @@ import (
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
-	awskinesis "github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
 
@@ -245,8 +245,8 @@ type streamState struct {
 	RetentionPeriodHours int32  `json:"retentionPeriodHours"`
 }
 
-func describeStream(ctx context.Context, client *awskinesis.Client, stream string) (*streamState, error) {
-	in := &awskinesis.DescribeStreamSummaryInput{}
+func describeStream(ctx context.Context, client *kinesis.Client, stream string) (*streamState, error) {
+	in := &kinesis.DescribeStreamSummaryInput{}
 	if strings.HasPrefix(stream, "arn:") {
 		in.StreamARN = &stream
 	} else {
@@ -280,12 +280,12 @@ func deref(s *string) string {
 	return *s
 }
 
-func kinesisClient(ctx context.Context) (*awskinesis.Client, error) {
+func kinesisClient(ctx context.Context) (*kinesis.Client, error) {
 	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("load AWS configuration: %w", err)
 	}
-	return awskinesis.NewFromConfig(awsCfg), nil
+	return kinesis.NewFromConfig(awsCfg), nil
 }
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -323,7 +323,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("load AWS configuration: %w", err)
 	}
-	client := awskinesis.NewFromConfig(awsCfg)
+	client := kinesis.NewFromConfig(awsCfg)
 	if cfg.CloudWatch {
 		pub := cwmetrics.New(cloudwatch.NewFromConfig(awsCfg), reg, cfg.Slot, log)
 		cwCtx, stopCW := context.WithCancel(context.WithoutCancel(ctx))

@@ -7,7 +7,7 @@ import (
 
 	"github.com/walbridge/walbridge/shared/backoff"
 
-	awskinesis "github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"go.uber.org/zap"
 )
@@ -23,8 +23,8 @@ const checkAttempts = 5
 // order. It learns the stream's MaxRecordSizeInKiB (1024 when not reported),
 // which bounds records from then on.
 func (w *Writer) Check(ctx context.Context) error {
-	in := &awskinesis.DescribeStreamSummaryInput{StreamName: w.name, StreamARN: w.arn}
-	var out *awskinesis.DescribeStreamSummaryOutput
+	in := &kinesis.DescribeStreamSummaryInput{StreamName: w.name, StreamARN: w.arn}
+	var out *kinesis.DescribeStreamSummaryOutput
 	var err error
 	for attempt := 0; ; attempt++ {
 		out, err = w.api.DescribeStreamSummary(ctx, in)

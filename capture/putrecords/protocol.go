@@ -10,7 +10,7 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awskinesis "github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	smithy "github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
@@ -34,7 +34,7 @@ type putRecordsProtocol struct {
 
 // withPutRecordsProtocol is a per-call client option installing
 // putRecordsProtocol around the client's protocol.
-func withPutRecordsProtocol(o *awskinesis.Options) {
+func withPutRecordsProtocol(o *kinesis.Options) {
 	if o.Protocol == nil {
 		return
 	}
@@ -45,7 +45,7 @@ func withPutRecordsProtocol(o *awskinesis.Options) {
 
 // SerializeRequest implements smithyhttp.ClientProtocol.
 func (p *putRecordsProtocol) SerializeRequest(ctx context.Context, schema *smithy.OperationSchema, v smithy.Serializable, req *smithyhttp.Request) error {
-	in, ok := v.(*awskinesis.PutRecordsInput)
+	in, ok := v.(*kinesis.PutRecordsInput)
 	if !ok {
 		return p.ClientProtocol.SerializeRequest(ctx, schema, v, req)
 	}
@@ -66,7 +66,7 @@ func (p *putRecordsProtocol) SerializeRequest(ctx context.Context, schema *smith
 
 // appendPutRecordsInput writes in as the JSON document the SDK's awsJson
 // serializer produces (members in the same order, absent pointers omitted).
-func appendPutRecordsInput(dst []byte, in *awskinesis.PutRecordsInput) []byte {
+func appendPutRecordsInput(dst []byte, in *kinesis.PutRecordsInput) []byte {
 	size := 96
 	for i := range in.Records {
 		r := &in.Records[i]
@@ -135,7 +135,7 @@ func appendPutRecordsInput(dst []byte, in *awskinesis.PutRecordsInput) []byte {
 
 // DeserializeResponse implements smithyhttp.ClientProtocol.
 func (p *putRecordsProtocol) DeserializeResponse(ctx context.Context, schema *smithy.OperationSchema, registry *smithy.TypeRegistry, resp *smithyhttp.Response, v smithy.Deserializable) error {
-	out, ok := v.(*awskinesis.PutRecordsOutput)
+	out, ok := v.(*kinesis.PutRecordsOutput)
 	if !ok || resp.StatusCode < 200 || resp.StatusCode >= 300 {
 		return p.ClientProtocol.DeserializeResponse(ctx, schema, registry, resp, v)
 	}
@@ -146,7 +146,7 @@ func (p *putRecordsProtocol) DeserializeResponse(ctx context.Context, schema *sm
 	if parsePutRecordsOutput(body, out) {
 		return nil
 	}
-	*out = awskinesis.PutRecordsOutput{}
+	*out = kinesis.PutRecordsOutput{}
 	resp.Body = io.NopCloser(bytes.NewReader(body))
 	return p.ClientProtocol.DeserializeResponse(ctx, schema, registry, resp, v)
 }
@@ -156,7 +156,7 @@ func (p *putRecordsProtocol) DeserializeResponse(ctx context.Context, schema *sm
 // It returns false, leaving out partly filled, for anything else (escaped
 // strings, nulls, nested unknown members, malformed JSON), which the SDK's
 // decoder then reads or rejects.
-func parsePutRecordsOutput(body []byte, out *awskinesis.PutRecordsOutput) bool {
+func parsePutRecordsOutput(body []byte, out *kinesis.PutRecordsOutput) bool {
 	sc := scanner{s: string(body)} // one copy; every string below shares it
 	if !sc.byte('{') {
 		return false

@@ -13,7 +13,7 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awskinesis "github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/schemas"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	smithy "github.com/aws/smithy-go"
@@ -28,7 +28,7 @@ func putRecordsSchema() *smithy.OperationSchema {
 	return smithy.NewOperationSchema(schemas.PutRecords, schemas.PutRecordsInput, schemas.PutRecordsOutput)
 }
 
-func serialize(t *testing.T, p smithyhttp.ClientProtocol, in *awskinesis.PutRecordsInput) (*smithyhttp.Request, []byte) {
+func serialize(t *testing.T, p smithyhttp.ClientProtocol, in *kinesis.PutRecordsInput) (*smithyhttp.Request, []byte) {
 	t.Helper()
 	req := smithyhttp.NewStackRequest().(*smithyhttp.Request)
 	if err := p.SerializeRequest(context.Background(), putRecordsSchema(), in, req); err != nil {
@@ -45,18 +45,18 @@ func TestPutRecordsBodyMatchesSDK(t *testing.T) {
 	odd := "quote\" back\\slash /slash \n\r\t\x01\x1f del\x7f é 漢字 \u2028\u2029 <>&"
 	tests := []struct {
 		name string
-		in   awskinesis.PutRecordsInput
+		in   kinesis.PutRecordsInput
 	}{
-		{"typical", awskinesis.PutRecordsInput{StreamName: aws.String("changes"), Records: []types.PutRecordsRequestEntry{
+		{"typical", kinesis.PutRecordsInput{StreamName: aws.String("changes"), Records: []types.PutRecordsRequestEntry{
 			{Data: []byte(`{"v":1,"changes":[]}`), PartitionKey: aws.String("public.users/1")},
 			{Data: []byte{0, 1, 2, 250, 251, 252, 253, 254, 255}, PartitionKey: aws.String("public.users/2")},
 		}}},
-		{"arn, hash key, dry run", awskinesis.PutRecordsInput{StreamARN: aws.String("arn:aws:kinesis:eu-west-1:123456789012:stream/changes"),
+		{"arn, hash key, dry run", kinesis.PutRecordsInput{StreamARN: aws.String("arn:aws:kinesis:eu-west-1:123456789012:stream/changes"),
 			DryRun: aws.Bool(true), Records: []types.PutRecordsRequestEntry{{Data: []byte("x"), ExplicitHashKey: aws.String("170141183460469231731687303715884105728"), PartitionKey: aws.String("k")}}}},
-		{"odd strings", awskinesis.PutRecordsInput{StreamName: aws.String(odd), StreamId: aws.String(odd), Records: []types.PutRecordsRequestEntry{{Data: []byte(odd), PartitionKey: aws.String(odd)}}}},
-		{"empty and absent data", awskinesis.PutRecordsInput{StreamName: aws.String("s"), Records: []types.PutRecordsRequestEntry{{Data: []byte{}, PartitionKey: aws.String("a")}, {PartitionKey: aws.String("b")}, {Data: []byte("c")}}}},
-		{"empty records", awskinesis.PutRecordsInput{StreamName: aws.String("s"), Records: []types.PutRecordsRequestEntry{}}},
-		{"nothing", awskinesis.PutRecordsInput{}},
+		{"odd strings", kinesis.PutRecordsInput{StreamName: aws.String(odd), StreamId: aws.String(odd), Records: []types.PutRecordsRequestEntry{{Data: []byte(odd), PartitionKey: aws.String(odd)}}}},
+		{"empty and absent data", kinesis.PutRecordsInput{StreamName: aws.String("s"), Records: []types.PutRecordsRequestEntry{{Data: []byte{}, PartitionKey: aws.String("a")}, {PartitionKey: aws.String("b")}, {Data: []byte("c")}}}},
+		{"empty records", kinesis.PutRecordsInput{StreamName: aws.String("s"), Records: []types.PutRecordsRequestEntry{}}},
+		{"nothing", kinesis.PutRecordsInput{}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -102,17 +102,17 @@ var putRecordsResponses = []struct {
 	{"unicode", `{"Records":[{"ErrorCode":"X","ErrorMessage":"débit dépassé 漢字"}],"FailedRecordCount":1}`, true},
 }
 
-func deserialize(p smithyhttp.ClientProtocol, status int, body string) (*awskinesis.PutRecordsOutput, error) {
-	out := &awskinesis.PutRecordsOutput{}
+func deserialize(p smithyhttp.ClientProtocol, status int, body string) (*kinesis.PutRecordsOutput, error) {
+	out := &kinesis.PutRecordsOutput{}
 	resp := &smithyhttp.Response{Response: &http.Response{StatusCode: status, Header: http.Header{"Content-Type": {"application/x-amz-json-1.1"}}, Body: io.NopCloser(strings.NewReader(body))}}
-	err := p.DeserializeResponse(context.Background(), putRecordsSchema(), awskinesis.TypeRegistry, resp, out)
+	err := p.DeserializeResponse(context.Background(), putRecordsSchema(), kinesis.TypeRegistry, resp, out)
 	return out, err
 }
 
 func TestPutRecordsResponseMatchesSDK(t *testing.T) {
 	for _, tc := range putRecordsResponses {
 		t.Run(tc.name, func(t *testing.T) {
-			if ok := parsePutRecordsOutput([]byte(tc.body), &awskinesis.PutRecordsOutput{}); ok != tc.fast {
+			if ok := parsePutRecordsOutput([]byte(tc.body), &kinesis.PutRecordsOutput{}); ok != tc.fast {
 				t.Errorf("fast reader handled it: %v, want %v", ok, tc.fast)
 			}
 			want, wantErr := deserialize(sdkProtocol(), 200, tc.body)
@@ -147,7 +147,7 @@ func FuzzPutRecordsResponse(f *testing.F) {
 		f.Add([]byte(tc.body))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		var got awskinesis.PutRecordsOutput
+		var got kinesis.PutRecordsOutput
 		if !parsePutRecordsOutput(body, &got) {
 			return
 		}
@@ -164,7 +164,7 @@ func FuzzPutRecordsResponse(f *testing.F) {
 // BenchmarkPutRecordsSerde compares a 500-record request's encoding and its
 // answer's decoding, the SDK's against the hand-written path.
 func BenchmarkPutRecordsSerde(b *testing.B) {
-	in := &awskinesis.PutRecordsInput{StreamName: aws.String("changes")}
+	in := &kinesis.PutRecordsInput{StreamName: aws.String("changes")}
 	data := bytes.Repeat([]byte(`{"v":1,"changes":[{"database":"app","schema":"public","table":"orders"}]}`), 6)
 	var resp strings.Builder
 	resp.WriteString(`{"FailedRecordCount":0,"Records":[`)

@@ -10,7 +10,7 @@ import (
 	"github.com/walbridge/walbridge/shared/change"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awskinesis "github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"go.uber.org/zap"
 )
@@ -22,7 +22,7 @@ type batch struct {
 	arena   []byte // the records' data
 	rb      change.RecordBuilder
 	entries []types.PutRecordsRequestEntry
-	in      awskinesis.PutRecordsInput
+	in      kinesis.PutRecordsInput
 }
 
 // record is one Kinesis record: the first n queued changes of a key.
@@ -254,4 +254,4 @@ func (w *Writer) logRetry(attempt int, reason string, records int, err error) {
 // per million records) was re-sent after the SDK's own backoff of up to
 // seconds, which put a 100-250 ms tail on commit-to-ack latency, and the
 // re-send showed in no metric.
-func singleAttempt(o *awskinesis.Options) { o.RetryMaxAttempts = 1 }
+func singleAttempt(o *kinesis.Options) { o.RetryMaxAttempts = 1 }

@@ -43,7 +43,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	awskinesis "github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"go.uber.org/zap"
 
 	"github.com/walbridge/walbridge/capture/checkpoint"
@@ -54,8 +54,8 @@ import (
 // API is the part of the Kinesis client the writer uses; *kinesis.Client
 // from aws-sdk-go-v2 satisfies it.
 type API interface {
-	PutRecords(ctx context.Context, in *awskinesis.PutRecordsInput, optFns ...func(*awskinesis.Options)) (*awskinesis.PutRecordsOutput, error)
-	DescribeStreamSummary(ctx context.Context, in *awskinesis.DescribeStreamSummaryInput, optFns ...func(*awskinesis.Options)) (*awskinesis.DescribeStreamSummaryOutput, error)
+	PutRecords(ctx context.Context, in *kinesis.PutRecordsInput, optFns ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error)
+	DescribeStreamSummary(ctx context.Context, in *kinesis.DescribeStreamSummaryInput, optFns ...func(*kinesis.Options)) (*kinesis.DescribeStreamSummaryOutput, error)
 }
 
 // Config configures a Writer. Only Stream is required.

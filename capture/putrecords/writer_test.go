@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awskinesis "github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"go.uber.org/goleak"
 
 	"github.com/walbridge/walbridge/shared/change"
@@ -24,8 +24,8 @@ func TestMain(m *testing.M) {
 
 // fakeClient is a real SDK client for a fake endpoint with the SDK's own
 // retries off, so that every failure the fake injects reaches the writer.
-func fakeClient(tb testing.TB, url string) *awskinesis.Client {
-	return awskinesis.NewFromConfig(testkit.AWSConfig(tb), func(o *awskinesis.Options) {
+func fakeClient(tb testing.TB, url string) *kinesis.Client {
+	return kinesis.NewFromConfig(testkit.AWSConfig(tb), func(o *kinesis.Options) {
 		o.BaseEndpoint = aws.String(url)
 		o.RetryMaxAttempts = 1
 	})
