@@ -16,6 +16,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
@@ -257,27 +258,15 @@ func describeStream(ctx context.Context, client *kinesis.Client, stream string) 
 		return nil, fmt.Errorf("describe stream %s: %w", stream, err)
 	}
 	d := out.StreamDescriptionSummary
-	st := &streamState{Name: deref(d.StreamName), Status: string(d.StreamStatus), Mode: "PROVISIONED", MaxRecordSizeKiB: 1024}
+	st := &streamState{Name: aws.ToString(d.StreamName), Status: string(d.StreamStatus), Mode: "PROVISIONED", MaxRecordSizeKiB: 1024,
+		OpenShards: aws.ToInt32(d.OpenShardCount), RetentionPeriodHours: aws.ToInt32(d.RetentionPeriodHours)}
 	if d.StreamModeDetails != nil {
 		st.Mode = string(d.StreamModeDetails.StreamMode)
-	}
-	if d.OpenShardCount != nil {
-		st.OpenShards = *d.OpenShardCount
-	}
-	if d.RetentionPeriodHours != nil {
-		st.RetentionPeriodHours = *d.RetentionPeriodHours
 	}
 	if d.MaxRecordSizeInKiB != nil {
 		st.MaxRecordSizeKiB = *d.MaxRecordSizeInKiB
 	}
 	return st, nil
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
 }
 
 func kinesisClient(ctx context.Context) (*kinesis.Client, error) {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/walbridge/walbridge/shared/backoff"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"go.uber.org/zap"
@@ -78,13 +79,6 @@ func (w *Writer) Check(ctx context.Context) error {
 		mode = s.StreamModeDetails.StreamMode
 	}
 	w.log.Info("kinesis stream ready", zap.String("status", string(s.StreamStatus)), zap.String("mode", string(mode)),
-		zap.Int32("max_record_kib", kib), zap.Int32("open_shards", deref32(s.OpenShardCount)))
+		zap.Int32("max_record_kib", kib), zap.Int32("open_shards", aws.ToInt32(s.OpenShardCount)))
 	return nil
-}
-
-func deref32(p *int32) int32 {
-	if p == nil {
-		return 0
-	}
-	return *p
 }

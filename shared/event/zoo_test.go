@@ -213,7 +213,7 @@ func TestTypeZooRoundTrip(t *testing.T) {
 					t.Fatalf("%s with %q: %v", q, lit, err)
 				}
 				if !same {
-					t.Errorf("event value %s (read back as %q) is not the stored value %q", mustJSON(v), lit, deref(pgText))
+					t.Errorf("event value %s (read back as %q) is not the stored value %q", mustJSON(v), lit, orNULL(pgText))
 				}
 				checked[col.Name]++
 			})
@@ -457,7 +457,7 @@ func mustJSON(v any) string {
 	return string(b)
 }
 
-func deref(s *string) string {
+func orNULL(s *string) string {
 	if s == nil {
 		return "<NULL>"
 	}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/walbridge/walbridge/shared/putevents"
 )
 
@@ -44,7 +45,7 @@ func (b *Bus) putEvents(w http.ResponseWriter, body []byte) {
 		}
 		ev := b.eventFor(e, now)
 		out.Entries[i] = putevents.ResultEntry{EventID: ev.ID}
-		b.route(busName(deref(e.EventBusName)), ev)
+		b.route(busName(aws.ToString(e.EventBusName)), ev)
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -81,13 +82,6 @@ func newUUID() string {
 	u[6] = u[6]&0x0f | 0x40
 	u[8] = u[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
 }
 
 // marshal writes v as JSON without HTML escaping, so events read as sent.

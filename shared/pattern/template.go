@@ -84,15 +84,15 @@ func TemplateRules(data []byte, opts TemplateOptions) ([]TemplateRule, error) {
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, fmt.Errorf("not valid JSON or YAML: %w", err)
 	}
-	resources := deref(lookup(deref(&doc), "Resources"))
+	resources := unalias(lookup(unalias(&doc), "Resources"))
 	if resources == nil || resources.Kind != yaml.MappingNode {
 		return nil, ErrNotTemplate
 	}
-	t := &template{opts: opts, params: deref(lookup(deref(&doc), "Parameters")), resources: resources}
+	t := &template{opts: opts, params: unalias(lookup(unalias(&doc), "Parameters")), resources: resources}
 	var out []TemplateRule
 	for i := 0; i+1 < len(resources.Content); i += 2 {
 		id := resources.Content[i].Value
-		res := deref(resources.Content[i+1])
+		res := unalias(resources.Content[i+1])
 		resType := scalar(lookup(res, "Type"))
 		props := lookup(res, "Properties")
 		if resType == "AWS::Events::Rule" {
@@ -103,12 +103,12 @@ func TemplateRules(data []byte, opts TemplateOptions) ([]TemplateRule, error) {
 			}
 		}
 		// SAM: any resource with Events (functions, state machines).
-		events := deref(lookup(props, "Events"))
+		events := unalias(lookup(props, "Events"))
 		if events == nil || events.Kind != yaml.MappingNode {
 			continue
 		}
 		for j := 0; j+1 < len(events.Content); j += 2 {
-			ev := deref(events.Content[j+1])
+			ev := unalias(events.Content[j+1])
 			switch scalar(lookup(ev, "Type")) {
 			case "EventBridgeRule", "CloudWatchEvent":
 				evProps := lookup(ev, "Properties")
@@ -139,7 +139,7 @@ func YAMLPattern(data []byte) ([]byte, error) {
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, fmt.Errorf("not valid JSON or YAML: %w", err)
 	}
-	n := deref(&doc)
+	n := unalias(&doc)
 	if ep := lookup(n, "EventPattern"); ep != nil {
 		n = ep
 	}
@@ -174,14 +174,14 @@ func (t *template) rule(id string, pattern, props *yaml.Node) TemplateRule {
 
 // ruleTargets reads an AWS::Events::Rule's Targets list.
 func (t *template) ruleTargets(list *yaml.Node) []TemplateTarget {
-	list = deref(list)
+	list = unalias(list)
 	if list == nil || list.Kind != yaml.SequenceNode {
 		return nil
 	}
 	var out []TemplateTarget
 	for _, item := range list.Content {
 		tg := TemplateTarget{ID: scalar(lookup(item, "Id"))}
-		arn := deref(lookup(item, "Arn"))
+		arn := unalias(lookup(item, "Arn"))
 		if intrinsicName(arn) == "" {
 			tg.Arn = scalar(arn)
 		} else if res := t.referencedResource(arn); res != "" {
@@ -217,7 +217,7 @@ func (t *template) referencedResource(n *yaml.Node) string {
 // patternJSON turns a YAML pattern into JSON text. A string node is taken as
 // JSON text, which CloudFormation also accepts.
 func (t *template) patternJSON(n *yaml.Node) ([]byte, *FieldError) {
-	n = deref(n)
+	n = unalias(n)
 	if n != nil && n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str" {
 		return []byte(n.Value), nil
 	}
@@ -236,7 +236,7 @@ func (t *template) patternJSON(n *yaml.Node) ([]byte, *FieldError) {
 // so the checker sees what was written. Intrinsic functions are resolved
 // where the options allow and reported otherwise.
 func (t *template) writeJSON(buf *bytes.Buffer, n *yaml.Node, path string) error {
-	n = deref(n)
+	n = unalias(n)
 	if n == nil {
 		buf.WriteString("null")
 		return nil
@@ -383,7 +383,7 @@ func (t *template) param(name string) (string, bool) {
 	if p == nil {
 		return "", false
 	}
-	if d := deref(lookup(p, "Default")); d != nil && d.Kind == yaml.ScalarNode {
+	if d := unalias(lookup(p, "Default")); d != nil && d.Kind == yaml.ScalarNode {
 		return d.Value, true
 	}
 	return "", false
@@ -401,7 +401,7 @@ func (t *template) unresolved(path, what, name string, deployTime *FieldError) e
 // intrinsicName returns the intrinsic function a node is ("!Ref",
 // "Fn::GetAtt", ...), or "".
 func intrinsicName(n *yaml.Node) string {
-	n = deref(n)
+	n = unalias(n)
 	if n == nil {
 		return ""
 	}
@@ -418,15 +418,15 @@ func intrinsicName(n *yaml.Node) string {
 
 // intrinsicArg returns an intrinsic function's argument node.
 func intrinsicArg(n *yaml.Node) *yaml.Node {
-	n = deref(n)
+	n = unalias(n)
 	if strings.HasPrefix(n.Tag, "!") && !strings.HasPrefix(n.Tag, "!!") {
 		return n
 	}
-	return deref(n.Content[1])
+	return unalias(n.Content[1])
 }
 
-// deref follows document and alias nodes to the value they stand for.
-func deref(n *yaml.Node) *yaml.Node {
+// unalias follows document and alias nodes to the value they stand for.
+func unalias(n *yaml.Node) *yaml.Node {
 	for depth := 0; n != nil && depth < 100; depth++ {
 		switch n.Kind {
 		case yaml.DocumentNode:
@@ -445,7 +445,7 @@ func deref(n *yaml.Node) *yaml.Node {
 
 // lookup returns the value of key in a mapping node, or nil.
 func lookup(n *yaml.Node, key string) *yaml.Node {
-	n = deref(n)
+	n = unalias(n)
 	if n == nil || n.Kind != yaml.MappingNode {
 		return nil
 	}
@@ -458,7 +458,7 @@ func lookup(n *yaml.Node, key string) *yaml.Node {
 }
 
 func scalar(n *yaml.Node) string {
-	n = deref(n)
+	n = unalias(n)
 	if n == nil || n.Kind != yaml.ScalarNode {
 		return ""
 	}

@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
 )
 
 // Limits from the EventBridge API reference.
@@ -122,7 +124,7 @@ func CheckRequest(entries []Entry, maxBytes int) *Error {
 // event.Event.EntrySize; this package cannot import shared/event, whose
 // tests start the in-test endpoint that imports this one.)
 func EntrySize(e Entry) int {
-	n := len(deref(e.Source)) + len(deref(e.DetailType)) + len(deref(e.Detail))
+	n := len(aws.ToString(e.Source)) + len(aws.ToString(e.DetailType)) + len(aws.ToString(e.Detail))
 	if e.Time != nil {
 		n += 14
 	}
@@ -136,15 +138,15 @@ func EntrySize(e Entry) int {
 // ErrorCodes EventBridge documents; an empty code means the entry is valid.
 func CheckEntry(e Entry) (code, message string) {
 	switch {
-	case deref(e.Source) == "":
+	case aws.ToString(e.Source) == "":
 		return "InvalidArgument", "Parameter Source is not valid. Reason: Source is a required argument."
 	case strings.HasPrefix(*e.Source, "aws."):
 		return "NotAuthorizedForSourceException", "Not authorized for the source."
-	case deref(e.DetailType) == "":
+	case aws.ToString(e.DetailType) == "":
 		return "InvalidArgument", "Parameter DetailType is not valid. Reason: DetailType is a required argument."
 	case utf8.RuneCountInString(*e.DetailType) > maxDetailType:
 		return "InvalidArgument", fmt.Sprintf("Parameter DetailType is not valid. Reason: DetailType is longer than %d characters.", maxDetailType)
-	case deref(e.Detail) == "":
+	case aws.ToString(e.Detail) == "":
 		return "InvalidArgument", "Parameter Detail is not valid. Reason: Detail is a required argument."
 	}
 	for _, r := range e.Resources {
@@ -202,11 +204,4 @@ func checkDetail(detail string) error {
 			}
 		}
 	}
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
 }

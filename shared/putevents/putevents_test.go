@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/walbridge/walbridge/shared/event"
 )
 
@@ -90,7 +91,7 @@ func TestCheckEntry(t *testing.T) {
 func TestEntrySizeMatchesEvent(t *testing.T) {
 	at := 1.5
 	for _, e := range []Entry{valid(), {}, {Source: str("é"), DetailType: str("x"), Detail: str(`{"a":"漢"}`), Resources: []string{"r1", "arn:aws:rds:eu-west-1:1:db:x"}, Time: &at}} {
-		ev := event.Event{Source: deref(e.Source), DetailType: deref(e.DetailType), Detail: []byte(deref(e.Detail)), Resources: e.Resources}
+		ev := event.Event{Source: aws.ToString(e.Source), DetailType: aws.ToString(e.DetailType), Detail: []byte(aws.ToString(e.Detail)), Resources: e.Resources}
 		if e.Time != nil {
 			ev.Time = time.Unix(1, 0)
 		}
