@@ -21,8 +21,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/walbridge/walbridge/shared/testkit"
+	"github.com/walbridge/walbridge/shared/kinesistest"
+	"github.com/walbridge/walbridge/shared/pgtest"
 )
 
 // envInt is the positive integer in the environment variable name, or def.
@@ -44,7 +44,7 @@ func envInt(name string, def int) int {
 // checkpoint, the page cache, another tenant) from landing on one side.
 func BenchmarkBacklog(b *testing.B) {
 	n, rounds := envInt("WALBRIDGE_BENCH_CHANGES", 1000000), envInt("WALBRIDGE_BENCH_ROUNDS", 3)
-	pg := testkit.StartPostgres(b, testkit.PostgresOptions{})
+	pg := pgtest.Start(b, pgtest.Options{})
 	url := pg.CreateDatabase(b, "app")
 	pg.Exec(b, "app", `CREATE TABLE orders (id bigint PRIMARY KEY, customer int, total numeric(10,2), note text)`)
 	for r := range rounds {
@@ -59,7 +59,7 @@ func BenchmarkBacklog(b *testing.B) {
 	}
 	end := currentLSN(b, url)
 
-	bin, err := testkit.PostgresBinDir()
+	bin, err := pgtest.BinDir()
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -77,7 +77,7 @@ func BenchmarkBacklog(b *testing.B) {
 			}
 			baseline += time.Since(start)
 
-			fk := testkit.StartFakeKinesis(b, testkit.FakeKinesisOptions{Stream: "changes", Shards: 4, Discard: true})
+			fk := kinesistest.StartFake(b, kinesistest.FakeOptions{Stream: "changes", Shards: 4, Discard: true})
 			extra := []string{"WALBRIDGE_SLOT=" + captureSlot(r)}
 			profile := os.Getenv("WALBRIDGE_BENCH_CPUPROFILE")
 			addr := freeAddr(b)
@@ -125,13 +125,13 @@ func baselineSlot(round int) string { return fmt.Sprintf("baseline_%d", round) }
 func BenchmarkLatency(b *testing.B) {
 	rate := envInt("WALBRIDGE_BENCH_RATE", 5000)
 	// Commits must reach WAL at once: walsenders only send flushed WAL.
-	pg := testkit.StartPostgres(b, testkit.PostgresOptions{Settings: map[string]string{"synchronous_commit": "on"}})
+	pg := pgtest.Start(b, pgtest.Options{Settings: map[string]string{"synchronous_commit": "on"}})
 	url := pg.CreateDatabase(b, "app")
 	pg.Exec(b, "app", `CREATE TABLE ticks (id bigserial PRIMARY KEY, at timestamptz DEFAULT now())`)
 	if code, out := runBenchCmd(b, url, "setup"); code != 0 {
 		b.Fatalf("setup: %s", out)
 	}
-	fk := testkit.StartFakeKinesis(b, testkit.FakeKinesisOptions{Stream: "changes", Shards: 4, Discard: true})
+	fk := kinesistest.StartFake(b, kinesistest.FakeOptions{Stream: "changes", Shards: 4, Discard: true})
 	addr := freeAddr(b)
 	p := startBenchCapture(b, url, fk.URL, "WALBRIDGE_METRICS_ADDR="+addr)
 	defer func() { p.Process.Signal(os.Interrupt); p.Wait() }()

@@ -1,7 +1,7 @@
 package main
 
 // End-to-end tests of the capture binary: a real PostgreSQL cluster
-// (testkit.StartPostgres), the real Kinesis emulator (kinesalite) or the
+// (pgtest.Start), the real Kinesis emulator (kinesalite) or the
 // in-test fake Kinesis endpoint, and capture built from this package and run
 // as its own process, so that signals and crashes are real.
 
@@ -26,7 +26,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/walbridge/walbridge/shared/change"
-	"github.com/walbridge/walbridge/shared/testkit"
+	"github.com/walbridge/walbridge/shared/kinesistest"
+	"github.com/walbridge/walbridge/shared/pgtest"
 )
 
 var captureBin string
@@ -200,9 +201,9 @@ func waitSlotConfirmed(t testing.TB, url, slot string, lsn change.LSN, within ti
 // by partition key, in stream order.
 func streamChanges(t *testing.T, kinesisURL, stream string) map[string][]change.Change {
 	t.Helper()
-	c := testkit.KinesisClient(t, kinesisURL)
+	c := kinesistest.Client(t, kinesisURL)
 	out := map[string][]change.Change{}
-	for _, recs := range testkit.ReadAll(t, c, stream) {
+	for _, recs := range kinesistest.ReadAll(t, c, stream) {
 		for _, r := range recs {
 			rec, err := change.Decode(r.Data)
 			if err != nil {
@@ -242,9 +243,9 @@ func dedupe(t *testing.T, byKey map[string][]change.Change) map[string][]change.
 	return out
 }
 
-func setupDB(t *testing.T, schema ...string) (*testkit.Postgres, string) {
+func setupDB(t *testing.T, schema ...string) (*pgtest.Cluster, string) {
 	t.Helper()
-	pg := testkit.StartPostgres(t, testkit.PostgresOptions{})
+	pg := pgtest.Start(t, pgtest.Options{})
 	url := pg.CreateDatabase(t, "app")
 	pg.Exec(t, "app", schema...)
 	if code, out := runCmd(t, map[string]string{"DATABASE_URL": url}, "setup", "--keyless=full"); code != 0 {
@@ -260,8 +261,8 @@ func TestRunEndToEnd(t *testing.T) {
 		`CREATE TABLE people (id int PRIMARY KEY, email text)`,
 		`ALTER TABLE people REPLICA IDENTITY FULL`,
 	)
-	k := testkit.StartKinesis(t)
-	testkit.CreateStream(t, testkit.KinesisClient(t, k.URL), "changes", 4)
+	k := kinesistest.StartEmulator(t)
+	kinesistest.CreateStream(t, kinesistest.Client(t, k.URL), "changes", 4)
 	p := startCapture(t, append(awsEnv(k.URL), "DATABASE_URL="+url, "WALBRIDGE_STREAM=changes"))
 
 	pg.Exec(t, "app",
@@ -324,7 +325,7 @@ func TestRunEndToEnd(t *testing.T) {
 // endpoint failing 30% of PutRecords entries and some whole requests.
 func TestRunKeepsOrderUnderThrottling(t *testing.T) {
 	pg, url := setupDB(t, `CREATE TABLE counters (id int PRIMARY KEY, n int NOT NULL)`)
-	fk := testkit.StartFakeKinesis(t, testkit.FakeKinesisOptions{Stream: "changes", Shards: 4, ThrottleFraction: 0.3, ThrottleRequestFraction: 0.05, ServerErrorFraction: 0.05, Seed: 7})
+	fk := kinesistest.StartFake(t, kinesistest.FakeOptions{Stream: "changes", Shards: 4, ThrottleFraction: 0.3, ThrottleRequestFraction: 0.05, ServerErrorFraction: 0.05, Seed: 7})
 	p := startCapture(t, append(awsEnv(fk.URL), "DATABASE_URL="+url, "WALBRIDGE_STREAM=changes"))
 	const keys, rounds = 50, 40
 	pg.Exec(t, "app", fmt.Sprintf(`INSERT INTO counters SELECT g, 0 FROM generate_series(1, %d) g`, keys))
@@ -373,8 +374,8 @@ func checkCounters(t *testing.T, byKey map[string][]change.Change, keys int, wan
 // at least once and in per-key order.
 func TestCrashSafety(t *testing.T) {
 	pg, url := setupDB(t, `CREATE TABLE counters (id int PRIMARY KEY, n int NOT NULL)`)
-	k := testkit.StartKinesis(t)
-	testkit.CreateStream(t, testkit.KinesisClient(t, k.URL), "changes", 4)
+	k := kinesistest.StartEmulator(t)
+	kinesistest.CreateStream(t, kinesistest.Client(t, k.URL), "changes", 4)
 	env := append(awsEnv(k.URL), "DATABASE_URL="+url, "WALBRIDGE_STREAM=changes", "WALBRIDGE_STATUS_INTERVAL=100ms")
 	const keys = 40
 	pg.Exec(t, "app", fmt.Sprintf(`INSERT INTO counters SELECT g, 0 FROM generate_series(1, %d) g`, keys))
@@ -452,7 +453,7 @@ func TestLargeTransactionMemory(t *testing.T) {
 		t.Skip("1M-row transaction; run without -short")
 	}
 	pg, url := setupDB(t, `CREATE TABLE big (id int PRIMARY KEY, payload text)`)
-	fk := testkit.StartFakeKinesis(t, testkit.FakeKinesisOptions{Stream: "changes", Shards: 4, Discard: true})
+	fk := kinesistest.StartFake(t, kinesistest.FakeOptions{Stream: "changes", Shards: 4, Discard: true})
 	addr := freeAddr(t)
 	p := startCapture(t, append(awsEnv(fk.URL), "DATABASE_URL="+url, "WALBRIDGE_STREAM=changes", "WALBRIDGE_METRICS_ADDR="+addr, "WALBRIDGE_LOG_LEVEL=debug"))
 	pg.Exec(t, "app", `INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, 1000000) g`)
@@ -530,7 +531,7 @@ func peakRSS(t *testing.T, pid int) int64 {
 }
 
 func TestSetupRefusesKeylessTables(t *testing.T) {
-	pg := testkit.StartPostgres(t, testkit.PostgresOptions{})
+	pg := pgtest.Start(t, pgtest.Options{})
 	url := pg.CreateDatabase(t, "app")
 	pg.Exec(t, "app", `CREATE TABLE events (at timestamptz, what text)`, `CREATE TABLE users (id int PRIMARY KEY)`)
 	env := map[string]string{"DATABASE_URL": url}
@@ -560,7 +561,7 @@ func TestSetupRefusesKeylessTables(t *testing.T) {
 }
 
 func TestSetupEventTriggerProtectsNewTables(t *testing.T) {
-	pg := testkit.StartPostgres(t, testkit.PostgresOptions{})
+	pg := pgtest.Start(t, pgtest.Options{})
 	url := pg.CreateDatabase(t, "app")
 	env := map[string]string{"DATABASE_URL": url}
 	if code, out := runCmd(t, env, "setup", "--keyless=full", "--event-trigger"); code != 0 {
@@ -575,7 +576,7 @@ func TestSetupEventTriggerProtectsNewTables(t *testing.T) {
 }
 
 func TestStatusShoutsAboutBrokenTables(t *testing.T) {
-	pg := testkit.StartPostgres(t, testkit.PostgresOptions{})
+	pg := pgtest.Start(t, pgtest.Options{})
 	url := pg.CreateDatabase(t, "app")
 	env := map[string]string{"DATABASE_URL": url}
 	if code, out := runCmd(t, env, "setup"); code != 0 {
@@ -589,7 +590,7 @@ func TestStatusShoutsAboutBrokenTables(t *testing.T) {
 }
 
 func TestSetupExplainsWalLevel(t *testing.T) {
-	pg := testkit.StartPostgres(t, testkit.PostgresOptions{WALLevel: "replica"})
+	pg := pgtest.Start(t, pgtest.Options{WALLevel: "replica"})
 	code, out := runCmd(t, map[string]string{"DATABASE_URL": pg.URL("postgres")}, "setup")
 	if code == 0 || !strings.Contains(out, "wal_level") || !strings.Contains(out, "ALTER SYSTEM SET wal_level = logical") || !strings.Contains(out, "rds.logical_replication") {
 		t.Fatalf("setup on wal_level=replica: exit %d\n%s", code, out)
@@ -597,7 +598,7 @@ func TestSetupExplainsWalLevel(t *testing.T) {
 }
 
 func TestTeardown(t *testing.T) {
-	pg := testkit.StartPostgres(t, testkit.PostgresOptions{})
+	pg := pgtest.Start(t, pgtest.Options{})
 	url := pg.CreateDatabase(t, "app")
 	env := map[string]string{"DATABASE_URL": url}
 	if code, out := runCmd(t, env, "setup"); code != 0 {

@@ -17,8 +17,8 @@ import (
 	"github.com/walbridge/walbridge/fanout/publish"
 	"github.com/walbridge/walbridge/shared/backoff"
 	"github.com/walbridge/walbridge/shared/change"
+	"github.com/walbridge/walbridge/shared/eventbridgetest"
 	"github.com/walbridge/walbridge/shared/metrics"
-	"github.com/walbridge/walbridge/shared/testkit"
 )
 
 const testShard = "shardId-000000000000"
@@ -51,9 +51,9 @@ func recordOf(i int, changes ...change.Change) events.KinesisEventRecord {
 	return kinesisRecord(i, change.PartitionKey(&changes[0]), change.Encode(nil, &change.Record{Changes: changes}))
 }
 
-func testHandler(t *testing.T, f *testkit.FakeEventBridge, cfg config) (*Handler, *observer.ObservedLogs) {
+func testHandler(t *testing.T, f *eventbridgetest.Server, cfg config) (*Handler, *observer.ObservedLogs) {
 	core, logs := observer.New(zapcore.DebugLevel)
-	api := testkit.EventBridgeClient(t, f.URL, func(o *eventbridge.Options) { o.RetryMaxAttempts = 1 })
+	api := eventbridgetest.Client(t, f.URL, func(o *eventbridge.Options) { o.RetryMaxAttempts = 1 })
 	pub := publish.New(api, publish.Config{EventBus: cfg.EventBus, MaxRequestBytes: cfg.MaxEventBytes, Logger: zap.New(core),
 		Backoff: backoff.Policy{Base: time.Millisecond, Max: 10 * time.Millisecond, Equal: true}})
 	return newHandler(pub, cfg, zap.New(core), metrics.New()), logs
@@ -102,7 +102,7 @@ func TestHandle(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := testkit.StartFakeEventBridge(t, testkit.FakeEventBridgeOptions{Reject: func(ev testkit.FakeEvent) (string, string) {
+			f := eventbridgetest.Start(t, eventbridgetest.Options{Reject: func(ev eventbridgetest.Event) (string, string) {
 				if strings.Contains(ev.Detail, "poison") {
 					return "InvalidArgument", "refused"
 				}

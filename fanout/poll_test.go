@@ -21,7 +21,8 @@ import (
 
 	"github.com/walbridge/walbridge/shared/backoff"
 	"github.com/walbridge/walbridge/shared/change"
-	"github.com/walbridge/walbridge/shared/testkit"
+	"github.com/walbridge/walbridge/shared/eventbridgetest"
+	"github.com/walbridge/walbridge/shared/kinesistest"
 )
 
 // TestDeliverBisectsAndSkips drives the poller's event-source-mapping loop
@@ -121,16 +122,16 @@ func pollEnv(t *testing.T, kinesisURL, eventBridgeURL string) {
 }
 
 // TestPollAgainstKinesis runs "fanout poll" against the real Kinesis
-// emulator (testkit.StartKinesis) and the fake EventBridge: two shards, rows
+// emulator (kinesistest.StartEmulator) and the fake EventBridge: two shards, rows
 // updated several times, one record EventBridge refuses and one that is not
 // a change record. Every other event arrives in order per row, the two bad
 // records land in the on-failure file, and a second run resumes after the
 // checkpoint without publishing anything again.
 func TestPollAgainstKinesis(t *testing.T) {
-	k := testkit.StartKinesis(t)
-	kc := testkit.KinesisClient(t, k.URL)
-	testkit.CreateStream(t, kc, "changes", 2)
-	f := testkit.StartFakeEventBridge(t, testkit.FakeEventBridgeOptions{Reject: func(ev testkit.FakeEvent) (string, string) {
+	k := kinesistest.StartEmulator(t)
+	kc := kinesistest.Client(t, k.URL)
+	kinesistest.CreateStream(t, kc, "changes", 2)
+	f := eventbridgetest.Start(t, eventbridgetest.Options{Reject: func(ev eventbridgetest.Event) (string, string) {
 		if strings.Contains(ev.Detail, "poison") {
 			return "InvalidArgument", "refused"
 		}
@@ -211,9 +212,9 @@ func TestPollAgainstKinesis(t *testing.T) {
 
 // TestPollStdout prints events the way EventBridge delivers them.
 func TestPollStdout(t *testing.T) {
-	k := testkit.StartKinesis(t)
-	kc := testkit.KinesisClient(t, k.URL)
-	testkit.CreateStream(t, kc, "changes", 1)
+	k := kinesistest.StartEmulator(t)
+	kc := kinesistest.Client(t, k.URL)
+	kinesistest.CreateStream(t, kc, "changes", 1)
 	pollEnv(t, k.URL, "http://127.0.0.1:1") // never called
 	t.Setenv("AWS_ACCOUNT_ID", "123456789012")
 	c := userChange(1, 0)

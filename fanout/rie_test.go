@@ -20,7 +20,8 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/walbridge/walbridge/shared/change"
-	"github.com/walbridge/walbridge/shared/testkit"
+	"github.com/walbridge/walbridge/shared/eventbridgetest"
+	"github.com/walbridge/walbridge/shared/repo"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/kinesis-event.json")
@@ -91,7 +92,7 @@ func TestBootstrapUnderRIE(t *testing.T) {
 	if err != nil {
 		t.Fatalf("go tool: %v", err)
 	}
-	root, err := testkit.RepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +110,7 @@ func TestBootstrapUnderRIE(t *testing.T) {
 		t.Fatalf("go install %s: %v\n%s", rieModule, err, out)
 	}
 
-	f := testkit.StartFakeEventBridge(t, testkit.FakeEventBridgeOptions{})
+	f := eventbridgetest.Start(t, eventbridgetest.Options{})
 	rieAddr, apiAddr := freeAddr(t), freeAddr(t)
 	rie := exec.Command(filepath.Join(bin, "aws-lambda-rie"), "--runtime-interface-emulator-address", rieAddr, "--runtime-api-address", apiAddr,
 		filepath.Join(bin, "bootstrap"))

@@ -15,8 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"go.uber.org/zap"
 
+	"github.com/walbridge/walbridge/shared/awstest"
 	"github.com/walbridge/walbridge/shared/metrics"
-	"github.com/walbridge/walbridge/shared/testkit"
 )
 
 // recorder is an HTTP endpoint for the real CloudWatch client: it keeps the
@@ -49,7 +49,7 @@ func TestPublish(t *testing.T) {
 	rec := &recorder{}
 	srv := httptest.NewServer(rec)
 	defer srv.Close()
-	client := cloudwatch.NewFromConfig(testkit.AWSConfig(t), func(o *cloudwatch.Options) { o.BaseEndpoint = aws.String(srv.URL) })
+	client := cloudwatch.NewFromConfig(awstest.Config(t), func(o *cloudwatch.Options) { o.BaseEndpoint = aws.String(srv.URL) })
 
 	reg := metrics.New()
 	reg.Gauge("walbridge_slot_wal_retained_bytes", "").With().Set(123456)

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/walbridge/walbridge/shared/change"
-	"github.com/walbridge/walbridge/shared/testkit"
+	"github.com/walbridge/walbridge/shared/kinesistest"
 )
 
 // BenchmarkWriter pushes small row changes (about 300 bytes encoded)
@@ -31,7 +31,7 @@ func BenchmarkWriter(b *testing.B) {
 		{"keys=65536/rtt=20ms", 1 << 16, 20 * time.Millisecond},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			f := testkit.StartFakeKinesis(b, testkit.FakeKinesisOptions{Discard: true, Shards: 4, Latency: bc.rtt})
+			f := kinesistest.StartFake(b, kinesistest.FakeOptions{Discard: true, Shards: 4, Latency: bc.rtt})
 			w := newWriter(b, fakeClient(b, f.URL), Config{})
 			changes := make([]change.Change, bc.keys)
 			for i := range changes {

@@ -5,15 +5,15 @@ import (
 	"testing"
 
 	"github.com/walbridge/walbridge/shared/change"
-	"github.com/walbridge/walbridge/shared/testkit"
+	"github.com/walbridge/walbridge/shared/kinesistest"
 )
 
 // TestAgainstTheEmulator starts the real Kinesis emulator (kinesalite, via
-// testkit.StartKinesis) and reads back what the writer put.
+// kinesistest.StartEmulator) and reads back what the writer put.
 func TestAgainstTheEmulator(t *testing.T) {
-	k := testkit.StartKinesis(t)
-	client := testkit.KinesisClient(t, k.URL)
-	testkit.CreateStream(t, client, "changes", 3)
+	k := kinesistest.StartEmulator(t)
+	client := kinesistest.Client(t, k.URL)
+	kinesistest.CreateStream(t, client, "changes", 3)
 	w := newWriter(t, client, Config{Stream: "changes", Concurrency: 4})
 	ctx := context.Background()
 
@@ -39,7 +39,7 @@ func TestAgainstTheEmulator(t *testing.T) {
 	}
 
 	got := map[string][]change.Change{}
-	for _, recs := range testkit.ReadAll(t, client, "changes") {
+	for _, recs := range kinesistest.ReadAll(t, client, "changes") {
 		for _, r := range recs {
 			rec, err := change.Decode(r.Data)
 			if err != nil {

@@ -13,9 +13,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"go.uber.org/goleak"
 
+	"github.com/walbridge/walbridge/shared/awstest"
 	"github.com/walbridge/walbridge/shared/change"
+	"github.com/walbridge/walbridge/shared/kinesistest"
 	"github.com/walbridge/walbridge/shared/metrics"
-	"github.com/walbridge/walbridge/shared/testkit"
 )
 
 func TestMain(m *testing.M) {
@@ -25,7 +26,7 @@ func TestMain(m *testing.M) {
 // fakeClient is a real SDK client for a fake endpoint with the SDK's own
 // retries off, so that every failure the fake injects reaches the writer.
 func fakeClient(tb testing.TB, url string) *kinesis.Client {
-	return kinesis.NewFromConfig(testkit.AWSConfig(tb), func(o *kinesis.Options) {
+	return kinesis.NewFromConfig(awstest.Config(tb), func(o *kinesis.Options) {
 		o.BaseEndpoint = aws.String(url)
 		o.RetryMaxAttempts = 1
 	})
@@ -81,7 +82,7 @@ type pos struct {
 
 // decodeLog decodes every accepted record of the fake, per partition key,
 // and checks each record's changes all carry that key.
-func decodeLog(t *testing.T, f *testkit.FakeKinesis) map[string][]change.Change {
+func decodeLog(t *testing.T, f *kinesistest.Fake) map[string][]change.Change {
 	t.Helper()
 	out := map[string][]change.Change{}
 	for key, recs := range f.RecordsByKey() {
@@ -158,7 +159,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func TestOrderPerKeyUnderThrottlingAndServerErrors(t *testing.T) {
-	f := testkit.StartFakeKinesis(t, testkit.FakeKinesisOptions{
+	f := kinesistest.StartFake(t, kinesistest.FakeOptions{
 		Shards: 4, ThrottleFraction: 0.3, InternalFailureFraction: 0.02,
 		ServerErrorFraction: 0.05, ThrottleRequestFraction: 0.03,
 	})
@@ -206,8 +207,8 @@ func TestOrderPerKeyUnderThrottlingAndServerErrors(t *testing.T) {
 func TestOrderWithTheSDKsOwnRetries(t *testing.T) {
 	// The default client retries 5xx and throttling itself before the writer
 	// sees an error (wrapped in its retry errors); the result is the same.
-	f := testkit.StartFakeKinesis(t, testkit.FakeKinesisOptions{ThrottleFraction: 0.2, ServerErrorFraction: 0.1})
-	w := newWriter(t, testkit.KinesisClient(t, f.URL), Config{})
+	f := kinesistest.StartFake(t, kinesistest.FakeOptions{ThrottleFraction: 0.2, ServerErrorFraction: 0.1})
+	w := newWriter(t, kinesistest.Client(t, f.URL), Config{})
 	ctx := context.Background()
 	want := map[string][]pos{}
 	for i := range 2000 {
@@ -228,7 +229,7 @@ func TestOrderWithTheSDKsOwnRetries(t *testing.T) {
 }
 
 func TestConfirmableNeverPassesAnUnacknowledgedRecord(t *testing.T) {
-	f := testkit.StartFakeKinesis(t, testkit.FakeKinesisOptions{})
+	f := kinesistest.StartFake(t, kinesistest.FakeOptions{})
 	w := newWriter(t, fakeClient(t, f.URL), Config{})
 	ctx := context.Background()
 	add := func(id int, lsn change.LSN) {
@@ -281,7 +282,7 @@ func TestConfirmableNeverPassesAnUnacknowledgedRecord(t *testing.T) {
 }
 
 func TestKeepaliveMarkWhenIdleIsConfirmableAtOnce(t *testing.T) {
-	f := testkit.StartFakeKinesis(t, testkit.FakeKinesisOptions{})
+	f := kinesistest.StartFake(t, kinesistest.FakeOptions{})
 	w := newWriter(t, fakeClient(t, f.URL), Config{})
 	if err := w.Mark(context.Background(), 42); err != nil {
 		t.Fatal(err)
@@ -302,7 +303,7 @@ func TestKeepaliveMarkWhenIdleIsConfirmableAtOnce(t *testing.T) {
 // addHeldHotRow holds row 1 of table t at the fake, adds n changes to it
 // with payload-byte values (calling afterFirst once the first is added), and
 // returns the hold's release and the expected per-key order.
-func addHeldHotRow(t *testing.T, w *Writer, f *testkit.FakeKinesis, n, payload int, afterFirst func()) (release func(), want map[string][]pos) {
+func addHeldHotRow(t *testing.T, w *Writer, f *kinesistest.Fake, n, payload int, afterFirst func()) (release func(), want map[string][]pos) {
 	t.Helper()
 	hot := row("t", 1, 0, 0, "")
 	release = f.Hold(change.PartitionKey(&hot))
@@ -322,7 +323,7 @@ func addHeldHotRow(t *testing.T, w *Writer, f *testkit.FakeKinesis, n, payload i
 }
 
 func TestHotKeyChangesArePackedInOrder(t *testing.T) {
-	f := testkit.StartFakeKinesis(t, testkit.FakeKinesisOptions{})
+	f := kinesistest.StartFake(t, kinesistest.FakeOptions{})
 	w := newWriter(t, fakeClient(t, f.URL), Config{})
 	release, want := addHeldHotRow(t, w, f, 1000, 100, func() {
 		waitFor(t, "the first record in flight", func() bool { return f.Stats().PutRecordsRequests == 1 })
@@ -338,7 +339,7 @@ func TestHotKeyChangesArePackedInOrder(t *testing.T) {
 }
 
 func TestPackingRespectsTheRecordSize(t *testing.T) {
-	f := testkit.StartFakeKinesis(t, testkit.FakeKinesisOptions{})
+	f := kinesistest.StartFake(t, kinesistest.FakeOptions{})
 	w := newWriter(t, fakeClient(t, f.URL), Config{})
 	release, want := addHeldHotRow(t, w, f, 1000, 5000, func() {})
 	release()
@@ -350,7 +351,7 @@ func TestPackingRespectsTheRecordSize(t *testing.T) {
 }
 
 func TestOversizedChangeOmitsItsLargestValues(t *testing.T) {
-	f := testkit.StartFakeKinesis(t, testkit.FakeKinesisOptions{}) // 1 MiB records
+	f := kinesistest.StartFake(t, kinesistest.FakeOptions{}) // 1 MiB records
 	reg := metrics.New()
 	w := newWriter(t, fakeClient(t, f.URL), Config{Metrics: reg})
 	c := row("docs", 7, 500, 0, strings.Repeat("b", 2<<20))
@@ -395,7 +396,7 @@ func TestOversizedChangeOmitsItsLargestValues(t *testing.T) {
 }
 
 func TestChangeThatCannotFitFailsLoudly(t *testing.T) {
-	f := testkit.StartFakeKinesis(t, testkit.FakeKinesisOptions{})
+	f := kinesistest.StartFake(t, kinesistest.FakeOptions{})
 	w := newWriter(t, fakeClient(t, f.URL), Config{})
 	ctx := context.Background()
 	ok := row("docs", 1, 100, 0, "fine")
@@ -421,7 +422,7 @@ func TestChangeThatCannotFitFailsLoudly(t *testing.T) {
 }
 
 func TestFatalPutRecordsErrorSurfaces(t *testing.T) {
-	f := testkit.StartFakeKinesis(t, testkit.FakeKinesisOptions{})
+	f := kinesistest.StartFake(t, kinesistest.FakeOptions{})
 	// Check is skipped: the stream does not exist, so PutRecords fails with
 	// ResourceNotFoundException, which no retry can fix.
 	w, err := NewWriter(context.Background(), fakeClient(t, f.URL), Config{Stream: "missing", RetryBase: time.Millisecond})
@@ -447,7 +448,7 @@ func TestFatalPutRecordsErrorSurfaces(t *testing.T) {
 }
 
 func TestCloseIsBoundedByItsContext(t *testing.T) {
-	f := testkit.StartFakeKinesis(t, testkit.FakeKinesisOptions{})
+	f := kinesistest.StartFake(t, kinesistest.FakeOptions{})
 	w := newWriter(t, fakeClient(t, f.URL), Config{})
 	c := row("t", 1, 10, 0, "x")
 	defer f.Hold(change.PartitionKey(&c))()
@@ -469,7 +470,7 @@ func TestCloseIsBoundedByItsContext(t *testing.T) {
 }
 
 func TestCancelingTheWritersContextStopsIt(t *testing.T) {
-	f := testkit.StartFakeKinesis(t, testkit.FakeKinesisOptions{})
+	f := kinesistest.StartFake(t, kinesistest.FakeOptions{})
 	ctx, cancel := context.WithCancel(context.Background())
 	w, err := NewWriter(ctx, fakeClient(t, f.URL), Config{Stream: "fake"})
 	if err != nil {
@@ -488,7 +489,7 @@ func TestCancelingTheWritersContextStopsIt(t *testing.T) {
 }
 
 func TestAddBlocksWhenTheBufferIsFull(t *testing.T) {
-	f := testkit.StartFakeKinesis(t, testkit.FakeKinesisOptions{})
+	f := kinesistest.StartFake(t, kinesistest.FakeOptions{})
 	w := newWriter(t, fakeClient(t, f.URL), Config{BufferBytes: 4 << 10})
 	c := row("t", 1, 10, 0, strings.Repeat("z", 1000))
 	release := f.Hold(change.PartitionKey(&c))
@@ -520,7 +521,7 @@ func TestAddBlocksWhenTheBufferIsFull(t *testing.T) {
 }
 
 func TestStreamARNIsSentAsStreamARN(t *testing.T) {
-	f := testkit.StartFakeKinesis(t, testkit.FakeKinesisOptions{Stream: "by-arn"})
+	f := kinesistest.StartFake(t, kinesistest.FakeOptions{Stream: "by-arn"})
 	w := newWriter(t, fakeClient(t, f.URL), Config{Stream: f.ARN()})
 	c := row("t", 1, 10, 0, "x")
 	if err := w.Add(context.Background(), &c); err != nil {
@@ -533,7 +534,7 @@ func TestStreamARNIsSentAsStreamARN(t *testing.T) {
 }
 
 func TestPackedRecordIsChangeEncode(t *testing.T) {
-	f := testkit.StartFakeKinesis(t, testkit.FakeKinesisOptions{})
+	f := kinesistest.StartFake(t, kinesistest.FakeOptions{})
 	w := newWriter(t, fakeClient(t, f.URL), Config{})
 	first := row("t", 1, 10, 0, "a")
 	release := f.Hold(change.PartitionKey(&first))
@@ -564,7 +565,7 @@ func TestPackedRecordIsChangeEncode(t *testing.T) {
 func TestLargeRecordStreamSendsABigChangeWhole(t *testing.T) {
 	// With MaxRecordSizeInKiB raised, a 7 MiB change fits in one record,
 	// which then travels in a request of its own (over 5 MiB).
-	f := testkit.StartFakeKinesis(t, testkit.FakeKinesisOptions{MaxRecordSizeInKiB: 10240})
+	f := kinesistest.StartFake(t, kinesistest.FakeOptions{MaxRecordSizeInKiB: 10240})
 	reg := metrics.New()
 	w := newWriter(t, fakeClient(t, f.URL), Config{Metrics: reg})
 	ctx := context.Background()

@@ -1,6 +1,6 @@
 package replication
 
-// These tests run a real throwaway PostgreSQL cluster (testkit.StartPostgres,
+// These tests run a real throwaway PostgreSQL cluster (pgtest.Start,
 // wal_level=logical) and stream from a real pgoutput slot into memSink, a
 // sink that makes every change durable at once, so that what is checked is
 // the decoding and the bookkeeping, not Kinesis.
@@ -18,7 +18,7 @@ import (
 
 	"github.com/walbridge/walbridge/capture/slot"
 	"github.com/walbridge/walbridge/shared/change"
-	"github.com/walbridge/walbridge/shared/testkit"
+	"github.com/walbridge/walbridge/shared/pgtest"
 )
 
 type memSink struct {
@@ -91,7 +91,7 @@ func (m *memSink) waitFor(t *testing.T, what string, pred func([]change.Change) 
 }
 
 type harness struct {
-	pg     *testkit.Postgres
+	pg     *pgtest.Cluster
 	url    string
 	sink   *memSink
 	cancel context.CancelFunc
@@ -109,7 +109,7 @@ func startStream(t *testing.T, schema ...string) *harness {
 // it runs.
 func startStreamWith(t *testing.T, configure func(*Stream), schema ...string) *harness {
 	t.Helper()
-	pg := testkit.StartPostgres(t, testkit.PostgresOptions{})
+	pg := pgtest.Start(t, pgtest.Options{})
 	url := pg.CreateDatabase(t, "app")
 	pg.Exec(t, "app", schema...)
 	ctx := context.Background()

@@ -8,7 +8,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 
 	"github.com/walbridge/walbridge/shared/backoff"
-	"github.com/walbridge/walbridge/shared/testkit"
+	"github.com/walbridge/walbridge/shared/eventbridgetest"
 )
 
 // BenchmarkPublish publishes Lambda-sized batches through the real SDK client
@@ -27,8 +27,8 @@ func BenchmarkPublish(b *testing.B) {
 		{"rows=1/throttle=0.1", 1, 0.1, 2 * time.Millisecond, 4}, // one key: a table without a primary key
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			f := testkit.StartFakeEventBridge(b, testkit.FakeEventBridgeOptions{ThrottleFraction: bc.throttle, Latency: bc.latency, Discard: true})
-			api := testkit.EventBridgeClient(b, f.URL, func(o *eventbridge.Options) { o.RetryMaxAttempts = 1 })
+			f := eventbridgetest.Start(b, eventbridgetest.Options{ThrottleFraction: bc.throttle, Latency: bc.latency, Discard: true})
+			api := eventbridgetest.Client(b, f.URL, func(o *eventbridge.Options) { o.RetryMaxAttempts = 1 })
 			p := New(api, Config{Backoff: backoff.Policy{Base: time.Millisecond, Max: 10 * time.Millisecond, Equal: true}, Concurrency: bc.concurrent, MaxAttempts: 100})
 			const batch = 1000
 			var total Stats

@@ -17,7 +17,7 @@ import (
 	"github.com/walbridge/walbridge/shared/backoff"
 	"github.com/walbridge/walbridge/shared/change"
 	"github.com/walbridge/walbridge/shared/event"
-	"github.com/walbridge/walbridge/shared/testkit"
+	"github.com/walbridge/walbridge/shared/eventbridgetest"
 )
 
 func TestMain(m *testing.M) {
@@ -115,10 +115,10 @@ func (o *orderChecker) PutEvents(ctx context.Context, in *eventbridge.PutEventsI
 	return o.api.PutEvents(ctx, in, optFns...)
 }
 
-func client(t testing.TB, f *testkit.FakeEventBridge) API {
+func client(t testing.TB, f *eventbridgetest.Server) API {
 	// The publisher owns retries; the SDK's own would hide failures from it.
 	return &orderChecker{t: t, inflight: map[string]bool{},
-		api: testkit.EventBridgeClient(t, f.URL, func(o *eventbridge.Options) { o.RetryMaxAttempts = 1 })}
+		api: eventbridgetest.Client(t, f.URL, func(o *eventbridge.Options) { o.RetryMaxAttempts = 1 })}
 }
 
 func fastBackoff() backoff.Policy {
@@ -127,7 +127,7 @@ func fastBackoff() backoff.Policy {
 
 // checkOrder asserts every item arrived exactly as often as needed and, per
 // key, in source order once repeats (same lsn and seq) are dropped.
-func checkOrder(t *testing.T, items []Item, got []testkit.FakeEvent) {
+func checkOrder(t *testing.T, items []Item, got []eventbridgetest.Event) {
 	t.Helper()
 	seen := map[string]bool{}
 	lastRecord := map[string]int{}
@@ -151,7 +151,7 @@ func checkOrder(t *testing.T, items []Item, got []testkit.FakeEvent) {
 }
 
 func TestPublishUnderFailuresDeliversAllInOrder(t *testing.T) {
-	f := testkit.StartFakeEventBridge(t, testkit.FakeEventBridgeOptions{
+	f := eventbridgetest.Start(t, eventbridgetest.Options{
 		ThrottleFraction: 0.2, InternalFailureFraction: 0.1, ThrottleRequestFraction: 0.05, ServerErrorFraction: 0.02, Seed: 3})
 	items := rowItems(t, 40, 25, short)
 	p := New(client(t, f), Config{EventBus: "orders", Backoff: fastBackoff(), MaxAttempts: 50, Logger: zaptest.NewLogger(t)})
@@ -178,7 +178,7 @@ func TestPublishUnderFailuresDeliversAllInOrder(t *testing.T) {
 
 func TestPublishShrinksOversizedEvents(t *testing.T) {
 	const limit = 4096
-	f := testkit.StartFakeEventBridge(t, testkit.FakeEventBridgeOptions{MaxRequestBytes: limit})
+	f := eventbridgetest.Start(t, eventbridgetest.Options{MaxRequestBytes: limit})
 	items := rowItems(t, 3, 2, func(rec int) string {
 		if rec == 1 {
 			return strings.Repeat("é", 5000) // 10000 bytes
@@ -208,7 +208,7 @@ func TestPublishShrinksOversizedEvents(t *testing.T) {
 }
 
 func TestPublishValidationErrorFailsItsRecord(t *testing.T) {
-	f := testkit.StartFakeEventBridge(t, testkit.FakeEventBridgeOptions{Reject: func(ev testkit.FakeEvent) (string, string) {
+	f := eventbridgetest.Start(t, eventbridgetest.Options{Reject: func(ev eventbridgetest.Event) (string, string) {
 		if strings.Contains(ev.Detail, "poison") {
 			return "InvalidArgument", "Parameter Detail is not valid."
 		}
@@ -249,7 +249,7 @@ func TestPublishValidationErrorFailsItsRecord(t *testing.T) {
 func TestPublishRetriesRefusedRequestEntryByEntry(t *testing.T) {
 	// The fake's limit is below the publisher's: a full request is refused
 	// whole, each event alone fits.
-	f := testkit.StartFakeEventBridge(t, testkit.FakeEventBridgeOptions{MaxRequestBytes: 3000})
+	f := eventbridgetest.Start(t, eventbridgetest.Options{MaxRequestBytes: 3000})
 	items := rowItems(t, 6, 1, func(int) string { return strings.Repeat("b", 1000) })
 	p := New(client(t, f), Config{MaxRequestBytes: 100000, Backoff: fastBackoff(), Logger: zaptest.NewLogger(t)})
 	res := p.Publish(context.Background(), items)
@@ -263,7 +263,7 @@ func TestPublishRetriesRefusedRequestEntryByEntry(t *testing.T) {
 }
 
 func TestPublishStopsBeforeTheDeadline(t *testing.T) {
-	f := testkit.StartFakeEventBridge(t, testkit.FakeEventBridgeOptions{Latency: 100 * time.Millisecond})
+	f := eventbridgetest.Start(t, eventbridgetest.Options{Latency: 100 * time.Millisecond})
 	items := rowItems(t, 1, 50, short) // one key: one event per round trip
 	p := New(client(t, f), Config{Backoff: fastBackoff(), DeadlineMargin: 200 * time.Millisecond, Logger: zaptest.NewLogger(t)})
 	deadline := time.Now().Add(time.Second)

@@ -2,7 +2,7 @@ package main
 
 // These tests run awsinit as docker-compose's init step does, from the
 // repository root with its default template, against the Kinesis emulator
-// and shared/awsfake's EventBridge, SQS and Lambda endpoints, reached the
+// and the in-test EventBridge, SQS and Lambda endpoints, reached the
 // way LocalStack is: through the SDK's AWS_ENDPOINT_URL_* variables.
 
 import (
@@ -17,9 +17,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
-
-	"github.com/walbridge/walbridge/shared/awsfake"
-	"github.com/walbridge/walbridge/shared/testkit"
+	"github.com/walbridge/walbridge/shared/awstest"
+	"github.com/walbridge/walbridge/shared/eventbridgetest"
+	"github.com/walbridge/walbridge/shared/kinesistest"
+	"github.com/walbridge/walbridge/shared/lambdatest"
+	"github.com/walbridge/walbridge/shared/repo"
+	"github.com/walbridge/walbridge/shared/sqstest"
 )
 
 // welcomePattern is infra/template.yaml's WelcomeEmailRule pattern for
@@ -27,27 +30,27 @@ import (
 const welcomePattern = `{"source":["walbridge.database"],"detail-type":["DatabaseEvent"],"resources":["app"],"detail":{"schema":["public"],"table":["users"],"operation":["insert"]}}`
 
 type stack struct {
-	log       *awsfake.Log
-	events    *awsfake.EventBridge
-	queues    *awsfake.SQS
-	lambda    *awsfake.Lambda
+	log       *awstest.Log
+	events    *eventbridgetest.Server
+	queues    *sqstest.Server
+	lambda    *lambdatest.Server
 	kinesis   *kinesis.Client
 	bootstrap string // path of the built fanout stand-in
 }
 
 func newStack(t *testing.T) *stack {
 	t.Helper()
-	k := testkit.StartKinesis(t)
-	log := &awsfake.Log{}
+	k := kinesistest.StartEmulator(t)
+	log := &awstest.Log{}
 	s := &stack{
 		log:     log,
-		events:  awsfake.StartEventBridge(t, awsfake.EventBridgeOptions{Log: log}),
-		queues:  awsfake.StartSQS(t, awsfake.SQSOptions{Log: log}),
-		lambda:  awsfake.StartLambda(t, awsfake.LambdaOptions{Log: log}),
-		kinesis: testkit.KinesisClient(t, k.URL),
+		events:  eventbridgetest.Start(t, eventbridgetest.Options{Log: log}),
+		queues:  sqstest.Start(t, sqstest.Options{Log: log}),
+		lambda:  lambdatest.Start(t, lambdatest.Options{Log: log}),
+		kinesis: kinesistest.Client(t, k.URL),
 	}
 	dir := t.TempDir()
-	awsfake.IsolateEnv(t, map[string]string{
+	awstest.IsolateEnv(t, map[string]string{
 		"AWS_ENDPOINT_URL":             "",
 		"AWS_ENDPOINT_URL_KINESIS":     k.URL,
 		"AWS_ENDPOINT_URL_EVENTBRIDGE": s.events.URL,
@@ -59,7 +62,7 @@ func newStack(t *testing.T) *stack {
 	if err := os.WriteFile(s.bootstrap, []byte("#!/bin/sh\necho fanout\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	root, err := testkit.RepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +137,7 @@ func TestRunTwiceProvisionsOnce(t *testing.T) {
 	if got, err := fn.File("bootstrap"); err != nil || got != "#!/bin/sh\necho fanout\n" {
 		t.Errorf("deployed bootstrap %q", got)
 	}
-	lc := lambda.NewFromConfig(testkit.AWSConfig(t), func(o *lambda.Options) { o.BaseEndpoint = aws.String(s.lambda.URL) })
+	lc := lambda.NewFromConfig(awstest.Config(t), func(o *lambda.Options) { o.BaseEndpoint = aws.String(s.lambda.URL) })
 	m, err := lc.ListEventSourceMappings(context.Background(), &lambda.ListEventSourceMappingsInput{EventSourceArn: aws.String(streamARN)})
 	if err != nil || len(m.EventSourceMappings) != 1 {
 		t.Errorf("mappings of the stream: %v, %+v", err, m)

@@ -14,9 +14,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/walbridge/walbridge/shared/repo"
 	"gopkg.in/yaml.v3"
-
-	"github.com/walbridge/walbridge/shared/testkit"
 )
 
 type composeFile struct {
@@ -32,7 +31,7 @@ type composeFile struct {
 }
 
 func TestComposeFileReferencesExist(t *testing.T) {
-	root, err := testkit.RepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,12 +22,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/walbridge/walbridge/shared/testkit"
+	"github.com/walbridge/walbridge/shared/pgtest"
+	"github.com/walbridge/walbridge/shared/repo"
 )
 
 func repoRoot(t *testing.T) string {
 	t.Helper()
-	root, err := testkit.RepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,7 +294,7 @@ func shape(v any) string {
 }
 
 func TestDatabaseURLNeedsLogicalWAL(t *testing.T) {
-	pg := testkit.StartPostgres(t, testkit.PostgresOptions{WALLevel: "replica"})
+	pg := pgtest.Start(t, pgtest.Options{WALLevel: "replica"})
 	_, _, env := devEnv(t)
 	cmd := exec.Command("bash", "scripts/dev")
 	cmd.Dir = repoRoot(t)

@@ -15,9 +15,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 
+	"github.com/walbridge/walbridge/shared/eventbridgetest"
 	"github.com/walbridge/walbridge/shared/localbus"
 	"github.com/walbridge/walbridge/shared/pattern"
-	"github.com/walbridge/walbridge/shared/testkit"
+	"github.com/walbridge/walbridge/shared/repo"
 )
 
 // newhandler runs the command with every flag given (so it never asks) and
@@ -37,7 +38,7 @@ func newhandler(t *testing.T, args ...string) {
 // removed when the test ends.
 func inModule(t *testing.T) (root, dir string) {
 	t.Helper()
-	root, err := testkit.RepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +192,7 @@ func TestGeneratedHandlers(t *testing.T) {
 		if err := json.Unmarshal(readFile(t, filepath.Join(tsDir, "put-events.json")), &entries); err != nil {
 			t.Fatalf("put-events.json: %v", err)
 		}
-		resp, err := testkit.EventBridgeClient(t, srv.URL).PutEvents(context.Background(), &eventbridge.PutEventsInput{Entries: entries})
+		resp, err := eventbridgetest.Client(t, srv.URL).PutEvents(context.Background(), &eventbridge.PutEventsInput{Entries: entries})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -17,9 +17,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
-	"github.com/walbridge/walbridge/shared/awsfake"
+	"github.com/walbridge/walbridge/shared/awstest"
 	"github.com/walbridge/walbridge/shared/change"
-	"github.com/walbridge/walbridge/shared/testkit"
+	"github.com/walbridge/walbridge/shared/kinesistest"
+	"github.com/walbridge/walbridge/shared/sqstest"
 )
 
 // userChange is an update of public.users row id, whose new email is a row
@@ -50,24 +51,24 @@ type put struct {
 type world struct {
 	kin       *kinesis.Client
 	streamArn string
-	sqs       *awsfake.SQS
+	sqs       *sqstest.Server
 	queue     string
-	log       *awsfake.Log
+	log       *awstest.Log
 	recs      []put // in stream order
 }
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	k := testkit.StartKinesis(t)
-	kc := testkit.KinesisClient(t, k.URL)
-	testkit.CreateStream(t, kc, "changes", 1)
+	k := kinesistest.StartEmulator(t)
+	kc := kinesistest.Client(t, k.URL)
+	kinesistest.CreateStream(t, kc, "changes", 1)
 	sum, err := kc.DescribeStreamSummary(context.Background(), &kinesis.DescribeStreamSummaryInput{StreamName: aws.String("changes")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := &awsfake.Log{}
-	q := awsfake.StartSQS(t, awsfake.SQSOptions{Log: log})
-	awsfake.IsolateEnv(t, map[string]string{
+	log := &awstest.Log{}
+	q := sqstest.Start(t, sqstest.Options{Log: log})
+	awstest.IsolateEnv(t, map[string]string{
 		"AWS_ENDPOINT_URL_SQS":     q.URL,
 		"AWS_ENDPOINT_URL_KINESIS": k.URL,
 		"AWS_CA_BUNDLE":            "", // plain HTTP on loopback; and the SDK can't add a bundle to the Recorder
@@ -105,7 +106,7 @@ func (w *world) failure(first, last put, size int) string {
 func (w *world) redrive(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	rec := awsfake.Recorder{Log: w.log, Service: "kinesis", TargetPrefix: "Kinesis_20131202.", Next: awshttp.NewBuildableClient()}
+	rec := awstest.Recorder{Log: w.log, Service: "kinesis", TargetPrefix: "Kinesis_20131202.", Next: awshttp.NewBuildableClient()}
 	code := run(context.Background(), append([]string{"--queue", w.queue, "--wait", "0s"}, args...), &out, &errOut, config.WithHTTPClient(rec))
 	return code, out.String(), errOut.String()
 }
@@ -271,7 +272,7 @@ func TestRepublish(t *testing.T) {
 	if left := w.sqs.Messages(w.queue); len(left) != 1 || left[0].MessageID != badID || left[0].InFlight {
 		t.Errorf("left in the queue: %+v, want the malformed batch's message, visible", left)
 	}
-	stream := testkit.ReadAll(t, w.kin, "changes")["shardId-000000000000"]
+	stream := kinesistest.ReadAll(t, w.kin, "changes")["shardId-000000000000"]
 	tail := stream[len(w.recs):]
 	if len(tail) != 3 {
 		t.Fatalf("%d records added to the stream, want 3", len(tail))
@@ -299,7 +300,7 @@ func TestRepublish(t *testing.T) {
 	if left := w.sqs.Messages(w.queue); len(left) != 0 {
 		t.Errorf("left in the queue: %+v", left)
 	}
-	stream = testkit.ReadAll(t, w.kin, "changes")["shardId-000000000000"]
+	stream = kinesistest.ReadAll(t, w.kin, "changes")["shardId-000000000000"]
 	if last := stream[len(stream)-1]; !bytes.Equal(last.Data, bad[0].data) {
 		t.Errorf("last record %s, want the malformed one", last.Data)
 	}
@@ -375,8 +376,8 @@ func TestSeqLess(t *testing.T) {
 // endpoint that throttles a third of the entries: every key's records must
 // still land in their original order.
 func TestPutterKeepsKeyOrderThroughThrottling(t *testing.T) {
-	f := testkit.StartFakeKinesis(t, testkit.FakeKinesisOptions{Stream: "changes", Shards: 2, ThrottleFraction: 0.3, Seed: 7})
-	p := putter{api: testkit.KinesisClient(t, f.URL), maxAttempts: 50, sleep: func(context.Context, time.Duration) error { return nil }}
+	f := kinesistest.StartFake(t, kinesistest.FakeOptions{Stream: "changes", Shards: 2, ThrottleFraction: 0.3, Seed: 7})
+	p := putter{api: kinesistest.Client(t, f.URL), maxAttempts: 50, sleep: func(context.Context, time.Duration) error { return nil }}
 	var recs []*streamRecord
 	for i := range 60 {
 		recs = append(recs, &streamRecord{PartitionKey: fmt.Sprintf("public.users/%d", i%5), Data: []byte(fmt.Sprint(i))})

@@ -13,8 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
-
-	"github.com/walbridge/walbridge/shared/awsfake"
+	"github.com/walbridge/walbridge/shared/awstest"
+	"github.com/walbridge/walbridge/shared/lambdatest"
 )
 
 const (
@@ -26,11 +26,11 @@ const (
 
 // setup starts the Lambda fake with fanout's mapping as infra/template.yaml
 // creates it, settled, and points the SDK's standard chain at the fake.
-func setup(t *testing.T, enabled bool) (*awsfake.Lambda, *lambda.Client, string) {
+func setup(t *testing.T, enabled bool) (*lambdatest.Server, *lambda.Client, string) {
 	t.Helper()
-	f := awsfake.StartLambda(t, awsfake.LambdaOptions{})
+	f := lambdatest.Start(t, lambdatest.Options{})
 	f.AddFunction(function)
-	awsfake.IsolateEnv(t, map[string]string{
+	awstest.IsolateEnv(t, map[string]string{
 		"AWS_ENDPOINT_URL_LAMBDA": f.URL,
 	})
 	c := lambda.NewFromConfig(aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")},

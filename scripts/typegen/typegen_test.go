@@ -10,16 +10,16 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/walbridge/walbridge/shared/testkit"
+	"github.com/walbridge/walbridge/shared/pgtest"
 )
 
 // TestRegenerateAfterMigration runs typegen against a real PostgreSQL
-// (testkit.StartPostgres): it writes a schema per published table and the
+// (pgtest.Start): it writes a schema per published table and the
 // TypeScript and Go types, and after ALTER TABLE ... ADD COLUMN and a table
 // leaving the publication, a second run has the new column everywhere and
 // removes the stale schema, but not a file typegen did not write.
 func TestRegenerateAfterMigration(t *testing.T) {
-	pg := testkit.StartPostgres(t, testkit.PostgresOptions{})
+	pg := pgtest.Start(t, pgtest.Options{})
 	url := pg.CreateDatabase(t, "app")
 	pg.Exec(t, "app",
 		"CREATE TYPE plan AS ENUM ('free', 'pro')",

@@ -13,7 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/walbridge/walbridge/shared/change"
-	"github.com/walbridge/walbridge/shared/testkit"
+	"github.com/walbridge/walbridge/shared/pgtest"
 )
 
 // zooColumns is a column of every type family, each with edge values (SQL
@@ -89,12 +89,12 @@ var zooColumns = []struct {
 	{"c_posint_arr", "posint[]", []string{"'{1,2}'"}},
 }
 
-// TestTypeZooRoundTrip runs against a real PostgreSQL (testkit.StartPostgres):
+// TestTypeZooRoundTrip runs against a real PostgreSQL (pgtest.Start):
 // it reads every zoo column in the text form capture delivers, builds an
 // insert event, and asks PostgreSQL whether each event value, read back the
 // way a consumer would, is the stored value.
 func TestTypeZooRoundTrip(t *testing.T) {
-	pg := testkit.StartPostgres(t, testkit.PostgresOptions{})
+	pg := pgtest.Start(t, pgtest.Options{})
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, pg.CreateDatabase(t, "zoo"))
 	if err != nil {

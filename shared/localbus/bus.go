@@ -83,6 +83,27 @@ type Options struct {
 	// forgotten first (default 10000), so a long session does not grow
 	// without end.
 	MaxRecords int
+	// Hooks let a stand-in built on the bus watch PutEvents and inject
+	// failures into it (package eventbridgetest does); the zero value does
+	// neither.
+	Hooks Hooks
+}
+
+// Hooks watch and shape PutEvents. Each is optional and may be called from
+// concurrent requests.
+type Hooks struct {
+	// Request is told of each PutEvents request that decodes, with its
+	// validation error (nil when it is valid). For a valid request it may
+	// return an error that fails the request whole (throttling, a 500).
+	Request func(entries []putevents.Entry, invalid *putevents.Error) *putevents.Error
+	// Entry is told of each entry of a valid request, with its validation
+	// result (an empty code when it is valid). It returns the entry's fate:
+	// the code and message it was given, or for a valid entry a failure of
+	// its own choosing.
+	Entry func(e putevents.Entry, code, message string) (string, string)
+	// Accepted is told of each accepted entry and the id it was given, in
+	// acceptance order within a request.
+	Accepted func(e putevents.Entry, id string)
 }
 
 // Record is one event the bus accepted: the bus it was sent to, the event as

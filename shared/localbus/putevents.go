@@ -28,7 +28,14 @@ func (b *Bus) putEvents(w http.ResponseWriter, body []byte) {
 		writeError(w, &putevents.Error{Status: http.StatusBadRequest, Code: "SerializationException", Message: err.Error()})
 		return
 	}
-	if err := putevents.CheckRequest(in.Entries, b.opts.MaxRequestBytes); err != nil {
+	hooks := b.opts.Hooks
+	err := putevents.CheckRequest(in.Entries, b.opts.MaxRequestBytes)
+	if hooks.Request != nil {
+		if fault := hooks.Request(in.Entries, err); err == nil {
+			err = fault
+		}
+	}
+	if err != nil {
 		writeError(w, err)
 		return
 	}
@@ -38,13 +45,20 @@ func (b *Bus) putEvents(w http.ResponseWriter, body []byte) {
 		FailedEntryCount int
 	}{Entries: make([]putevents.ResultEntry, len(in.Entries))}
 	for i, e := range in.Entries {
-		if code, msg := putevents.CheckEntry(e); code != "" {
+		code, msg := putevents.CheckEntry(e)
+		if hooks.Entry != nil {
+			code, msg = hooks.Entry(e, code, msg)
+		}
+		if code != "" {
 			out.Entries[i] = putevents.ResultEntry{ErrorCode: code, ErrorMessage: msg}
 			out.FailedEntryCount++
 			continue
 		}
 		ev := b.eventFor(e, now)
 		out.Entries[i] = putevents.ResultEntry{EventID: ev.ID}
+		if hooks.Accepted != nil {
+			hooks.Accepted(e, ev.ID)
+		}
 		b.route(busName(aws.ToString(e.EventBusName)), ev)
 	}
 	writeJSON(w, http.StatusOK, out)

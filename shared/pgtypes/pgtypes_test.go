@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/walbridge/walbridge/shared/change"
-	"github.com/walbridge/walbridge/shared/testkit"
+	"github.com/walbridge/walbridge/shared/pgtest"
 )
 
 // zooSetup creates a type of every shape the walk meets: domains (NOT NULL
@@ -42,7 +42,7 @@ func zooSetup() []string {
 // startZoo returns a connection to a database with zooSetup's types.
 func startZoo(t *testing.T) *pgx.Conn {
 	t.Helper()
-	pg := testkit.StartPostgres(t, testkit.PostgresOptions{})
+	pg := pgtest.Start(t, pgtest.Options{})
 	url := pg.CreateDatabase(t, "types")
 	pg.Exec(t, "types", zooSetup()...)
 	conn, err := pgx.Connect(context.Background(), url)
@@ -74,7 +74,7 @@ func (c *countingQuerier) Query(ctx context.Context, sql string, args ...any) (p
 }
 
 // TestResolve resolves the zoo's types from a real PostgreSQL
-// (testkit.StartPostgres).
+// (pgtest.Start).
 func TestResolve(t *testing.T) {
 	conn := startZoo(t)
 	t.Run("types", func(t *testing.T) { testTypes(t, conn) })

@@ -1,7 +1,8 @@
 package provision
 
 // These tests run the EventBridge, SQS and Lambda steps through the real SDK
-// clients against shared/awsfake's endpoints, which speak the services'
+// clients against the in-test endpoints (eventbridgetest, sqstest,
+// lambdatest), which speak the services'
 // wire protocols and validate like AWS, and assert the calls they receive,
 // in order, with their parameters.
 
@@ -22,9 +23,10 @@ import (
 	ltypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/smithy-go"
-
-	"github.com/walbridge/walbridge/shared/awsfake"
-	"github.com/walbridge/walbridge/shared/testkit"
+	"github.com/walbridge/walbridge/shared/awstest"
+	"github.com/walbridge/walbridge/shared/eventbridgetest"
+	"github.com/walbridge/walbridge/shared/lambdatest"
+	"github.com/walbridge/walbridge/shared/sqstest"
 )
 
 // template has an AWS::Events::Rule whose pattern needs a parameter, a
@@ -68,26 +70,26 @@ const (
 // world is the three fakes behind real SDK clients, with one Log for the
 // calls to all of them, so that the order across services shows.
 type world struct {
-	log    *awsfake.Log
-	events *awsfake.EventBridge
-	queues *awsfake.SQS
-	lambda *awsfake.Lambda
+	log    *awstest.Log
+	events *eventbridgetest.Server
+	queues *sqstest.Server
+	lambda *lambdatest.Server
 	ebc    *eventbridge.Client
 	sqsc   *sqs.Client
 	lc     *lambda.Client
 }
 
-func newWorld(t *testing.T, opts awsfake.EventBridgeOptions) *world {
+func newWorld(t *testing.T, opts eventbridgetest.Options) *world {
 	t.Helper()
-	log := &awsfake.Log{}
+	log := &awstest.Log{}
 	opts.Log = log
 	w := &world{
 		log:    log,
-		events: awsfake.StartEventBridge(t, opts),
-		queues: awsfake.StartSQS(t, awsfake.SQSOptions{Log: log}),
-		lambda: awsfake.StartLambda(t, awsfake.LambdaOptions{Log: log}),
+		events: eventbridgetest.Start(t, opts),
+		queues: sqstest.Start(t, sqstest.Options{Log: log}),
+		lambda: lambdatest.Start(t, lambdatest.Options{Log: log}),
 	}
-	cfg := testkit.AWSConfig(t)
+	cfg := awstest.Config(t)
 	w.ebc = eventbridge.NewFromConfig(cfg, func(o *eventbridge.Options) { o.BaseEndpoint = aws.String(w.events.URL) })
 	w.sqsc = sqs.NewFromConfig(cfg, func(o *sqs.Options) { o.BaseEndpoint = aws.String(w.queues.URL) })
 	w.lc = lambda.NewFromConfig(cfg, func(o *lambda.Options) { o.BaseEndpoint = aws.String(w.lambda.URL) })
@@ -139,7 +141,7 @@ func (w *world) provisionAll(ctx context.Context, templatePath string, zipped []
 
 func TestProvisionCallsAndIdempotence(t *testing.T) {
 	ctx := context.Background()
-	w := newWorld(t, awsfake.EventBridgeOptions{})
+	w := newWorld(t, eventbridgetest.Options{})
 	tmpl := writeTemplate(t, template)
 	zipped := bootstrapZip(t)
 	ordersURL, signupURL := w.queues.URL+"/000000000000/ordersrule", w.queues.URL+"/000000000000/mailer-events-signup"
@@ -190,11 +192,11 @@ func TestProvisionCallsAndIdempotence(t *testing.T) {
 	if got, want := w.events.Buses(), []string{"default", "walbridge"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("buses %v, want %v", got, want)
 	}
-	wantRules := []awsfake.Rule{
+	wantRules := []eventbridgetest.Rule{
 		{Name: "Mailer.Events.Signup", EventBus: "walbridge", EventPattern: signupPattern, State: "ENABLED",
-			Targets: []awsfake.Target{{ID: "queue", Arn: "arn:aws:sqs:us-east-1:000000000000:mailer-events-signup"}}},
+			Targets: []eventbridgetest.Target{{ID: "queue", Arn: "arn:aws:sqs:us-east-1:000000000000:mailer-events-signup"}}},
 		{Name: "OrdersRule", EventBus: "walbridge", EventPattern: ordersPattern, State: "ENABLED",
-			Targets: []awsfake.Target{{ID: "queue", Arn: "arn:aws:sqs:us-east-1:000000000000:ordersrule"}}},
+			Targets: []eventbridgetest.Target{{ID: "queue", Arn: "arn:aws:sqs:us-east-1:000000000000:ordersrule"}}},
 	}
 	if got := w.events.Rules("walbridge"); !reflect.DeepEqual(got, wantRules) {
 		t.Errorf("rules\n got %+v\nwant %+v", got, wantRules)
@@ -203,7 +205,7 @@ func TestProvisionCallsAndIdempotence(t *testing.T) {
 		t.Errorf("queues %v, want %v", got, want)
 	}
 	fn, ok := w.lambda.Function("walbridge-fanout")
-	want := awsfake.Function{Name: "walbridge-fanout", Runtime: "provided.al2023", Handler: "bootstrap", Role: roleARN,
+	want := lambdatest.Function{Name: "walbridge-fanout", Runtime: "provided.al2023", Handler: "bootstrap", Role: roleARN,
 		Architectures: []string{"x86_64"}, Timeout: 60, Env: map[string]string{"WALBRIDGE_EVENT_BUS": "walbridge"}, Zip: zipped, CodeUpdates: 1}
 	if !ok || !reflect.DeepEqual(fn, want) {
 		t.Errorf("function\n got %+v\nwant %+v", fn, want)
@@ -264,9 +266,9 @@ func TestProvisionFailures(t *testing.T) {
 			name += " partly"
 		}
 		t.Run(name, func(t *testing.T) {
-			var opts awsfake.EventBridgeOptions
+			var opts eventbridgetest.Options
 			if !tt.api {
-				opts.RejectTarget = func(string, awsfake.Target) (string, string) { return "AccessDeniedException", "denied" }
+				opts.RejectTarget = func(string, eventbridgetest.Target) (string, string) { return "AccessDeniedException", "denied" }
 			}
 			w := newWorld(t, opts)
 			switch {
@@ -304,7 +306,7 @@ func TestRulesOnTheDefaultBus(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
-			w := newWorld(t, awsfake.EventBridgeOptions{})
+			w := newWorld(t, eventbridgetest.Options{})
 			if err := Bus(ctx, w.ebc, tt.bus); err != nil {
 				t.Fatal(err)
 			}
@@ -335,7 +337,7 @@ func TestRulesRefusesInvalidTemplates(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			w := newWorld(t, awsfake.EventBridgeOptions{})
+			w := newWorld(t, eventbridgetest.Options{})
 			_, err := Rules(context.Background(), w.ebc, w.sqsc, "walbridge", writeTemplate(t, tt.template), nil)
 			if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
 				t.Errorf("err = %v, want %q...", err, tt.want)

@@ -1,9 +1,9 @@
 // Package putevents holds the rules EventBridge's PutEvents applies to a
 // request and to each of its entries, with the error codes and messages AWS
-// answers with. The in-test endpoint (testkit.FakeEventBridge) and the local
-// development bus (shared/localbus) both validate with it, so that fanout is
-// tested against, and developers run against, one reading of the API
-// reference.
+// answers with. The local development bus (shared/localbus) validates with
+// it, and the in-test endpoint (shared/eventbridgetest) is that bus with
+// faults, so that fanout is tested against, and developers run against, one
+// reading of the API reference.
 package putevents
 
 import (

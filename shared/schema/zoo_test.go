@@ -20,7 +20,8 @@ import (
 
 	"github.com/walbridge/walbridge/shared/change"
 	"github.com/walbridge/walbridge/shared/event"
-	"github.com/walbridge/walbridge/shared/testkit"
+	"github.com/walbridge/walbridge/shared/pgtest"
+	"github.com/walbridge/walbridge/shared/repo"
 )
 
 // zooSetup creates the types the zoo table uses.
@@ -112,13 +113,13 @@ var zooColumns = []struct {
 
 // zooDB is a cluster with the zoo table (id plus zooColumns, two rows).
 type zooDB struct {
-	pg   *testkit.Postgres
+	pg   *pgtest.Cluster
 	conn *pgx.Conn
 }
 
 func startZoo(t *testing.T) zooDB {
 	t.Helper()
-	pg := testkit.StartPostgres(t, testkit.PostgresOptions{})
+	pg := pgtest.Start(t, pgtest.Options{})
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, pg.CreateDatabase(t, "zoo"))
 	if err != nil {
@@ -161,7 +162,7 @@ func readTable(t *testing.T, q Querier, publication, name string) Table {
 }
 
 // TestReadZoo reads the zoo table from a real PostgreSQL
-// (testkit.StartPostgres) and checks what the catalog says of its columns.
+// (pgtest.Start) and checks what the catalog says of its columns.
 func TestReadZoo(t *testing.T) {
 	db := startZoo(t)
 	zoo := readTable(t, db.conn, "", "public.zoo")
@@ -221,7 +222,7 @@ func TestReadZoo(t *testing.T) {
 // TestReadPublication reads a publication's tables and column lists, and
 // sees a column added by ALTER TABLE.
 func TestReadPublication(t *testing.T) {
-	pg := testkit.StartPostgres(t, testkit.PostgresOptions{})
+	pg := pgtest.Start(t, pgtest.Options{})
 	url := pg.CreateDatabase(t, "app")
 	pg.Exec(t, "app",
 		"CREATE TABLE users (id int PRIMARY KEY, email text NOT NULL, secret text, full_name text GENERATED ALWAYS AS (email || '!') STORED)",
@@ -402,7 +403,7 @@ func validate(s *jsonschema.Schema, ev []byte) error {
 }
 
 // TestZooEventsMatchGeneratedTypes is the end-to-end check of the
-// generators against a real PostgreSQL (testkit.StartPostgres): real events
+// generators against a real PostgreSQL (pgtest.Start): real events
 // of the zoo table, built by package event, validate against the generated
 // JSON Schema, type-check against the generated TypeScript (tsc --strict)
 // and decode into the generated Go (go run) and encode back unchanged; and
@@ -585,7 +586,7 @@ func run(t *testing.T, dir, name string, args ...string) string {
 // installs it; when it has not, the test runs the same npm ci.
 func tscPath(t *testing.T) string {
 	t.Helper()
-	root, err := testkit.RepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		t.Fatal(err)
 	}

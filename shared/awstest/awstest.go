@@ -1,29 +1,12 @@
-// Package awsfake serves in-process stand-ins for the parts of AWS Lambda,
-// Amazon SQS and Amazon EventBridge that walbridge's operator tools and
-// provisioning call, speaking the wire protocols the real aws-sdk-go-v2
-// clients use, so that tests drive those clients unchanged through an
-// endpoint override (BaseEndpoint, AWS_ENDPOINT_URL_LAMBDA,
-// AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL_EVENTBRIDGE):
-//
-//   - Lambda: CreateFunction and UpdateFunctionCode, and the event source
-//     mapping operations of the REST-JSON API
-//     (/2015-03-31/event-source-mappings), with Lambda's state machine
-//     (Creating, Enabling, Enabled, Disabling, Disabled, Updating, Deleting)
-//     and its rule of one mapping per function and event source.
-//   - SQS: CreateQueue, GetQueueAttributes, ReceiveMessage, DeleteMessage
-//     and ChangeMessageVisibility in the JSON protocol (POST /,
-//     X-Amz-Target AmazonSQS.<Operation>), with visibility timeouts,
-//     receipt handles and MD5 digests of bodies.
-//   - EventBridge: CreateEventBus, PutRule and PutTargets in the JSON 1.1
-//     protocol (X-Amz-Target AWSEvents.<Operation>).
-//
-// Each fake keeps its state and a Log: every call in the order received,
-// with its operation and parameters, so that a test can assert exactly what
-// a tool did. Recorder adds the calls an SDK client makes to another
-// endpoint (the Kinesis emulator) to the same Log. Each fake's Fail makes
-// an operation answer with an error, to test how a tool reports a failed
-// call. Signatures are not checked.
-package awsfake
+// Package awstest is what walbridge's in-test AWS endpoints share (packages
+// kinesistest, eventbridgetest, lambdatest, sqstest): an SDK configuration
+// for local endpoints, an environment that keeps the machine's AWS settings
+// out of a test, and the plumbing of a JSON-protocol endpoint: a Log of the
+// calls it received, in order and flattened for assertions, Faults that make
+// an operation answer with an error, and a Recorder that logs the calls an
+// SDK client makes to an endpoint that keeps no log (the Kinesis emulator).
+// Signatures are never checked.
+package awstest
 
 import (
 	"bytes"
@@ -78,7 +61,8 @@ type Log struct {
 	calls []Call
 }
 
-func (l *Log) add(c Call) {
+// Add appends a call.
+func (l *Log) Add(c Call) {
 	l.mu.Lock()
 	l.calls = append(l.calls, c)
 	l.mu.Unlock()
@@ -110,36 +94,38 @@ func (l *Log) Reset() {
 
 // omitted are body members never copied into Call.Params: record payloads,
 // deployment packages and opaque iterators, which would only make log lines
-// unreadable. (Lambda.Function has a function's package.)
+// unreadable. (lambdatest.Lambda.Function has a function's package.)
 var omitted = map[string]bool{"Data": true, "ShardIterator": true, "Body": true, "ZipFile": true}
 
-// fault is the error a fake answers an operation with after Fail.
-type fault struct {
+// Fault is the error an endpoint answers an operation with after Fail.
+type Fault struct {
 	Code, Message string
 }
 
-// faults holds the failures set with Fail, by operation name.
-type faults struct {
+// Faults holds the failures set with Fail, by operation name. Endpoints
+// embed it, so that a test calls Fail on the endpoint.
+type Faults struct {
 	m sync.Map
 }
 
 // Fail makes every later call of op (its AWS name, "PutRule") answer with
 // an error of the given code (a client error, which SDK clients do not
 // retry), after it is logged; an empty code serves op again.
-func (f *faults) Fail(op, code, message string) {
+func (f *Faults) Fail(op, code, message string) {
 	if code == "" {
 		f.m.Delete(op)
 		return
 	}
-	f.m.Store(op, fault{Code: code, Message: message})
+	f.m.Store(op, Fault{Code: code, Message: message})
 }
 
-func (f *faults) failure(op string) (fault, bool) {
+// Failure is the fault set for op, if any.
+func (f *Faults) Failure(op string) (Fault, bool) {
 	v, ok := f.m.Load(op)
 	if !ok {
-		return fault{}, false
+		return Fault{}, false
 	}
-	return v.(fault), true
+	return v.(Fault), true
 }
 
 // flatten adds the members of a JSON body to params under their dotted
@@ -175,6 +161,18 @@ func join(prefix, k string) string {
 	return prefix + "." + k
 }
 
+// ReadBody reads a JSON object body into a generic map (numbers as
+// json.Number; an empty body is an empty object) and its members flattened
+// into Call parameters (empty when the body is not JSON).
+func ReadBody(r io.Reader) (body map[string]any, params map[string]string, err error) {
+	body, _, err = decodeBody(r)
+	params = map[string]string{}
+	if err == nil {
+		flatten(params, "", body)
+	}
+	return body, params, err
+}
+
 // decodeBody reads a JSON object body into a generic map (numbers as
 // json.Number); an empty body is an empty object.
 func decodeBody(r io.Reader) (map[string]any, []byte, error) {
@@ -194,8 +192,8 @@ func decodeBody(r io.Reader) (map[string]any, []byte, error) {
 	return m, raw, nil
 }
 
-// writeJSON answers with status and v as JSON in the given content type.
-func writeJSON(w http.ResponseWriter, contentType string, status int, v any) {
+// WriteJSON answers with status and v as JSON in the given content type.
+func WriteJSON(w http.ResponseWriter, contentType string, status int, v any) {
 	body, err := json.Marshal(v)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)

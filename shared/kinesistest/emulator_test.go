@@ -1,4 +1,4 @@
-package testkit
+package kinesistest
 
 import (
 	"context"
@@ -6,29 +6,11 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
-	"github.com/jackc/pgx/v5"
 )
 
-func TestPostgresHasLogicalWAL(t *testing.T) {
-	pg := StartPostgres(t, PostgresOptions{})
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, pg.URL("postgres"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	var level string
-	if err := conn.QueryRow(ctx, "SHOW wal_level").Scan(&level); err != nil {
-		t.Fatal(err)
-	}
-	if level != "logical" {
-		t.Fatalf("wal_level = %q, want logical", level)
-	}
-}
-
 func TestKinesisEmulatorRoundTrip(t *testing.T) {
-	k := StartKinesis(t)
-	c := KinesisClient(t, k.URL)
+	k := StartEmulator(t)
+	c := Client(t, k.URL)
 	CreateStream(t, c, "kit", 2)
 	ctx := context.Background()
 	for _, pk := range []string{"a", "b", "c"} {

@@ -1,9 +1,9 @@
-// Package testkit starts the real parts walbridge's tests run against: a
-// throwaway PostgreSQL cluster with logical WAL, the pinned Kinesis emulator
-// and in-test AWS endpoints. When a part can't start the test fails with the
-// reason; nothing is ever skipped, because a missing dependency is an install
-// bug.
-package testkit
+// Package pgtest starts the real PostgreSQL that walbridge's tests run
+// against: a throwaway cluster with logical WAL on its own port and data
+// directory (package pgcluster), run as the postgres OS user when the test
+// runs as root. When it can't start, the test fails with the reason; nothing
+// is ever skipped, because a missing dependency is an install bug.
+package pgtest
 
 import (
 	"context"
@@ -18,25 +18,25 @@ import (
 	"github.com/walbridge/walbridge/shared/pgcluster"
 )
 
-// Postgres is a running throwaway cluster.
-type Postgres struct {
+// Cluster is a running throwaway cluster.
+type Cluster struct {
 	*pgcluster.Cluster
 	root string
 }
 
-// PostgresOptions tunes the cluster; the zero value is what most tests want.
-type PostgresOptions struct {
+// Options tunes the cluster; the zero value is what most tests want.
+type Options struct {
 	// WALLevel defaults to "logical".
 	WALLevel string
 	// Settings are extra postgresql.conf settings (name → value).
 	Settings map[string]string
 }
 
-// StartPostgres starts a cluster for the test and stops and removes it when
+// Start starts a cluster for the test and stops and removes it when
 // the test ends.
-func StartPostgres(tb testing.TB, opts PostgresOptions) *Postgres {
+func Start(tb testing.TB, opts Options) *Cluster {
 	tb.Helper()
-	pg, err := NewPostgres(opts)
+	pg, err := New(opts)
 	if err != nil {
 		tb.Fatalf("start PostgreSQL: %v", err)
 	}
@@ -48,10 +48,10 @@ func StartPostgres(tb testing.TB, opts PostgresOptions) *Postgres {
 	return pg
 }
 
-// NewPostgres initialises and starts a cluster in a fresh directory under
+// New initialises and starts a cluster in a fresh directory under
 // /tmp (t.TempDir() sits below a directory the postgres user cannot enter).
 // The caller must Stop it.
-func NewPostgres(opts PostgresOptions) (*Postgres, error) {
+func New(opts Options) (*Cluster, error) {
 	if opts.WALLevel == "" {
 		opts.WALLevel = "logical"
 	}
@@ -83,7 +83,7 @@ func NewPostgres(opts PostgresOptions) (*Postgres, error) {
 		}
 		c, err := pgcluster.Start(context.Background(), pgcluster.Options{DataDir: filepath.Join(root, "data"), Port: port, Settings: settings})
 		if err == nil {
-			return &Postgres{Cluster: c, root: root}, nil
+			return &Cluster{Cluster: c, root: root}, nil
 		}
 		if attempt >= 3 {
 			os.RemoveAll(root)
@@ -93,14 +93,14 @@ func NewPostgres(opts PostgresOptions) (*Postgres, error) {
 }
 
 // CreateDatabase creates a database and returns its URL.
-func (pg *Postgres) CreateDatabase(tb testing.TB, name string) string {
+func (pg *Cluster) CreateDatabase(tb testing.TB, name string) string {
 	tb.Helper()
 	pg.Exec(tb, "postgres", "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
 	return pg.URL(name)
 }
 
 // Exec runs SQL statements in database db and fails the test on error.
-func (pg *Postgres) Exec(tb testing.TB, db string, sql ...string) {
+func (pg *Cluster) Exec(tb testing.TB, db string, sql ...string) {
 	tb.Helper()
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, pg.URL(db))
@@ -116,7 +116,7 @@ func (pg *Postgres) Exec(tb testing.TB, db string, sql ...string) {
 }
 
 // Stop shuts the server down and removes its directory.
-func (pg *Postgres) Stop() error {
+func (pg *Cluster) Stop() error {
 	err := pg.Cluster.Stop()
 	if rmErr := os.RemoveAll(pg.root); rmErr != nil && err == nil {
 		err = rmErr
@@ -124,8 +124,8 @@ func (pg *Postgres) Stop() error {
 	return err
 }
 
-// PostgresBinDir finds the server binaries (see pgcluster.BinDir).
-func PostgresBinDir() (string, error) { return pgcluster.BinDir() }
+// BinDir finds the server binaries (see pgcluster.BinDir).
+func BinDir() (string, error) { return pgcluster.BinDir() }
 
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -1,4 +1,4 @@
-package testkit
+package eventbridgetest
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 )
 
 func ebClientNoRetry(t *testing.T, url string) *eventbridge.Client {
-	return EventBridgeClient(t, url, func(o *eventbridge.Options) { o.RetryMaxAttempts = 1 })
+	return Client(t, url, func(o *eventbridge.Options) { o.RetryMaxAttempts = 1 })
 }
 
 func ebEntry(detail string) types.PutEventsRequestEntry {
@@ -29,8 +29,8 @@ func ebErrorCode(err error) string {
 	return ""
 }
 
-func TestFakeEventBridgeAcceptsInOrder(t *testing.T) {
-	f := StartFakeEventBridge(t, FakeEventBridgeOptions{})
+func TestPutEventsAcceptsInOrder(t *testing.T) {
+	f := Start(t, Options{})
 	c := ebClientNoRetry(t, f.URL)
 	commit := time.Date(2021, 4, 28, 16, 1, 22, 131231000, time.UTC)
 	first := ebEntry(`{"n":1}`)
@@ -55,8 +55,8 @@ func TestFakeEventBridgeAcceptsInOrder(t *testing.T) {
 	}
 }
 
-func TestFakeEventBridgeValidates(t *testing.T) {
-	f := StartFakeEventBridge(t, FakeEventBridgeOptions{MaxRequestBytes: 1000})
+func TestPutEventsValidates(t *testing.T) {
+	f := Start(t, Options{MaxRequestBytes: 1000})
 	c := ebClientNoRetry(t, f.URL)
 	ctx := context.Background()
 
@@ -107,9 +107,9 @@ func TestFakeEventBridgeValidates(t *testing.T) {
 	}
 }
 
-func TestFakeEventBridgeFailures(t *testing.T) {
-	f := StartFakeEventBridge(t, FakeEventBridgeOptions{ThrottleFraction: 0.2, InternalFailureFraction: 0.1, Seed: 7,
-		Reject: func(ev FakeEvent) (string, string) {
+func TestPutEventsFailures(t *testing.T) {
+	f := Start(t, Options{ThrottleFraction: 0.2, InternalFailureFraction: 0.1, Seed: 7,
+		Reject: func(ev Event) (string, string) {
 			if strings.Contains(ev.Detail, "poison") {
 				return "InvalidArgument", "poisoned"
 			}
@@ -146,12 +146,12 @@ func TestFakeEventBridgeFailures(t *testing.T) {
 		t.Errorf("stats %+v, %d events", s, len(f.Events()))
 	}
 
-	whole := StartFakeEventBridge(t, FakeEventBridgeOptions{ThrottleRequestFraction: 1})
+	whole := Start(t, Options{ThrottleRequestFraction: 1})
 	_, err := ebClientNoRetry(t, whole.URL).PutEvents(context.Background(), &eventbridge.PutEventsInput{Entries: []types.PutEventsRequestEntry{ebEntry(`{}`)}})
 	if ebErrorCode(err) != "ThrottlingException" || len(whole.Events()) != 0 {
 		t.Errorf("whole-request throttle: %v", err)
 	}
-	server := StartFakeEventBridge(t, FakeEventBridgeOptions{ServerErrorFraction: 1})
+	server := Start(t, Options{ServerErrorFraction: 1})
 	_, err = ebClientNoRetry(t, server.URL).PutEvents(context.Background(), &eventbridge.PutEventsInput{Entries: []types.PutEventsRequestEntry{ebEntry(`{}`)}})
 	var re interface{ HTTPStatusCode() int }
 	if !errors.As(err, &re) || re.HTTPStatusCode() != 500 {

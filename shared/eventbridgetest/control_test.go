@@ -1,4 +1,4 @@
-package awsfake
+package eventbridgetest
 
 import (
 	"context"
@@ -13,8 +13,8 @@ import (
 	"github.com/aws/smithy-go"
 )
 
-func eventsClient(url string) *eventbridge.Client {
-	return eventbridge.NewFromConfig(sdkConfig(), func(o *eventbridge.Options) { o.BaseEndpoint = aws.String(url) })
+func eventsClient(t *testing.T, url string) *eventbridge.Client {
+	return Client(t, url)
 }
 
 const usersPattern = `{"source":["walbridge.database"],"detail":{"table":["users"]}}`
@@ -23,10 +23,10 @@ func queueTarget(id, queue string) ebtypes.Target {
 	return ebtypes.Target{Id: aws.String(id), Arn: aws.String("arn:aws:sqs:us-east-1:000000000000:" + queue)}
 }
 
-func TestEventBridgeBusRulesTargets(t *testing.T) {
+func TestControlBusRulesTargets(t *testing.T) {
 	ctx := context.Background()
-	f := StartEventBridge(t, EventBridgeOptions{})
-	c := eventsClient(f.URL)
+	f := Start(t, Options{})
+	c := eventsClient(t, f.URL)
 
 	bus, err := c.CreateEventBus(ctx, &eventbridge.CreateEventBusInput{Name: aws.String("walbridge")})
 	if err != nil {
@@ -89,11 +89,11 @@ func TestEventBridgeBusRulesTargets(t *testing.T) {
 	}
 }
 
-func TestEventBridgeValidation(t *testing.T) {
+func TestControlValidation(t *testing.T) {
 	ctx := context.Background()
-	f := StartEventBridge(t, EventBridgeOptions{})
+	f := Start(t, Options{})
 	// The SDK retries LimitExceededException as a throttle: once is enough.
-	c := eventbridge.NewFromConfig(sdkConfig(), func(o *eventbridge.Options) {
+	c := Client(t, f.URL, func(o *eventbridge.Options) {
 		o.BaseEndpoint, o.RetryMaxAttempts = aws.String(f.URL), 1
 	})
 	if _, err := c.CreateEventBus(ctx, &eventbridge.CreateEventBusInput{Name: aws.String("bus")}); err != nil {
@@ -164,15 +164,15 @@ func TestEventBridgeValidation(t *testing.T) {
 	}
 }
 
-func TestEventBridgeFailures(t *testing.T) {
+func TestControlFailures(t *testing.T) {
 	ctx := context.Background()
-	f := StartEventBridge(t, EventBridgeOptions{RejectTarget: func(rule string, t Target) (string, string) {
+	f := Start(t, Options{RejectTarget: func(rule string, t Target) (string, string) {
 		if strings.HasSuffix(t.Arn, ":busy") {
 			return "ConcurrentModificationException", "rule " + rule + " is being modified"
 		}
 		return "", ""
 	}})
-	c := eventsClient(f.URL)
+	c := eventsClient(t, f.URL)
 	if _, err := c.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String("r"), EventPattern: aws.String(usersPattern)}); err != nil {
 		t.Fatal(err)
 	}

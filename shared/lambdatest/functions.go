@@ -1,4 +1,4 @@
-package awsfake
+package lambdatest
 
 import (
 	"archive/zip"
@@ -15,6 +15,7 @@ import (
 	"strconv"
 
 	ltypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
+	"github.com/walbridge/walbridge/shared/awstest"
 )
 
 const functionsPath = "/2015-03-31/functions"
@@ -32,7 +33,7 @@ type Function struct {
 }
 
 // Function returns a copy of the function called name.
-func (l *Lambda) Function(name string) (Function, bool) {
+func (l *Server) Function(name string) (Function, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	f := l.functions[name]
@@ -87,7 +88,7 @@ var reservedEnv = map[string]bool{
 // createFunction deploys a function from a zip, checking the members as
 // Lambda does. The function is Active at once: the fake does not make
 // callers wait out Pending.
-func (l *Lambda) createFunction(w http.ResponseWriter, body map[string]any) {
+func (l *Server) createFunction(w http.ResponseWriter, body map[string]any) {
 	name, _ := body["FunctionName"].(string)
 	arn, base, err := l.resolveFunction(name)
 	if err != nil || arn != l.functionArn(base, "") || !functionNamePattern.MatchString(base) {
@@ -123,7 +124,7 @@ func (l *Lambda) createFunction(w http.ResponseWriter, body map[string]any) {
 		return
 	}
 	l.functions[base] = f
-	writeJSON(w, "application/json", http.StatusCreated, l.functionView(f))
+	awstest.WriteJSON(w, "application/json", http.StatusCreated, l.functionView(f))
 }
 
 // checkFunction reads the optional members of a CreateFunction request
@@ -182,7 +183,7 @@ func unzipCheck(code map[string]any) ([]byte, string) {
 	return raw, ""
 }
 
-func (l *Lambda) updateFunctionCode(w http.ResponseWriter, name string, body map[string]any) {
+func (l *Server) updateFunctionCode(w http.ResponseWriter, name string, body map[string]any) {
 	arn, base, err := l.resolveFunction(name)
 	if err != nil {
 		lambdaError(w, http.StatusBadRequest, "InvalidParameterValueException", err.Error())
@@ -200,11 +201,11 @@ func (l *Lambda) updateFunctionCode(w http.ResponseWriter, name string, body map
 	}
 	f.Zip = zipped
 	f.CodeUpdates++
-	writeJSON(w, "application/json", http.StatusOK, l.functionView(f))
+	awstest.WriteJSON(w, "application/json", http.StatusOK, l.functionView(f))
 }
 
 // functionView is the FunctionConfiguration Lambda answers with.
-func (l *Lambda) functionView(f *Function) map[string]any {
+func (l *Server) functionView(f *Function) map[string]any {
 	sum := sha256.Sum256(f.Zip)
 	v := map[string]any{
 		"FunctionName": f.Name, "FunctionArn": l.functionArn(f.Name, ""),

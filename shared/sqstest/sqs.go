@@ -1,4 +1,11 @@
-package awsfake
+// Package sqstest is an in-test Amazon SQS endpoint in the JSON protocol
+// (POST /, X-Amz-Target AmazonSQS.<Operation>) that the real aws-sdk-go-v2
+// sqs client speaks (BaseEndpoint or AWS_ENDPOINT_URL_SQS): CreateQueue,
+// GetQueueAttributes, ReceiveMessage, DeleteMessage and
+// ChangeMessageVisibility, with visibility timeouts, receipt handles and MD5
+// digests of bodies. It keeps an awstest.Log of every call, and Fail makes
+// an operation answer with an error.
+package sqstest
 
 import (
 	"crypto/md5"
@@ -17,11 +24,12 @@ import (
 	"time"
 
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/walbridge/walbridge/shared/awstest"
 )
 
-// SQSOptions shapes an SQS fake. The zero value is account 000000000000 in
+// Options shapes a Server. The zero value is account 000000000000 in
 // us-east-1, with SQS's default visibility timeout of 30 seconds.
-type SQSOptions struct {
+type Options struct {
 	// Account is the account in queue URLs and ARNs (default 000000000000).
 	Account string
 	// Region is the region in queue ARNs (default us-east-1).
@@ -29,10 +37,10 @@ type SQSOptions struct {
 	// VisibilityTimeout is the queues' default visibility timeout (30s).
 	VisibilityTimeout time.Duration
 	// Log receives the calls; nil gives the fake a Log of its own.
-	Log *Log
+	Log *awstest.Log
 }
 
-// SQS is an in-process SQS endpoint speaking the JSON protocol that
+// Server is an in-process SQS endpoint speaking the JSON protocol that
 // aws-sdk-go-v2's sqs client uses (POST /, Content-Type
 // application/x-amz-json-1.0, X-Amz-Target AmazonSQS.<Operation>). It serves
 // CreateQueue (idempotent for the same attributes, QueueNameExists for
@@ -46,17 +54,17 @@ type SQSOptions struct {
 // WaitTimeSeconds is accepted and an empty queue answers at once. Errors
 // are the JSON protocol's (__type, with the query-compatible
 // X-Amzn-Query-Error header).
-type SQS struct {
+type Server struct {
 	// URL is the endpoint, for sqs.Options.BaseEndpoint or
 	// AWS_ENDPOINT_URL_SQS.
 	URL string
 	// Log holds every call received, in order.
-	Log *Log
+	Log *awstest.Log
 
-	faults
+	awstest.Faults
 
 	srv  *httptest.Server
-	opts SQSOptions
+	opts Options
 
 	mu     sync.Mutex
 	queues map[string]*queue // by URL
@@ -90,16 +98,16 @@ type Message struct {
 	InFlight bool
 }
 
-// StartSQS starts an SQS fake for the test and stops it when the test ends.
-func StartSQS(tb testing.TB, opts SQSOptions) *SQS {
+// Start starts a Server for the test and stops it when the test ends.
+func Start(tb testing.TB, opts Options) *Server {
 	tb.Helper()
-	q := NewSQS(opts)
+	q := New(opts)
 	tb.Cleanup(q.Close)
 	return q
 }
 
-// NewSQS starts an SQS fake; the caller must Close it.
-func NewSQS(opts SQSOptions) *SQS {
+// New starts a Server; the caller must Close it.
+func New(opts Options) *Server {
 	if opts.Account == "" {
 		opts.Account = "000000000000"
 	}
@@ -110,20 +118,20 @@ func NewSQS(opts SQSOptions) *SQS {
 		opts.VisibilityTimeout = 30 * time.Second
 	}
 	if opts.Log == nil {
-		opts.Log = &Log{}
+		opts.Log = &awstest.Log{}
 	}
-	q := &SQS{Log: opts.Log, opts: opts, queues: map[string]*queue{}}
+	q := &Server{Log: opts.Log, opts: opts, queues: map[string]*queue{}}
 	q.srv = httptest.NewServer(http.HandlerFunc(q.serve))
 	q.URL = q.srv.URL
 	return q
 }
 
 // Close stops the endpoint.
-func (q *SQS) Close() { q.srv.Close() }
+func (q *Server) Close() { q.srv.Close() }
 
 // CreateQueue makes an empty queue (unless it exists) and returns its URL,
 // without a call.
-func (q *SQS) CreateQueue(name string) string {
+func (q *Server) CreateQueue(name string) string {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	url := q.queueURL(name)
@@ -134,7 +142,7 @@ func (q *SQS) CreateQueue(name string) string {
 }
 
 // Queues returns the URLs of the queues, sorted.
-func (q *SQS) Queues() []string {
+func (q *Server) Queues() []string {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	out := make([]string, 0, len(q.queues))
@@ -145,18 +153,18 @@ func (q *SQS) Queues() []string {
 	return out
 }
 
-func (q *SQS) queueURL(name string) string {
+func (q *Server) queueURL(name string) string {
 	return fmt.Sprintf("%s/%s/%s", q.URL, q.opts.Account, name)
 }
 
 // Send puts a message in the queue at queueURL, as another sender would
 // (it is not a call and is not logged), and returns its message id.
-func (q *SQS) Send(queueURL, body string) string {
+func (q *Server) Send(queueURL, body string) string {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	qu := q.queues[queueURL]
 	if qu == nil {
-		panic("awsfake: Send to unknown queue " + queueURL)
+		panic("sqstest: Send to unknown queue " + queueURL)
 	}
 	q.nextID++
 	m := &message{id: fmt.Sprintf("0e1f2a3b-0000-4000-8000-%012d", q.nextID), body: body, sent: time.Now()}
@@ -166,7 +174,7 @@ func (q *SQS) Send(queueURL, body string) string {
 
 // Messages returns the messages still in the queue at queueURL, in sending
 // order.
-func (q *SQS) Messages(queueURL string) []Message {
+func (q *Server) Messages(queueURL string) []Message {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	var out []Message
@@ -181,24 +189,20 @@ func (q *SQS) Messages(queueURL string) []Message {
 
 const sqsJSON = "application/x-amz-json-1.0"
 
-func (q *SQS) serve(w http.ResponseWriter, r *http.Request) {
+func (q *Server) serve(w http.ResponseWriter, r *http.Request) {
 	target := r.Header.Get("X-Amz-Target")
 	op, ok := strings.CutPrefix(target, "AmazonSQS.")
 	if r.Method != http.MethodPost || !ok || !strings.HasPrefix(r.Header.Get("Content-Type"), sqsJSON) {
 		sqsError(w, "InvalidAction", "AWS.SimpleQueueService.InvalidAction", fmt.Sprintf("not a JSON-protocol SQS request (%s %s, X-Amz-Target %q)", r.Method, r.URL.Path, target))
 		return
 	}
-	body, _, err := decodeBody(r.Body)
-	params := map[string]string{}
-	if err == nil {
-		flatten(params, "", body)
-	}
-	q.Log.add(Call{Service: "sqs", Op: op, Params: params})
+	body, params, err := awstest.ReadBody(r.Body)
+	q.Log.Add(awstest.Call{Service: "sqs", Op: op, Params: params})
 	if err != nil {
 		sqsError(w, "InvalidParameterValue", "InvalidParameterValue", "request body is not JSON: "+err.Error())
 		return
 	}
-	if f, ok := q.failure(op); ok {
+	if f, ok := q.Failure(op); ok {
 		sqsError(w, f.Code, f.Code, f.Message)
 		return
 	}
@@ -235,7 +239,7 @@ func (q *SQS) serve(w http.ResponseWriter, r *http.Request) {
 		if m.handle == handle {
 			qu.messages = append(qu.messages[:i], qu.messages[i+1:]...)
 		}
-		writeJSON(w, sqsJSON, http.StatusOK, struct{}{})
+		awstest.WriteJSON(w, sqsJSON, http.StatusOK, struct{}{})
 	case "ChangeMessageVisibility":
 		handle, _ := body["ReceiptHandle"].(string)
 		secs, err := intMember(body, "VisibilityTimeout", -1)
@@ -253,7 +257,7 @@ func (q *SQS) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		m.invisible = time.Now().Add(time.Duration(secs) * time.Second)
-		writeJSON(w, sqsJSON, http.StatusOK, struct{}{})
+		awstest.WriteJSON(w, sqsJSON, http.StatusOK, struct{}{})
 	}
 }
 
@@ -261,7 +265,7 @@ func (q *SQS) serve(w http.ResponseWriter, r *http.Request) {
 // queue's .fifo suffix.
 var queueNamePattern = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 
-func (q *SQS) create(w http.ResponseWriter, body map[string]any) {
+func (q *Server) create(w http.ResponseWriter, body map[string]any) {
 	name, _ := body["QueueName"].(string)
 	attrs := map[string]string{}
 	if m, ok := body["Attributes"].(map[string]any); ok {
@@ -290,7 +294,7 @@ func (q *SQS) create(w http.ResponseWriter, body map[string]any) {
 	} else {
 		q.queues[url] = &queue{name: name, attrs: attrs}
 	}
-	writeJSON(w, sqsJSON, http.StatusOK, map[string]string{"QueueUrl": url})
+	awstest.WriteJSON(w, sqsJSON, http.StatusOK, map[string]string{"QueueUrl": url})
 }
 
 // queueAttributeNames are the attribute names GetQueueAttributes takes.
@@ -302,7 +306,7 @@ var queueAttributeNames = func() map[string]bool {
 	return m
 }()
 
-func (q *SQS) attributes(w http.ResponseWriter, qu *queue, body map[string]any) {
+func (q *Server) attributes(w http.ResponseWriter, qu *queue, body map[string]any) {
 	all := map[string]string{
 		"QueueArn":                              fmt.Sprintf("arn:aws:sqs:%s:%s:%s", q.opts.Region, q.opts.Account, qu.name),
 		"VisibilityTimeout":                     strconv.Itoa(int(q.opts.VisibilityTimeout / time.Second)),
@@ -334,7 +338,7 @@ func (q *SQS) attributes(w http.ResponseWriter, qu *queue, body map[string]any) 
 			out[name] = all[name]
 		}
 	}
-	writeJSON(w, sqsJSON, http.StatusOK, map[string]map[string]string{"Attributes": out})
+	awstest.WriteJSON(w, sqsJSON, http.StatusOK, map[string]map[string]string{"Attributes": out})
 }
 
 // byHandle finds the message a receipt handle (current or older) belongs
@@ -352,7 +356,7 @@ func (qu *queue) byHandle(handle string) (int, *message) {
 	return -1, nil
 }
 
-func (q *SQS) receive(w http.ResponseWriter, qu *queue, body map[string]any) {
+func (q *Server) receive(w http.ResponseWriter, qu *queue, body map[string]any) {
 	max, err := intMember(body, "MaxNumberOfMessages", 1)
 	if err != nil || max < 1 || max > 10 {
 		sqsError(w, "InvalidParameterValue", "InvalidParameterValue", "Value for parameter MaxNumberOfMessages is invalid. Reason: Must be between 1 and 10.")
@@ -406,7 +410,7 @@ func (q *SQS) receive(w http.ResponseWriter, qu *queue, body map[string]any) {
 		}
 		out.Messages = append(out.Messages, wm)
 	}
-	writeJSON(w, sqsJSON, http.StatusOK, out)
+	awstest.WriteJSON(w, sqsJSON, http.StatusOK, out)
 }
 
 // wantsAttributes reports whether the request asks for system attributes
@@ -438,5 +442,5 @@ func intMember(body map[string]any, name string, def int) (int, error) {
 // protocol's code in X-Amzn-Query-Error for query-compatible clients.
 func sqsError(w http.ResponseWriter, code, queryCode, msg string) {
 	w.Header().Set("X-Amzn-Query-Error", queryCode+";Sender")
-	writeJSON(w, sqsJSON, http.StatusBadRequest, map[string]string{"__type": "com.amazonaws.sqs#" + code, "message": msg})
+	awstest.WriteJSON(w, sqsJSON, http.StatusBadRequest, map[string]string{"__type": "com.amazonaws.sqs#" + code, "message": msg})
 }

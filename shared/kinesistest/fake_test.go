@@ -1,4 +1,4 @@
-package testkit
+package kinesistest
 
 import (
 	"context"
@@ -11,12 +11,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/smithy-go"
+	"github.com/walbridge/walbridge/shared/awstest"
 )
 
 // noRetryClient is a real SDK client for url that does not retry, so each
 // call is one request the fake sees.
 func noRetryClient(t *testing.T, url string) *kinesis.Client {
-	return kinesis.NewFromConfig(AWSConfig(t), func(o *kinesis.Options) {
+	return kinesis.NewFromConfig(awstest.Config(t), func(o *kinesis.Options) {
 		o.BaseEndpoint = aws.String(url)
 		o.RetryMaxAttempts = 1
 	})
@@ -39,7 +40,7 @@ func apiCode(err error) string {
 }
 
 func TestFakeKinesisDescribeStreamSummary(t *testing.T) {
-	f := StartFakeKinesis(t, FakeKinesisOptions{
+	f := StartFake(t, FakeOptions{
 		Stream: "s1", Mode: types.StreamModeOnDemand, Distribution: types.RecordDistributionStrategyAuto,
 		MaxRecordSizeInKiB: 2048, Status: types.StreamStatusUpdating,
 	})
@@ -65,7 +66,7 @@ func TestFakeKinesisDescribeStreamSummary(t *testing.T) {
 }
 
 func TestFakeKinesisPutRecordsLogsInOrder(t *testing.T) {
-	f := StartFakeKinesis(t, FakeKinesisOptions{Shards: 4})
+	f := StartFake(t, FakeOptions{Shards: 4})
 	c := noRetryClient(t, f.URL)
 	in := &kinesis.PutRecordsInput{StreamName: aws.String("fake")}
 	for i, k := range []string{"a", "b", "a", "c", "a"} {
@@ -91,7 +92,7 @@ func TestFakeKinesisPutRecordsLogsInOrder(t *testing.T) {
 }
 
 func TestFakeKinesisValidates(t *testing.T) {
-	f := StartFakeKinesis(t, FakeKinesisOptions{})
+	f := StartFake(t, FakeOptions{})
 	c := noRetryClient(t, f.URL)
 	ctx := context.Background()
 	tests := []struct {
@@ -124,7 +125,7 @@ func TestFakeKinesisValidates(t *testing.T) {
 }
 
 func TestFakeKinesisFailures(t *testing.T) {
-	f := StartFakeKinesis(t, FakeKinesisOptions{ThrottleFraction: 0.3, ServerErrorFraction: 0.2, ThrottleRequestFraction: 0.1})
+	f := StartFake(t, FakeOptions{ThrottleFraction: 0.3, ServerErrorFraction: 0.2, ThrottleRequestFraction: 0.1})
 	c := noRetryClient(t, f.URL)
 	var codes = map[string]int{}
 	for range 50 {
@@ -160,7 +161,7 @@ func TestFakeKinesisFailures(t *testing.T) {
 }
 
 func TestFakeKinesisHold(t *testing.T) {
-	f := StartFakeKinesis(t, FakeKinesisOptions{})
+	f := StartFake(t, FakeOptions{})
 	c := noRetryClient(t, f.URL)
 	release := f.Hold("slow")
 	done := make(chan error, 1)
@@ -209,7 +210,7 @@ func TestParsePutRecords(t *testing.T) {
 }
 
 func TestFakeKinesisRoundTripsAwkwardKeys(t *testing.T) {
-	f := StartFakeKinesis(t, FakeKinesisOptions{})
+	f := StartFake(t, FakeOptions{})
 	c := noRetryClient(t, f.URL)
 	keys := []string{`quote"back\slash/`, "tab\tnewline\n", "é日本", "\u2028"}
 	in := &kinesis.PutRecordsInput{StreamName: aws.String("fake")}

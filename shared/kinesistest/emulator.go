@@ -1,4 +1,11 @@
-package testkit
+// Package kinesistest holds the two Kinesis endpoints walbridge's tests use
+// with the real aws-sdk-go-v2 kinesis client: the pinned emulator
+// (kinesalite, scripts/kinesis-emulator; the whole API, for end-to-end
+// tests), and Fake, an in-process PutRecords and DescribeStreamSummary
+// endpoint that validates like AWS and injects what AWS does under load
+// (throttled entries, failed requests, held keys, lost answers), for the
+// writer's ordering and retry tests and for benchmarks.
+package kinesistest
 
 import (
 	"bufio"
@@ -14,23 +21,23 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/walbridge/walbridge/shared/awstest"
+	"github.com/walbridge/walbridge/shared/repo"
 )
 
-// KinesisEmulator is a running kinesalite on a loopback port (plain HTTP).
-type KinesisEmulator struct {
+// Emulator is a running kinesalite on a loopback port (plain HTTP).
+type Emulator struct {
 	URL string
 	cmd *exec.Cmd
 }
 
-// StartKinesis starts the pinned emulator (scripts/kinesis-emulator) for the
+// StartEmulator starts the pinned emulator (scripts/kinesis-emulator) for the
 // test and stops it when the test ends.
-func StartKinesis(tb testing.TB) *KinesisEmulator {
+func StartEmulator(tb testing.TB) *Emulator {
 	tb.Helper()
-	k, err := NewKinesis()
+	k, err := NewEmulator()
 	if err != nil {
 		tb.Fatalf("start Kinesis emulator: %v", err)
 	}
@@ -38,10 +45,10 @@ func StartKinesis(tb testing.TB) *KinesisEmulator {
 	return k
 }
 
-// NewKinesis starts the emulator; the caller must Stop it. The emulator
+// NewEmulator starts the emulator; the caller must Stop it. The emulator
 // picks its own port and prints it, so there is no race for a free port.
-func NewKinesis() (*KinesisEmulator, error) {
-	root, err := RepoRoot()
+func NewEmulator() (*Emulator, error) {
+	root, err := repo.Root()
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +84,7 @@ func NewKinesis() (*KinesisEmulator, error) {
 			cmd.Wait()
 			return nil, fmt.Errorf("kinesis emulator did not start (first line %q)", line)
 		}
-		return &KinesisEmulator{URL: "http://127.0.0.1:" + port, cmd: cmd}, nil
+		return &Emulator{URL: "http://127.0.0.1:" + port, cmd: cmd}, nil
 	case <-time.After(30 * time.Second):
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		cmd.Wait()
@@ -86,31 +93,16 @@ func NewKinesis() (*KinesisEmulator, error) {
 }
 
 // Stop ends the emulator.
-func (k *KinesisEmulator) Stop() {
+func (k *Emulator) Stop() {
 	if k.cmd != nil && k.cmd.Process != nil {
 		syscall.Kill(-k.cmd.Process.Pid, syscall.SIGTERM)
 		k.cmd.Wait()
 	}
 }
 
-// AWSConfig is an SDK config for a local endpoint: static test credentials,
-// us-east-1, and the SDK's default (buildable) HTTP client, so that an
-// AWS_CA_BUNDLE in the environment keeps working.
-func AWSConfig(tb testing.TB) aws.Config {
-	tb.Helper()
-	cfg, err := config.LoadDefaultConfig(context.Background(),
-		config.WithRegion("us-east-1"),
-		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("test", "test", "")),
-	)
-	if err != nil {
-		tb.Fatalf("load AWS config: %v", err)
-	}
-	return cfg
-}
-
-// KinesisClient is a real SDK client pointed at url.
-func KinesisClient(tb testing.TB, url string) *kinesis.Client {
-	return kinesis.NewFromConfig(AWSConfig(tb), func(o *kinesis.Options) { o.BaseEndpoint = aws.String(url) })
+// Client is a real SDK client pointed at url.
+func Client(tb testing.TB, url string) *kinesis.Client {
+	return kinesis.NewFromConfig(awstest.Config(tb), func(o *kinesis.Options) { o.BaseEndpoint = aws.String(url) })
 }
 
 // CreateStream creates a stream with the given shard count and waits until
@@ -159,23 +151,4 @@ func ReadAll(tb testing.TB, c *kinesis.Client, stream string) map[string][]types
 		}
 	}
 	return out
-}
-
-// RepoRoot is the directory holding go.mod, found by walking up from the
-// working directory (go test runs in the package directory).
-func RepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no go.mod above the working directory")
-		}
-		dir = parent
-	}
 }

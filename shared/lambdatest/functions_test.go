@@ -1,4 +1,4 @@
-package awsfake
+package lambdatest
 
 import (
 	"archive/zip"
@@ -47,7 +47,7 @@ func createInput(zipped []byte) *lambda.CreateFunctionInput {
 
 func TestLambdaCreateAndUpdateFunction(t *testing.T) {
 	ctx := context.Background()
-	f := StartLambda(t, LambdaOptions{Settle: -1})
+	f := Start(t, Options{Settle: -1})
 	c := lambdaClient(f.URL)
 	v1, v2 := zipOf(t, "bootstrap", "v1"), zipOf(t, "bootstrap", "v2")
 
@@ -92,7 +92,7 @@ func TestLambdaCreateAndUpdateFunction(t *testing.T) {
 
 func TestLambdaFunctionValidation(t *testing.T) {
 	ctx := context.Background()
-	f := StartLambda(t, LambdaOptions{})
+	f := Start(t, Options{})
 	c := lambdaClient(f.URL)
 	good := zipOf(t, "bootstrap", "x")
 	tests := []struct {

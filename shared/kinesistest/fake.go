@@ -1,4 +1,4 @@
-package testkit
+package kinesistest
 
 import (
 	"bytes"
@@ -19,9 +19,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 )
 
-// FakeKinesisOptions shapes a FakeKinesis. The zero value is a healthy,
+// FakeOptions shapes a Fake. The zero value is a healthy,
 // provisioned, ACTIVE stream named "fake" that accepts everything.
-type FakeKinesisOptions struct {
+type FakeOptions struct {
 	// Stream is the one stream the endpoint knows (default "fake"); its ARN
 	// is arn:aws:kinesis:us-east-1:000000000000:stream/<Stream>. Requests for
 	// any other stream get ResourceNotFoundException.
@@ -70,8 +70,8 @@ type FakeRecord struct {
 	Data           []byte
 }
 
-// FakeKinesisStats counts what the fake saw.
-type FakeKinesisStats struct {
+// FakeStats counts what the fake saw.
+type FakeStats struct {
 	PutRecordsRequests int // PutRecords calls received, failed ones included
 	Entries            int // entries in those calls
 	Accepted           int // entries accepted
@@ -81,7 +81,7 @@ type FakeKinesisStats struct {
 	Rejected           int // requests refused by validation
 }
 
-// FakeKinesis is an in-process Kinesis endpoint that speaks the service's
+// Fake is an in-process Kinesis endpoint that speaks the service's
 // JSON 1.1 protocol (the one aws-sdk-go-v2's kinesis client uses) for
 // PutRecords and DescribeStreamSummary. It validates requests the way AWS
 // does (at most 500 records, 5 MiB per request counting partition keys, each
@@ -89,19 +89,19 @@ type FakeKinesisStats struct {
 // keys of 1 to 256 characters), can fail entries and whole requests on
 // purpose, can hold a partition key's requests until released, and keeps a
 // log of accepted records in acceptance order. It ignores signatures.
-type FakeKinesis struct {
+type Fake struct {
 	// URL is the endpoint, for kinesis.Options.BaseEndpoint.
 	URL string
 
 	srv  *httptest.Server
-	opts FakeKinesisOptions
+	opts FakeOptions
 	arn  string
 
 	mu      sync.Mutex
 	rng     *rand.Rand
 	seq     uint64
 	records []FakeRecord
-	stats   FakeKinesisStats
+	stats   FakeStats
 	holds   map[string]chan struct{}
 
 	shardIDs []string
@@ -109,17 +109,17 @@ type FakeKinesis struct {
 
 const fakeRequestLimit = 5 << 20
 
-// StartFakeKinesis starts a FakeKinesis for the test and stops it when the
+// StartFake starts a Fake for the test and stops it when the
 // test ends.
-func StartFakeKinesis(tb testing.TB, opts FakeKinesisOptions) *FakeKinesis {
+func StartFake(tb testing.TB, opts FakeOptions) *Fake {
 	tb.Helper()
-	f := NewFakeKinesis(opts)
+	f := NewFake(opts)
 	tb.Cleanup(f.Close)
 	return f
 }
 
-// NewFakeKinesis starts a FakeKinesis; the caller must Close it.
-func NewFakeKinesis(opts FakeKinesisOptions) *FakeKinesis {
+// NewFake starts a Fake; the caller must Close it.
+func NewFake(opts FakeOptions) *Fake {
 	if opts.Stream == "" {
 		opts.Stream = "fake"
 	}
@@ -135,7 +135,7 @@ func NewFakeKinesis(opts FakeKinesisOptions) *FakeKinesis {
 	if opts.Seed == 0 {
 		opts.Seed = 1
 	}
-	f := &FakeKinesis{
+	f := &Fake{
 		opts:  opts,
 		arn:   "arn:aws:kinesis:us-east-1:000000000000:stream/" + opts.Stream,
 		rng:   rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)),
@@ -150,7 +150,7 @@ func NewFakeKinesis(opts FakeKinesisOptions) *FakeKinesis {
 }
 
 // Close stops the server, releasing any held requests first.
-func (f *FakeKinesis) Close() {
+func (f *Fake) Close() {
 	f.mu.Lock()
 	for k, ch := range f.holds {
 		close(ch)
@@ -161,11 +161,11 @@ func (f *FakeKinesis) Close() {
 }
 
 // ARN is the stream's ARN.
-func (f *FakeKinesis) ARN() string { return f.arn }
+func (f *Fake) ARN() string { return f.arn }
 
 // Hold makes every PutRecords request that carries partitionKey wait (before
 // anything in it is accepted) until release is called. Other requests go on.
-func (f *FakeKinesis) Hold(partitionKey string) (release func()) {
+func (f *Fake) Hold(partitionKey string) (release func()) {
 	ch := make(chan struct{})
 	f.mu.Lock()
 	f.holds[partitionKey] = ch
@@ -184,7 +184,7 @@ func (f *FakeKinesis) Hold(partitionKey string) (release func()) {
 }
 
 // Records returns the accepted records in acceptance order.
-func (f *FakeKinesis) Records() []FakeRecord {
+func (f *Fake) Records() []FakeRecord {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]FakeRecord(nil), f.records...)
@@ -192,7 +192,7 @@ func (f *FakeKinesis) Records() []FakeRecord {
 
 // RecordsByKey returns the accepted records per partition key, each list in
 // acceptance order.
-func (f *FakeKinesis) RecordsByKey() map[string][]FakeRecord {
+func (f *Fake) RecordsByKey() map[string][]FakeRecord {
 	out := map[string][]FakeRecord{}
 	for _, r := range f.Records() {
 		out[r.PartitionKey] = append(out[r.PartitionKey], r)
@@ -201,13 +201,13 @@ func (f *FakeKinesis) RecordsByKey() map[string][]FakeRecord {
 }
 
 // Stats returns the counters.
-func (f *FakeKinesis) Stats() FakeKinesisStats {
+func (f *Fake) Stats() FakeStats {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.stats
 }
 
-func (f *FakeKinesis) serve(w http.ResponseWriter, r *http.Request) {
+func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 	if ct := r.Header.Get("Content-Type"); ct != "application/x-amz-json-1.1" {
 		fakeError(w, http.StatusBadRequest, "SerializationException", "fake Kinesis speaks application/x-amz-json-1.1 only, got "+ct)
 		return
@@ -234,7 +234,7 @@ type fakeStreamRef struct {
 }
 
 // stream checks the request names our stream; it writes the error itself.
-func (f *FakeKinesis) stream(w http.ResponseWriter, ref fakeStreamRef) bool {
+func (f *Fake) stream(w http.ResponseWriter, ref fakeStreamRef) bool {
 	switch {
 	case ref.StreamName == "" && ref.StreamARN == "":
 		fakeError(w, http.StatusBadRequest, "ValidationException", "either StreamName or StreamARN is required")
@@ -250,14 +250,14 @@ func (f *FakeKinesis) stream(w http.ResponseWriter, ref fakeStreamRef) bool {
 	return true
 }
 
-func (f *FakeKinesis) maxRecordBytes() int {
+func (f *Fake) maxRecordBytes() int {
 	if f.opts.MaxRecordSizeInKiB > 0 {
 		return int(f.opts.MaxRecordSizeInKiB) << 10
 	}
 	return 1 << 20
 }
 
-func (f *FakeKinesis) describeStreamSummary(w http.ResponseWriter, body []byte) {
+func (f *Fake) describeStreamSummary(w http.ResponseWriter, body []byte) {
 	var in fakeStreamRef
 	if err := json.Unmarshal(body, &in); err != nil {
 		fakeError(w, http.StatusBadRequest, "SerializationException", err.Error())
@@ -308,7 +308,7 @@ func (e *fakeEntry) dataLen() int {
 	return n
 }
 
-func (f *FakeKinesis) putRecords(w http.ResponseWriter, r *http.Request, body []byte) {
+func (f *Fake) putRecords(w http.ResponseWriter, r *http.Request, body []byte) {
 	var in fakePutRecordsInput
 	if err := parsePutRecords(body, &in); err != nil {
 		fakeError(w, http.StatusBadRequest, "SerializationException", err.Error())
@@ -442,14 +442,14 @@ func appendFakeSequence(out []byte, n uint64) []byte {
 	return append(out, d...)
 }
 
-func (f *FakeKinesis) reject() {
+func (f *Fake) reject() {
 	f.mu.Lock()
 	f.stats.Rejected++
 	f.mu.Unlock()
 }
 
 // validate applies the PutRecords limits; it returns AWS-like messages.
-func (f *FakeKinesis) validate(in *fakePutRecordsInput) string {
+func (f *Fake) validate(in *fakePutRecordsInput) string {
 	n := len(in.Records)
 	if n < 1 || n > 500 {
 		return fmt.Sprintf("1 validation error detected: Value '%d records' at 'records' failed to satisfy constraint: Member must have length between 1 and 500", n)

@@ -1,4 +1,13 @@
-package awsfake
+// Package lambdatest is an in-test AWS Lambda endpoint for the calls
+// walbridge's provisioning and operator tools make, in the REST-JSON protocol
+// the real aws-sdk-go-v2 lambda client speaks (BaseEndpoint or
+// AWS_ENDPOINT_URL_LAMBDA): CreateFunction and UpdateFunctionCode, and the
+// event source mapping operations (/2015-03-31/event-source-mappings) with
+// Lambda's state machine (Creating, Enabling, Enabled, Disabling, Disabled,
+// Updating, Deleting) and its rule of one mapping per function and event
+// source. It keeps an awstest.Log of every call, and Fail makes an
+// operation answer with an error.
+package lambdatest
 
 import (
 	"encoding/json"
@@ -10,11 +19,13 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/walbridge/walbridge/shared/awstest"
 )
 
-// LambdaOptions shapes a Lambda fake. The zero value is account
+// Options shapes a Server. The zero value is account
 // 000000000000 in us-east-1, with every state transition seen once.
-type LambdaOptions struct {
+type Options struct {
 	// Region and Account make the ARNs (defaults us-east-1, 000000000000).
 	Region, Account string
 	// Settle is how many reads of a mapping (GetEventSourceMapping, or a
@@ -25,10 +36,10 @@ type LambdaOptions struct {
 	// transitions complete on the first read.
 	Settle int
 	// Log receives the calls; nil gives the fake a Log of its own.
-	Log *Log
+	Log *awstest.Log
 }
 
-// Lambda is an in-process endpoint for Lambda's REST-JSON API: the
+// Server is an in-process endpoint for Lambda's REST-JSON API: the
 // CreateFunction and UpdateFunctionCode calls that deploy a function (see
 // functions.go), and the event source mapping API (under
 // /2015-03-31/event-source-mappings): Create, Get, Update, Delete and List.
@@ -41,17 +52,17 @@ type LambdaOptions struct {
 // StartingPositionTimestamp) for Kinesis and DynamoDB sources; refuses an
 // OnSuccess destination; and fills Lambda's defaults for stream sources.
 // Functions must be created (CreateFunction, or AddFunction) first.
-type Lambda struct {
+type Server struct {
 	// URL is the endpoint, for lambda.Options.BaseEndpoint or
 	// AWS_ENDPOINT_URL_LAMBDA.
 	URL string
 	// Log holds every call received, in order.
-	Log *Log
+	Log *awstest.Log
 
-	faults
+	awstest.Faults
 
 	srv  *httptest.Server
-	opts LambdaOptions
+	opts Options
 
 	mu            sync.Mutex
 	functions     map[string]*Function // by unqualified name
@@ -88,17 +99,17 @@ const (
 
 const mappingsPath = "/2015-03-31/event-source-mappings"
 
-// StartLambda starts a Lambda fake for the test and stops it when the test
+// Start starts a Server for the test and stops it when the test
 // ends.
-func StartLambda(tb testing.TB, opts LambdaOptions) *Lambda {
+func Start(tb testing.TB, opts Options) *Server {
 	tb.Helper()
-	l := NewLambda(opts)
+	l := New(opts)
 	tb.Cleanup(l.Close)
 	return l
 }
 
-// NewLambda starts a Lambda fake; the caller must Close it.
-func NewLambda(opts LambdaOptions) *Lambda {
+// New starts a Server; the caller must Close it.
+func New(opts Options) *Server {
 	if opts.Region == "" {
 		opts.Region = "us-east-1"
 	}
@@ -112,9 +123,9 @@ func NewLambda(opts LambdaOptions) *Lambda {
 		opts.Settle = 0
 	}
 	if opts.Log == nil {
-		opts.Log = &Log{}
+		opts.Log = &awstest.Log{}
 	}
-	l := &Lambda{Log: opts.Log, opts: opts, functions: map[string]*Function{},
+	l := &Server{Log: opts.Log, opts: opts, functions: map[string]*Function{},
 		delivering: map[string]int{}, maxDelivering: map[string]int{}}
 	l.srv = httptest.NewServer(http.HandlerFunc(l.serve))
 	l.URL = l.srv.URL
@@ -122,12 +133,12 @@ func NewLambda(opts LambdaOptions) *Lambda {
 }
 
 // Close stops the endpoint.
-func (l *Lambda) Close() { l.srv.Close() }
+func (l *Server) Close() { l.srv.Close() }
 
 // AddFunction makes a function known (mappings may name it, with or
 // without a qualifier), as if created before the test, and returns its
 // unqualified ARN.
-func (l *Lambda) AddFunction(name string) string {
+func (l *Server) AddFunction(name string) string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.functions[name] == nil {
@@ -137,7 +148,7 @@ func (l *Lambda) AddFunction(name string) string {
 }
 
 // Settle completes every transition in progress, as time would.
-func (l *Lambda) Settle() {
+func (l *Server) Settle() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, m := range append([]*mapping(nil), l.mappings...) {
@@ -151,13 +162,13 @@ func (l *Lambda) Settle() {
 // MaxDelivering is the largest number of mappings on eventSourceArn that
 // could invoke their functions at the same moment (enabled, or still
 // disabling), since the fake started.
-func (l *Lambda) MaxDelivering(eventSourceArn string) int {
+func (l *Server) MaxDelivering(eventSourceArn string) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.maxDelivering[eventSourceArn]
 }
 
-func (l *Lambda) functionArn(name, qualifier string) string {
+func (l *Server) functionArn(name, qualifier string) string {
 	arn := fmt.Sprintf("arn:aws:lambda:%s:%s:function:%s", l.opts.Region, l.opts.Account, name)
 	if qualifier != "" {
 		arn += ":" + qualifier
@@ -168,7 +179,7 @@ func (l *Lambda) functionArn(name, qualifier string) string {
 // resolveFunction turns a FunctionName in any of Lambda's forms (name,
 // name:qualifier, partial ARN, ARN) into the function's ARN with qualifier,
 // and its unqualified name.
-func (l *Lambda) resolveFunction(name string) (arn, base string, err error) {
+func (l *Server) resolveFunction(name string) (arn, base string, err error) {
 	var qualifier string
 	rest := name
 	if i := strings.Index(rest, "function:"); i >= 0 {
@@ -181,13 +192,9 @@ func (l *Lambda) resolveFunction(name string) (arn, base string, err error) {
 	return l.functionArn(base, qualifier), base, nil
 }
 
-func (l *Lambda) serve(w http.ResponseWriter, r *http.Request) {
+func (l *Server) serve(w http.ResponseWriter, r *http.Request) {
 	path := strings.TrimSuffix(r.URL.Path, "/")
-	body, _, err := decodeBody(r.Body)
-	params := map[string]string{}
-	if err == nil {
-		flatten(params, "", body)
-	}
+	body, params, err := awstest.ReadBody(r.Body)
 	for k, v := range r.URL.Query() {
 		params[k] = strings.Join(v, ",")
 	}
@@ -219,12 +226,12 @@ func (l *Lambda) serve(w http.ResponseWriter, r *http.Request) {
 		lambdaError(w, http.StatusNotFound, "UnknownOperationException", fmt.Sprintf("%s %s is not served by this fake", r.Method, r.URL.Path))
 		return
 	}
-	l.Log.add(Call{Service: "lambda", Op: op, Params: params})
+	l.Log.Add(awstest.Call{Service: "lambda", Op: op, Params: params})
 	if err != nil {
 		lambdaError(w, http.StatusBadRequest, "InvalidRequestContentException", "could not parse request body into json: "+err.Error())
 		return
 	}
-	if f, ok := l.failure(op); ok {
+	if f, ok := l.Failure(op); ok {
 		lambdaError(w, http.StatusBadRequest, f.Code, f.Message)
 		return
 	}
@@ -249,7 +256,7 @@ func (l *Lambda) serve(w http.ResponseWriter, r *http.Request) {
 			notFound(w)
 			return
 		}
-		writeJSON(w, "application/json", http.StatusOK, l.view(m))
+		awstest.WriteJSON(w, "application/json", http.StatusOK, l.view(m))
 	case "UpdateEventSourceMapping":
 		l.update(w, uuid, body)
 	case "DeleteEventSourceMapping":
@@ -277,7 +284,7 @@ func isStreamSource(arn string) bool {
 	return strings.HasPrefix(arn, "arn:aws:kinesis:") || strings.HasPrefix(arn, "arn:aws:dynamodb:")
 }
 
-func (l *Lambda) create(w http.ResponseWriter, body map[string]any) {
+func (l *Server) create(w http.ResponseWriter, body map[string]any) {
 	fn, _ := body["FunctionName"].(string)
 	source, _ := body["EventSourceArn"].(string)
 	if fn == "" || source == "" {
@@ -338,7 +345,7 @@ func (l *Lambda) create(w http.ResponseWriter, body map[string]any) {
 	}
 	l.mappings = append(l.mappings, m)
 	l.transitionLocked(m, stateCreating, target)
-	writeJSON(w, "application/json", http.StatusAccepted, l.view(m))
+	awstest.WriteJSON(w, "application/json", http.StatusAccepted, l.view(m))
 }
 
 func checkStartingPosition(body map[string]any) string {
@@ -372,7 +379,7 @@ func checkDestination(body map[string]any) string {
 
 // conflictLocked describes the mapping that already joins function and
 // source ("" when there is none besides except).
-func (l *Lambda) conflictLocked(functionArn, source, except string) string {
+func (l *Server) conflictLocked(functionArn, source, except string) string {
 	for _, m := range l.mappings {
 		if m.uuid != except && m.functionArn == functionArn && m.sourceArn == source && m.state != stateGone {
 			return fmt.Sprintf("The event source arn (\" %s \") and function (\" %s \") provided mapping already exists. Please update or delete the existing mapping with UUID %s", source, functionArn, m.uuid)
@@ -381,7 +388,7 @@ func (l *Lambda) conflictLocked(functionArn, source, except string) string {
 	return ""
 }
 
-func (l *Lambda) update(w http.ResponseWriter, uuid string, body map[string]any) {
+func (l *Server) update(w http.ResponseWriter, uuid string, body map[string]any) {
 	m := l.findLocked(uuid)
 	if m == nil {
 		notFound(w)
@@ -428,10 +435,10 @@ func (l *Lambda) update(w http.ResponseWriter, uuid string, body map[string]any)
 	m.reason = "USER_INITIATED"
 	m.modified = time.Now()
 	l.transitionLocked(m, from, to)
-	writeJSON(w, "application/json", http.StatusAccepted, l.view(m))
+	awstest.WriteJSON(w, "application/json", http.StatusAccepted, l.view(m))
 }
 
-func (l *Lambda) delete(w http.ResponseWriter, uuid string) {
+func (l *Server) delete(w http.ResponseWriter, uuid string) {
 	m := l.findLocked(uuid)
 	if m == nil {
 		notFound(w)
@@ -444,10 +451,10 @@ func (l *Lambda) delete(w http.ResponseWriter, uuid string) {
 	m.reason = "USER_INITIATED"
 	m.modified = time.Now()
 	l.transitionLocked(m, stateDeleting, stateGone)
-	writeJSON(w, "application/json", http.StatusAccepted, l.view(m))
+	awstest.WriteJSON(w, "application/json", http.StatusAccepted, l.view(m))
 }
 
-func (l *Lambda) list(w http.ResponseWriter, r *http.Request) {
+func (l *Server) list(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	var fnArn string
 	if fn := q.Get("FunctionName"); fn != "" {
@@ -497,10 +504,10 @@ func (l *Lambda) list(w http.ResponseWriter, r *http.Request) {
 	if start+limit < len(matched) {
 		out.NextMarker = strconv.Itoa(start + limit)
 	}
-	writeJSON(w, "application/json", http.StatusOK, out)
+	awstest.WriteJSON(w, "application/json", http.StatusOK, out)
 }
 
-func (l *Lambda) findLocked(uuid string) *mapping {
+func (l *Server) findLocked(uuid string) *mapping {
 	for _, m := range l.mappings {
 		if m.uuid == uuid {
 			return m
@@ -510,14 +517,14 @@ func (l *Lambda) findLocked(uuid string) *mapping {
 }
 
 // transitionLocked puts m in a transitional state that ends in target.
-func (l *Lambda) transitionLocked(m *mapping, state, target string) {
+func (l *Server) transitionLocked(m *mapping, state, target string) {
 	m.state, m.target, m.reads = state, target, l.opts.Settle
 	l.countLocked(m.sourceArn)
 }
 
 // observeLocked is one read of m: it uses up one of the reads that still
 // see the transition, or completes it.
-func (l *Lambda) observeLocked(m *mapping) {
+func (l *Server) observeLocked(m *mapping) {
 	if m.target == "" {
 		return
 	}
@@ -539,7 +546,7 @@ func (l *Lambda) observeLocked(m *mapping) {
 
 // countLocked recounts the mappings on source that may invoke right now
 // (enabled, or disabled but still disabling) and keeps the maximum.
-func (l *Lambda) countLocked(source string) {
+func (l *Server) countLocked(source string) {
 	n := 0
 	for _, m := range l.mappings {
 		if m.sourceArn == source && m.state != stateGone && (m.enabled || m.state == stateDisabling) {
@@ -553,7 +560,7 @@ func (l *Lambda) countLocked(source string) {
 }
 
 // view is the EventSourceMappingConfiguration Lambda answers with.
-func (l *Lambda) view(m *mapping) map[string]any {
+func (l *Server) view(m *mapping) map[string]any {
 	v := make(map[string]any, len(m.settings)+8)
 	for k, s := range m.settings {
 		v[k] = s
@@ -581,5 +588,5 @@ func notFound(w http.ResponseWriter) {
 // X-Amzn-ErrorType, a JSON body with Type and Message.
 func lambdaError(w http.ResponseWriter, status int, code, msg string) {
 	w.Header().Set("X-Amzn-ErrorType", code)
-	writeJSON(w, "application/json", status, map[string]string{"Type": "User", "Message": msg})
+	awstest.WriteJSON(w, "application/json", status, map[string]string{"Type": "User", "Message": msg})
 }

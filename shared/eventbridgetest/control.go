@@ -1,61 +1,17 @@
-package awsfake
+package eventbridgetest
 
 import (
 	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"regexp"
 	"sort"
-	"strings"
-	"sync"
-	"testing"
+
+	"github.com/walbridge/walbridge/shared/awstest"
 )
 
-// EventBridgeOptions shapes an EventBridge fake. The zero value is account
-// 000000000000 in us-east-1, accepting every valid target.
-type EventBridgeOptions struct {
-	// Region and Account make the ARNs (defaults us-east-1, 000000000000).
-	Region, Account string
-	// RejectTarget, when set, is asked about every otherwise valid target
-	// of a PutTargets call; a non-empty code fails that target in the
-	// answer's FailedEntries, the way EventBridge reports a partial failure
-	// (the call itself succeeds).
-	RejectTarget func(rule string, t Target) (code, message string)
-	// Log receives the calls; nil gives the fake a Log of its own.
-	Log *Log
-}
-
-// EventBridge is an in-process endpoint for the part of EventBridge's
-// control plane that provisioning uses: CreateEventBus, PutRule and
-// PutTargets in the JSON 1.1 protocol (POST /, Content-Type
-// application/x-amz-json-1.1, X-Amz-Target AWSEvents.<Operation>). Like
-// EventBridge it has a default bus from the start; refuses a second bus of
-// one name with ResourceAlreadyExistsException; checks names, IDs and
-// lengths against the API's constraints (ValidationException); takes bus
-// names or ARNs; refuses rules on a bus that does not exist and targets of
-// a rule that does not exist (ResourceNotFoundException); requires an
-// EventPattern or ScheduleExpression, an EventPattern being a JSON object
-// whose leaves are non-empty arrays (InvalidEventPatternException);
-// updates a rule that PutRule names again; replaces a target put again
-// with the same Id; and allows five targets a rule (LimitExceededException).
-type EventBridge struct {
-	// URL is the endpoint, for eventbridge.Options.BaseEndpoint or
-	// AWS_ENDPOINT_URL_EVENTBRIDGE.
-	URL string
-	// Log holds every call received, in order.
-	Log *Log
-	faults
-
-	srv  *httptest.Server
-	opts EventBridgeOptions
-
-	mu    sync.Mutex
-	buses map[string]map[string]*Rule // bus name -> rule name -> rule
-}
-
-// Rule is a rule as the fake holds it, for assertions.
+// Rule is a rule as the Server holds it, for assertions.
 type Rule struct {
 	Name, EventBus, EventPattern, ScheduleExpression, State string
 	// Targets are in the order they were first put.
@@ -67,38 +23,9 @@ type Target struct {
 	ID, Arn string
 }
 
-// StartEventBridge starts an EventBridge fake for the test and stops it
-// when the test ends.
-func StartEventBridge(tb testing.TB, opts EventBridgeOptions) *EventBridge {
-	tb.Helper()
-	e := NewEventBridge(opts)
-	tb.Cleanup(e.Close)
-	return e
-}
-
-// NewEventBridge starts an EventBridge fake; the caller must Close it.
-func NewEventBridge(opts EventBridgeOptions) *EventBridge {
-	if opts.Region == "" {
-		opts.Region = "us-east-1"
-	}
-	if opts.Account == "" {
-		opts.Account = "000000000000"
-	}
-	if opts.Log == nil {
-		opts.Log = &Log{}
-	}
-	e := &EventBridge{Log: opts.Log, opts: opts, buses: map[string]map[string]*Rule{"default": {}}}
-	e.srv = httptest.NewServer(http.HandlerFunc(e.serve))
-	e.URL = e.srv.URL
-	return e
-}
-
-// Close stops the endpoint.
-func (e *EventBridge) Close() { e.srv.Close() }
-
 // Buses returns the names of the event buses, sorted ("default" among
 // them).
-func (e *EventBridge) Buses() []string {
+func (e *Server) Buses() []string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var out []string
@@ -110,7 +37,7 @@ func (e *EventBridge) Buses() []string {
 }
 
 // Rules returns copies of the rules on bus, sorted by name.
-func (e *EventBridge) Rules(bus string) []Rule {
+func (e *Server) Rules(bus string) []Rule {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var out []Rule
@@ -123,34 +50,15 @@ func (e *EventBridge) Rules(bus string) []Rule {
 	return out
 }
 
-const eventsJSON = "application/x-amz-json-1.1"
-
-// The API's constraints on names and IDs.
-var (
-	busNamePattern  = regexp.MustCompile(`^[/\.\-_A-Za-z0-9]+$`)
-	busRefPattern   = regexp.MustCompile(`^(arn:aws[\w-]*:events:[a-z]{2}-[a-z]+-[\w-]+:[0-9]{12}:event-bus/)?([/\.\-_A-Za-z0-9]+)$`)
-	ruleNamePattern = regexp.MustCompile(`^[\.\-_A-Za-z0-9]+$`)
-	arnPattern      = regexp.MustCompile(`^arn:aws[\w-]*:[a-z0-9-]+:[a-z0-9-]*:[0-9]*:.+$`)
-)
-
-func (e *EventBridge) serve(w http.ResponseWriter, r *http.Request) {
-	target := r.Header.Get("X-Amz-Target")
-	op, ok := strings.CutPrefix(target, "AWSEvents.")
-	if r.Method != http.MethodPost || !ok || !strings.HasPrefix(r.Header.Get("Content-Type"), eventsJSON) {
-		eventsError(w, http.StatusBadRequest, "UnknownOperationException", fmt.Sprintf("not a JSON 1.1 EventBridge request (%s %s, X-Amz-Target %q)", r.Method, r.URL.Path, target))
-		return
-	}
-	body, _, err := decodeBody(r.Body)
-	params := map[string]string{}
-	if err == nil {
-		flatten(params, "", body)
-	}
-	e.Log.add(Call{Service: "events", Op: op, Params: params})
+// control answers the control-plane operations provisioning uses.
+func (e *Server) control(w http.ResponseWriter, r *http.Request, op string) {
+	body, params, err := awstest.ReadBody(r.Body)
+	e.Log.Add(awstest.Call{Service: "events", Op: op, Params: params})
 	if err != nil {
 		eventsError(w, http.StatusBadRequest, "SerializationException", "request body is not JSON: "+err.Error())
 		return
 	}
-	if f, ok := e.failure(op); ok {
+	if f, ok := e.Failure(op); ok {
 		eventsError(w, http.StatusBadRequest, f.Code, f.Message)
 		return
 	}
@@ -165,11 +73,21 @@ func (e *EventBridge) serve(w http.ResponseWriter, r *http.Request) {
 	case "PutTargets":
 		e.putTargets(w, body)
 	default:
-		eventsError(w, http.StatusBadRequest, "UnknownOperationException", op+" is not served by this fake")
+		eventsError(w, http.StatusBadRequest, "UnknownOperationException", op+" is not served by eventbridgetest")
 	}
 }
 
-func (e *EventBridge) createBus(w http.ResponseWriter, body map[string]any) {
+const eventsJSON = "application/x-amz-json-1.1"
+
+// The API's constraints on names and IDs.
+var (
+	busNamePattern  = regexp.MustCompile(`^[/\.\-_A-Za-z0-9]+$`)
+	busRefPattern   = regexp.MustCompile(`^(arn:aws[\w-]*:events:[a-z]{2}-[a-z]+-[\w-]+:[0-9]{12}:event-bus/)?([/\.\-_A-Za-z0-9]+)$`)
+	ruleNamePattern = regexp.MustCompile(`^[\.\-_A-Za-z0-9]+$`)
+	arnPattern      = regexp.MustCompile(`^arn:aws[\w-]*:[a-z0-9-]+:[a-z0-9-]*:[0-9]*:.+$`)
+)
+
+func (e *Server) createBus(w http.ResponseWriter, body map[string]any) {
 	name, _ := body["Name"].(string)
 	if msg := checkMember("name", name, busNamePattern, 256); msg != "" {
 		eventsError(w, http.StatusBadRequest, "ValidationException", msg)
@@ -180,10 +98,10 @@ func (e *EventBridge) createBus(w http.ResponseWriter, body map[string]any) {
 		return
 	}
 	e.buses[name] = map[string]*Rule{}
-	writeJSON(w, eventsJSON, http.StatusOK, map[string]string{"EventBusArn": e.arn("event-bus/" + name)})
+	awstest.WriteJSON(w, eventsJSON, http.StatusOK, map[string]string{"EventBusArn": e.arn("event-bus/" + name)})
 }
 
-func (e *EventBridge) putRule(w http.ResponseWriter, body map[string]any) {
+func (e *Server) putRule(w http.ResponseWriter, body map[string]any) {
 	name, bus, ok := e.ruleRefLocked(w, body, "Name", "name")
 	if !ok {
 		return
@@ -223,10 +141,10 @@ func (e *EventBridge) putRule(w http.ResponseWriter, body map[string]any) {
 		rules[name] = rule
 	}
 	rule.EventPattern, rule.ScheduleExpression, rule.State = pattern, schedule, state
-	writeJSON(w, eventsJSON, http.StatusOK, map[string]string{"RuleArn": e.ruleArn(bus, name)})
+	awstest.WriteJSON(w, eventsJSON, http.StatusOK, map[string]string{"RuleArn": e.ruleArn(bus, name)})
 }
 
-func (e *EventBridge) putTargets(w http.ResponseWriter, body map[string]any) {
+func (e *Server) putTargets(w http.ResponseWriter, body map[string]any) {
 	name, bus, ok := e.ruleRefLocked(w, body, "Rule", "rule")
 	if !ok {
 		return
@@ -289,7 +207,7 @@ func (e *EventBridge) putTargets(w http.ResponseWriter, body map[string]any) {
 	}
 	rule.Targets = merged
 	out.FailedEntryCount = len(out.FailedEntries)
-	writeJSON(w, eventsJSON, http.StatusOK, out)
+	awstest.WriteJSON(w, eventsJSON, http.StatusOK, out)
 }
 
 func targetIndex(ts []Target, id string) int {
@@ -306,7 +224,7 @@ func targetIndex(ts []Target, id string) int {
 // ruleRefLocked reads and checks the rule name (body member key, API member
 // member) and the bus of a rule request; it answers the validation error
 // itself when one fails.
-func (e *EventBridge) ruleRefLocked(w http.ResponseWriter, body map[string]any, key, member string) (name, bus string, ok bool) {
+func (e *Server) ruleRefLocked(w http.ResponseWriter, body map[string]any, key, member string) (name, bus string, ok bool) {
 	name, _ = body[key].(string)
 	msg := checkMember(member, name, ruleNamePattern, 64)
 	if msg == "" {
@@ -319,7 +237,7 @@ func (e *EventBridge) ruleRefLocked(w http.ResponseWriter, body map[string]any, 
 	return name, bus, true
 }
 
-func (e *EventBridge) busLocked(body map[string]any) (string, string) {
+func (e *Server) busLocked(body map[string]any) (string, string) {
 	ref, ok := body["EventBusName"].(string)
 	if !ok {
 		return "default", ""
@@ -389,13 +307,13 @@ func checkPatternObject(obj map[string]any) string {
 	return ""
 }
 
-func (e *EventBridge) arn(resource string) string {
+func (e *Server) arn(resource string) string {
 	return fmt.Sprintf("arn:aws:events:%s:%s:%s", e.opts.Region, e.opts.Account, resource)
 }
 
 // ruleArn is the ARN EventBridge gives a rule: the bus is in it unless it
 // is the default one.
-func (e *EventBridge) ruleArn(bus, name string) string {
+func (e *Server) ruleArn(bus, name string) string {
 	if bus == "default" {
 		return e.arn("rule/" + name)
 	}
@@ -405,5 +323,5 @@ func (e *EventBridge) ruleArn(bus, name string) string {
 // eventsError answers the way EventBridge's JSON 1.1 protocol does.
 func eventsError(w http.ResponseWriter, status int, code, msg string) {
 	w.Header().Set("X-Amzn-ErrorType", code)
-	writeJSON(w, eventsJSON, status, map[string]string{"__type": code, "message": msg})
+	awstest.WriteJSON(w, eventsJSON, status, map[string]string{"__type": code, "message": msg})
 }

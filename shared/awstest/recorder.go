@@ -1,4 +1,4 @@
-package awsfake
+package awstest
 
 import (
 	"bytes"
@@ -44,7 +44,7 @@ func (r Recorder) Do(req *http.Request) (*http.Response, error) {
 		if body, _, err := decodeBody(bytes.NewReader(raw)); err == nil {
 			flatten(params, "", body)
 		}
-		r.Log.add(Call{Service: r.Service, Op: op, Params: params})
+		r.Log.Add(Call{Service: r.Service, Op: op, Params: params})
 	}
 	return r.Next.Do(req)
 }
