@@ -14,7 +14,7 @@
 //
 // Run it again after a migration: the files are rewritten, and the
 // .schema.json files of tables that are no longer there are removed (only
-// files typegen wrote). The model is package shared/schema.
+// files typegen wrote). The model is package schema, beside it.
 package main
 
 import (

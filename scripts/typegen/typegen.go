@@ -13,7 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/walbridge/walbridge/shared/schema"
+	"github.com/walbridge/walbridge/scripts/typegen/schema"
 )
 
 // Exit statuses: 2 for a wrong invocation, 1 for a failure to generate.
