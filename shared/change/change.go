@@ -194,7 +194,7 @@ func (c *Change) Validate() error {
 		}
 	case Message:
 	default:
-		return fmt.Errorf("unknown operation %q", c.Op)
+		return fmt.Errorf("unknown operation (%d bytes)", len(c.Op))
 	}
 	return nil
 }

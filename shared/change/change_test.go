@@ -204,3 +204,33 @@ func BenchmarkEncode(b *testing.B) {
 	}
 	b.SetBytes(int64(len(buf)))
 }
+
+// TestDecodeErrorsQuoteNoValues feeds records that are malformed where a
+// value sits; the error (which fanout logs at the default level) must say
+// where and what, never quote the bytes.
+func TestDecodeErrorsQuoteNoValues(t *testing.T) {
+	const secret = "Zq9hunter2"
+	const digits = "424242424242424242424242"
+	head := `{"v":1,"changes":[{"database":"a","schema":"s","table":"t","op":"insert","xid":1,"commitLsn":"0/1","lsn":"0/1","commitTime":"2021-01-01T00:00:00Z","seq":0,"columns":[{"name":"c","oid":25,"type":"text","base":"text","kind":"base"}],`
+	for _, tc := range []struct{ name, data, leak string }{
+		{"bare token where a value belongs", head + `"new":[` + secret + `]}]}`, secret},
+		{"number where a string belongs", head + `"new":[` + digits + `]}]}`, digits},
+		{"number out of range", strings.Replace(head, `"xid":1`, `"xid":`+digits, 1) + `"new":["x"]}]}`, digits},
+		{"bad LSN", strings.Replace(head, `"commitLsn":"0/1"`, `"commitLsn":"`+secret+`"`, 1) + `"new":["x"]}]}`, secret},
+		{"unknown operation", strings.Replace(head, `"op":"insert"`, `"op":"`+secret+`"`, 1) + `"new":["x"]}]}`, secret},
+		{"bad escape", head + `"new":["\` + secret + `"]}]}`, secret},
+		{"version not a number", `{"changes":[],"v":"` + secret + `"}`, secret},
+		{"truncated", (head + `"new":["` + secret)[:len(head)+len(`"new":["`)+6], secret[:6]},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Decode([]byte(tc.data))
+			if err == nil {
+				t.Fatal("decoded a malformed record")
+			}
+			msg := err.Error()
+			if strings.Contains(msg, tc.leak) || strings.Contains(msg, "'"+tc.leak[:1]+"'") || strings.Contains(msg, `"`+tc.leak[:1]) {
+				t.Errorf("error quotes the record: %s", msg)
+			}
+		})
+	}
+}

@@ -6,12 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
 // Decode parses a Kinesis record's data. It fails with a wrapped
 // ErrUnknownVersion for a version it does not know, and with a descriptive
 // error for anything malformed; it never returns a partial record.
+//
+// Error texts say where and what kind of thing is wrong, never what the
+// record holds: they are logged at the default level, and a record holds
+// row values.
 func Decode(data []byte) (*Record, error) {
 	var body struct {
 		Changes []Change `json:"changes"`
@@ -25,7 +30,7 @@ func Decode(data []byte) (*Record, error) {
 		}
 	}
 	if err := json.Unmarshal(data, &body); err != nil {
-		return nil, fmt.Errorf("decode change record: %w", err)
+		return nil, fmt.Errorf("decode change record: %w", withoutValues(err))
 	}
 	if len(body.Changes) == 0 {
 		return nil, errors.New("decode change record: no changes")
@@ -46,7 +51,7 @@ func checkVersion(data []byte) error {
 		V *int `json:"v"`
 	}
 	if err := json.Unmarshal(data, &head); err != nil {
-		return fmt.Errorf("decode change record: %w", err)
+		return fmt.Errorf("decode change record: %w", withoutValues(err))
 	}
 	if head.V == nil {
 		return errors.New("decode change record: no version field")
@@ -100,7 +105,30 @@ func (v *Value) UnmarshalJSON(b []byte) error {
 		}
 		return nil
 	}
-	return fmt.Errorf("tuple value: want a string, null or a marker object, got %d bytes starting %q", len(b), b[:1])
+	return fmt.Errorf("tuple value: want a string, null or a marker object, got %d bytes of something else", len(b))
+}
+
+// errMalformed is what withoutValues reports for encoding/json errors
+// whose texts quote the input.
+var errMalformed = errors.New("malformed JSON")
+
+// withoutValues rewrites encoding/json's errors, which quote the offending
+// character or number, into ones that give only its position and kind.
+func withoutValues(err error) error {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntax):
+		return fmt.Errorf("%w at byte %d", errMalformed, syntax.Offset)
+	case errors.As(err, &typ):
+		kind, _, _ := strings.Cut(typ.Value, " ") // "number 1e99" -> "number"
+		field := typ.Field
+		if field == "" {
+			field = "the record"
+		}
+		return fmt.Errorf("%w: %s at byte %d is a JSON %s, want %s", errMalformed, field, typ.Offset, kind, typ.Type)
+	}
+	return err
 }
 
 // MarshalJSON writes the wire form; it exists so that tests and tools can use

@@ -36,10 +36,12 @@ func ParseLSN(s string) (LSN, error) {
 func (l LSN) MarshalText() ([]byte, error) { return []byte(l.String()), nil }
 
 // UnmarshalText implements encoding.TextUnmarshaler.
+// Its error does not quote b: it reads LSNs out of records, whose error
+// texts reach logs.
 func (l *LSN) UnmarshalText(b []byte) error {
 	v, err := ParseLSN(string(b))
 	if err != nil {
-		return err
+		return fmt.Errorf("LSN of %d bytes is not of the form X/X (hexadecimal)", len(b))
 	}
 	*l = v
 	return nil
