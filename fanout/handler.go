@@ -48,14 +48,30 @@ func newHandler(pub *publish.Publisher, cfg config, log *zap.Logger, reg *metric
 	}}
 }
 
-// Handle processes the records in order and reports, as the one batch item
+// Outcome is what a batch came to: the response for Lambda, and, when a
+// record failed, why (a decode error, an event EventBridge refused, the
+// deadline), for the log and the poller's on-failure file. Reason never
+// holds row values.
+type Outcome struct {
+	events.KinesisEventResponse
+	Reason string
+}
+
+// Handle is the Lambda handler: Process's response. Per-record problems
+// never become an error return, which would make Lambda retry the whole
+// batch.
+func (h *Handler) Handle(ctx context.Context, in events.KinesisEvent) (events.KinesisEventResponse, error) {
+	return h.Process(ctx, in).KinesisEventResponse, nil
+}
+
+// Process publishes the records in order and reports, as the one batch item
 // failure, the first record that was not fully published: Lambda resumes the
 // shard there. A record that cannot be decoded (or is of an unknown version)
-// stops the batch at that record. Per-record problems never become an error
-// return, which would make Lambda retry the whole batch.
-func (h *Handler) Handle(ctx context.Context, in events.KinesisEvent) (events.KinesisEventResponse, error) {
+// stops the batch at that record.
+func (h *Handler) Process(ctx context.Context, in events.KinesisEvent) Outcome {
 	var items []publish.Item
 	firstBad := -1
+	var badErr error
 	skipped := 0
 records:
 	for i := range in.Records {
@@ -63,7 +79,7 @@ records:
 		r, err := change.Decode(rec.Kinesis.Data)
 		if err != nil {
 			h.badRecord(rec, err)
-			firstBad = i
+			firstBad, badErr = i, err
 			break
 		}
 		for j := range r.Changes {
@@ -80,7 +96,7 @@ records:
 			}
 			if err != nil {
 				h.badRecord(rec, err)
-				firstBad = i
+				firstBad, badErr = i, err
 				break records
 			}
 			items = append(items, publish.Item{Record: i, Key: rec.Kinesis.PartitionKey, Event: &ev})
@@ -103,16 +119,22 @@ records:
 	}
 	if first < 0 {
 		h.log.Info("batch published", fields...)
-		return out, nil
+		return Outcome{KinesisEventResponse: out}
 	}
 	failed := &in.Records[first]
 	out.BatchItemFailures = append(out.BatchItemFailures, events.KinesisBatchItemFailure{ItemIdentifier: failed.Kinesis.SequenceNumber})
 	fields = append(fields, zap.Int("firstFailedRecord", first), zap.String("sequenceNumber", failed.Kinesis.SequenceNumber))
+	why := badErr
 	if first == res.FirstUnpublished && res.Err != nil {
-		fields = append(fields, zap.Error(res.Err))
+		why = res.Err
+	}
+	reason := "not published"
+	if why != nil {
+		reason = why.Error()
+		fields = append(fields, zap.String("reason", reason))
 	}
 	h.log.Warn("batch partly published; resuming at the first record not fully published", fields...)
-	return out, nil
+	return Outcome{KinesisEventResponse: out, Reason: reason}
 }
 
 // badRecord logs a record that cannot become events. The error text may

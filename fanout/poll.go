@@ -62,7 +62,7 @@ func parseStart(from string) (startPosition, error) {
 type poller struct {
 	opts       pollOptions
 	kin        *kinesis.Client
-	handle     func(context.Context, events.KinesisEvent) (events.KinesisEventResponse, error)
+	handle     func(context.Context, events.KinesisEvent) (Outcome, error)
 	log        *zap.Logger
 	region     string
 	streamARN  string
@@ -83,7 +83,7 @@ func runPoll(ctx context.Context, a *app, opts pollOptions) error {
 	if err != nil {
 		return err
 	}
-	p := &poller{opts: opts, kin: kinesis.NewFromConfig(a.aws), handle: a.handler.Handle, log: a.log, region: a.aws.Region,
+	p := &poller{opts: opts, kin: kinesis.NewFromConfig(a.aws), handle: func(ctx context.Context, ev events.KinesisEvent) (Outcome, error) { return a.handler.Process(ctx, ev), nil }, log: a.log, region: a.aws.Region,
 		start: start, backoff: backoff.Policy{Base: 200 * time.Millisecond, Max: 30 * time.Second, Equal: true}, started: map[string]bool{}}
 	return p.run(ctx)
 }
@@ -320,7 +320,7 @@ func (p *poller) invoke(ctx context.Context, shard string, batch []types.Record)
 		}
 		done = min(done, i)
 	}
-	return done, "batchItemFailures"
+	return done, resp.Reason
 }
 
 // recordFailure appends what Lambda's on-failure destination would get for

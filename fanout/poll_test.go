@@ -38,17 +38,17 @@ func TestDeliverBisectsAndSkips(t *testing.T) {
 	const poisoned = "013"
 	var delivered []string
 	var sizes []int
-	handle := func(_ context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
+	handle := func(_ context.Context, ev events.KinesisEvent) (Outcome, error) {
 		sizes = append(sizes, len(ev.Records))
 		for _, r := range ev.Records {
 			if r.Kinesis.SequenceNumber == poisoned {
-				return events.KinesisEventResponse{}, errors.New("function error")
+				return Outcome{}, errors.New("function error")
 			}
 		}
 		for _, r := range ev.Records {
 			delivered = append(delivered, r.Kinesis.SequenceNumber)
 		}
-		return events.KinesisEventResponse{}, nil
+		return Outcome{}, nil
 	}
 	dir := t.TempDir()
 	cp, err := loadCheckpoints(filepath.Join(dir, "cp.json"), "arn:stream")
@@ -193,6 +193,23 @@ func TestPollAgainstKinesis(t *testing.T) {
 	failures := readLines(t, filepath.Join(dir, "failures.jsonl"))
 	if len(failures) != 2 {
 		t.Errorf("on-failure file has %d records, want 2: %v", len(failures), failures)
+	}
+	// Each says why, in words that name the cause and quote no record.
+	reasons := map[string]bool{}
+	for _, f := range failures {
+		r, _ := f["reason"].(string)
+		switch {
+		case strings.Contains(r, "decode change record: malformed JSON at byte"):
+			reasons["decode"] = true
+		case strings.Contains(r, "public.users") && strings.Contains(r, "InvalidArgument"):
+			reasons["refused"] = true
+		}
+		if strings.Contains(r, "poison") || strings.Contains(r, "not a change") {
+			t.Errorf("on-failure reason quotes the record: %q", r)
+		}
+	}
+	if !reasons["decode"] || !reasons["refused"] {
+		t.Errorf("on-failure reasons %v: want the decode error and EventBridge's refusal", failures)
 	}
 	var cp checkpointFile
 	b, _ := os.ReadFile(filepath.Join(dir, "cp.json"))
