@@ -83,7 +83,9 @@ func runPoll(ctx context.Context, a *app, opts pollOptions) error {
 	if err != nil {
 		return err
 	}
-	p := &poller{opts: opts, kin: kinesis.NewFromConfig(a.aws), handle: func(ctx context.Context, ev events.KinesisEvent) (Outcome, error) { return a.handler.Process(ctx, ev), nil }, log: a.log, region: a.aws.Region,
+	p := &poller{opts: opts, kin: kinesis.NewFromConfig(a.aws), handle: func(ctx context.Context, ev events.KinesisEvent) (Outcome, error) {
+		return a.handler.Process(ctx, ev), nil
+	}, log: a.log, region: a.aws.Region,
 		start: start, backoff: backoff.Policy{Base: 200 * time.Millisecond, Max: 30 * time.Second, Equal: true}, started: map[string]bool{}}
 	return p.run(ctx)
 }

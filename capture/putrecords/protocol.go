@@ -7,15 +7,13 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	smithy "github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
-
-	"github.com/walbridge/walbridge/shared/change"
+	"github.com/walbridge/walbridge/shared/jsontext"
 )
 
 // putRecordsProtocol is the client's own wire protocol (awsJson 1.1) with
@@ -109,13 +107,13 @@ func appendPutRecordsInput(dst []byte, in *kinesis.PutRecordsInput) []byte {
 			if r.ExplicitHashKey != nil {
 				dst = append(dst, sep...)
 				dst = append(dst, `"ExplicitHashKey":`...)
-				dst = change.AppendJSONString(dst, *r.ExplicitHashKey)
+				dst = jsontext.AppendString(dst, *r.ExplicitHashKey)
 				sep = ","
 			}
 			if r.PartitionKey != nil {
 				dst = append(dst, sep...)
 				dst = append(dst, `"PartitionKey":`...)
-				dst = change.AppendJSONString(dst, *r.PartitionKey)
+				dst = jsontext.AppendString(dst, *r.PartitionKey)
 			}
 			dst = append(dst, '}')
 		}
@@ -127,7 +125,7 @@ func appendPutRecordsInput(dst []byte, in *kinesis.PutRecordsInput) []byte {
 	}{{"StreamARN", in.StreamARN}, {"StreamId", in.StreamId}, {"StreamName", in.StreamName}} {
 		if m.v != nil {
 			member(m.name)
-			dst = change.AppendJSONString(dst, *m.v)
+			dst = jsontext.AppendString(dst, *m.v)
 		}
 	}
 	return append(dst, '}')
@@ -152,50 +150,51 @@ func (p *putRecordsProtocol) DeserializeResponse(ctx context.Context, schema *sm
 }
 
 // parsePutRecordsOutput reads the usual PutRecords answer: an object with
-// Records (objects of plain strings), FailedRecordCount and EncryptionType.
-// It returns false, leaving out partly filled, for anything else (escaped
-// strings, nulls, nested unknown members, malformed JSON), which the SDK's
-// decoder then reads or rejects.
+// Records (objects of plain strings), FailedRecordCount and EncryptionType,
+// and members it does not know whose values are plain strings, integers,
+// true or false. It returns false, leaving out partly filled, for anything
+// else (escaped strings, nulls, nested unknown members, malformed JSON),
+// which the SDK's decoder then reads or rejects.
 func parsePutRecordsOutput(body []byte, out *kinesis.PutRecordsOutput) bool {
-	sc := scanner{s: string(body)} // one copy; every string below shares it
-	if !sc.byte('{') {
-		return false
-	}
-	var strs []string // pointer targets, allocated in chunks
-	str := func(s string) *string {
+	var sc jsontext.Scanner
+	sc.Reset(string(body)) // one copy; every string below shares it
+	var strs []string      // pointer targets, allocated in chunks
+	str := func() *string {
+		s, escaped := sc.String()
+		if escaped {
+			sc.Fail("escaped string")
+		}
 		if len(strs) == cap(strs) {
 			strs = make([]string, 0, 64)
 		}
 		strs = append(strs, s)
 		return &strs[len(strs)-1]
 	}
-	for first := true; !sc.byte('}'); first = false {
-		if !first && !sc.byte(',') {
-			return false
+	scalar := func() { // an unknown member's value
+		switch sc.Peek() {
+		case '"':
+			str()
+		case 't', 'f':
+			sc.Skip()
+		default:
+			if _, integer := sc.Number(); !integer {
+				sc.Fail("unknown member is not a plain scalar")
+			}
 		}
-		name, ok := sc.str()
-		if !ok || !sc.byte(':') {
-			return false
+	}
+	once := func(set bool) {
+		if set {
+			sc.Fail("member given twice")
 		}
+	}
+	sc.Object(func(name string) {
 		switch name {
 		case "Records":
-			if out.Records != nil || !sc.byte('[') {
-				return false
-			}
+			once(out.Records != nil)
 			out.Records = make([]types.PutRecordsResultEntry, 0, len(body)/80+1)
-			for firstRec := true; !sc.byte(']'); firstRec = false {
-				if (!firstRec && !sc.byte(',')) || !sc.byte('{') {
-					return false
-				}
+			sc.Array(func() {
 				var e types.PutRecordsResultEntry
-				for firstField := true; !sc.byte('}'); firstField = false {
-					if !firstField && !sc.byte(',') {
-						return false
-					}
-					field, ok := sc.str()
-					if !ok || !sc.byte(':') {
-						return false
-					}
+				sc.Object(func(field string) {
 					var target **string
 					switch field {
 					case "SequenceNumber":
@@ -207,126 +206,30 @@ func parsePutRecordsOutput(body []byte, out *kinesis.PutRecordsOutput) bool {
 					case "ErrorMessage":
 						target = &e.ErrorMessage
 					default:
-						if !sc.scalar() {
-							return false
-						}
-						continue
+						scalar()
+						return
 					}
-					s, ok := sc.str()
-					if !ok || *target != nil {
-						return false
-					}
-					*target = str(s)
-				}
+					once(*target != nil)
+					*target = str()
+				})
 				out.Records = append(out.Records, e)
-			}
+			})
 		case "FailedRecordCount":
-			tok, ok := sc.number()
-			if !ok || out.FailedRecordCount != nil {
-				return false
-			}
+			once(out.FailedRecordCount != nil)
+			tok, integer := sc.Number()
 			n, err := strconv.ParseInt(tok, 10, 32)
-			if err != nil {
-				return false
+			if !integer || err != nil {
+				sc.Fail("FailedRecordCount is not an int32")
+				return
 			}
 			n32 := int32(n)
 			out.FailedRecordCount = &n32
 		case "EncryptionType":
-			s, ok := sc.str()
-			if !ok || out.EncryptionType != "" {
-				return false
-			}
-			out.EncryptionType = types.EncryptionType(s)
+			once(out.EncryptionType != "")
+			out.EncryptionType = types.EncryptionType(*str())
 		default:
-			if !sc.scalar() {
-				return false
-			}
+			scalar()
 		}
-	}
-	sc.space()
-	return sc.i == len(sc.s)
-}
-
-// scanner reads the plain subset of JSON that parsePutRecordsOutput accepts.
-type scanner struct {
-	s string
-	i int
-}
-
-func (sc *scanner) space() {
-	for sc.i < len(sc.s) && strings.IndexByte(" \t\n\r", sc.s[sc.i]) >= 0 {
-		sc.i++
-	}
-}
-
-// byte consumes c (after white space) if it is next.
-func (sc *scanner) byte(c byte) bool {
-	sc.space()
-	if sc.i < len(sc.s) && sc.s[sc.i] == c {
-		sc.i++
-		return true
-	}
-	return false
-}
-
-// str reads a string without escapes or control characters.
-func (sc *scanner) str() (string, bool) {
-	if !sc.byte('"') {
-		return "", false
-	}
-	for j := sc.i; j < len(sc.s); j++ {
-		switch c := sc.s[j]; {
-		case c == '"':
-			s := sc.s[sc.i:j]
-			sc.i = j + 1
-			return s, true
-		case c == '\\' || c < 0x20:
-			return "", false
-		}
-	}
-	return "", false
-}
-
-// number reads an integer.
-func (sc *scanner) number() (string, bool) {
-	sc.space()
-	j := sc.i
-	if j < len(sc.s) && sc.s[j] == '-' {
-		j++
-	}
-	start := j
-	for j < len(sc.s) && sc.s[j] >= '0' && sc.s[j] <= '9' {
-		j++
-	}
-	if j == start || (sc.s[start] == '0' && j-start > 1) {
-		return "", false
-	}
-	tok := sc.s[sc.i:j]
-	sc.i = j
-	return tok, true
-}
-
-// scalar skips an unknown member's value when it is a plain string, an
-// integer, true or false.
-func (sc *scanner) scalar() bool {
-	sc.space()
-	if sc.i >= len(sc.s) {
-		return false
-	}
-	switch sc.s[sc.i] {
-	case '"':
-		_, ok := sc.str()
-		return ok
-	case 't', 'f':
-		for _, lit := range []string{"true", "false"} {
-			if len(sc.s)-sc.i >= len(lit) && sc.s[sc.i:sc.i+len(lit)] == lit {
-				sc.i += len(lit)
-				return true
-			}
-		}
-		return false
-	default:
-		_, ok := sc.number()
-		return ok && (sc.i >= len(sc.s) || (sc.s[sc.i] != '.' && sc.s[sc.i] != 'e' && sc.s[sc.i] != 'E'))
-	}
+	})
+	return sc.End()
 }

@@ -4,7 +4,8 @@ import (
 	"encoding/base64"
 	"strconv"
 	"time"
-	"unicode/utf8"
+
+	"github.com/walbridge/walbridge/shared/jsontext"
 )
 
 // timeLayout is RFC 3339 with exactly six fractional digits: PostgreSQL's
@@ -26,17 +27,17 @@ func Encode(dst []byte, r *Record) []byte {
 // Encode uses it; capture uses it to size a change before packing it.
 func AppendChange(dst []byte, c *Change) []byte {
 	dst = append(dst, `{"database":`...)
-	dst = AppendJSONString(dst, c.Database)
+	dst = jsontext.AppendString(dst, c.Database)
 	if c.Schema != "" {
 		dst = append(dst, `,"schema":`...)
-		dst = AppendJSONString(dst, c.Schema)
+		dst = jsontext.AppendString(dst, c.Schema)
 	}
 	if c.Table != "" {
 		dst = append(dst, `,"table":`...)
-		dst = AppendJSONString(dst, c.Table)
+		dst = jsontext.AppendString(dst, c.Table)
 	}
 	dst = append(dst, `,"op":`...)
-	dst = AppendJSONString(dst, string(c.Op))
+	dst = jsontext.AppendString(dst, string(c.Op))
 	dst = append(dst, `,"xid":`...)
 	dst = strconv.AppendUint(dst, uint64(c.XID), 10)
 	dst = append(dst, `,"commitLsn":"`...)
@@ -49,7 +50,7 @@ func AppendChange(dst []byte, c *Change) []byte {
 	dst = strconv.AppendUint(dst, uint64(c.Seq), 10)
 	if c.Identity != "" {
 		dst = append(dst, `,"identity":`...)
-		dst = AppendJSONString(dst, string(c.Identity))
+		dst = jsontext.AppendString(dst, string(c.Identity))
 	}
 	if c.Columns != nil {
 		dst = append(dst, `,"columns":[`...)
@@ -80,7 +81,7 @@ func AppendChange(dst []byte, c *Change) []byte {
 	}
 	if c.Op == Message {
 		dst = append(dst, `,"prefix":`...)
-		dst = AppendJSONString(dst, c.Prefix)
+		dst = jsontext.AppendString(dst, c.Prefix)
 		dst = append(dst, `,"content":"`...)
 		dst = base64.StdEncoding.AppendEncode(dst, c.Content)
 		dst = append(dst, '"')
@@ -93,15 +94,15 @@ func AppendChange(dst []byte, c *Change) []byte {
 
 func appendColumn(dst []byte, col *Column) []byte {
 	dst = append(dst, `{"name":`...)
-	dst = AppendJSONString(dst, col.Name)
+	dst = jsontext.AppendString(dst, col.Name)
 	dst = append(dst, `,"oid":`...)
 	dst = strconv.AppendUint(dst, uint64(col.OID), 10)
 	dst = append(dst, `,"type":`...)
-	dst = AppendJSONString(dst, col.Type)
+	dst = jsontext.AppendString(dst, col.Type)
 	dst = append(dst, `,"base":`...)
-	dst = AppendJSONString(dst, col.Base)
+	dst = jsontext.AppendString(dst, col.Base)
 	dst = append(dst, `,"kind":`...)
-	dst = AppendJSONString(dst, string(col.Kind))
+	dst = jsontext.AppendString(dst, string(col.Kind))
 	if col.Array {
 		dst = append(dst, `,"array":true`...)
 	}
@@ -136,52 +137,8 @@ func AppendValue(dst []byte, v Value) []byte {
 		dst = strconv.AppendInt(dst, int64(v.Size), 10)
 		return append(dst, '}')
 	default:
-		return AppendJSONString(dst, v.Text)
+		return jsontext.AppendString(dst, v.Text)
 	}
-}
-
-// AppendJSONString appends s as a JSON string (the event encoder uses it too). Invalid UTF-8 (possible only from a
-// non-UTF8 database, which capture refuses) becomes U+FFFD as in encoding/json.
-func AppendJSONString(dst []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }
 
 // appendTime appends t in timeLayout, in UTC. It writes the digits itself:

@@ -19,6 +19,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/walbridge/walbridge/shared/change"
+	"github.com/walbridge/walbridge/shared/jsontext"
 )
 
 // Defaults for Config's empty fields.
@@ -130,10 +131,10 @@ func FromMessage(c *change.Change, cfg Config) (Event, error) {
 	b.dst = append(b.dst, `,"seq":`...)
 	b.dst = strconv.AppendUint(b.dst, uint64(c.Seq), 10)
 	b.dst = append(b.dst, `,"prefix":`...)
-	b.dst = change.AppendJSONString(b.dst, c.Prefix)
+	b.dst = jsontext.AppendString(b.dst, c.Prefix)
 	b.dst = append(b.dst, `,"content":`...)
 	if utf8.Valid(c.Content) {
-		b.dst = change.AppendJSONString(b.dst, string(c.Content))
+		b.dst = jsontext.AppendString(b.dst, string(c.Content))
 	} else {
 		b.dst = append(b.dst, '"')
 		b.dst = base64.StdEncoding.AppendEncode(b.dst, c.Content)
@@ -208,11 +209,11 @@ func (b *builder) lsn(l change.LSN) {
 func (b *builder) rowChange(c *change.Change) {
 	b.head(c)
 	b.dst = append(b.dst, `,"schema":`...)
-	b.dst = change.AppendJSONString(b.dst, c.Schema)
+	b.dst = jsontext.AppendString(b.dst, c.Schema)
 	b.dst = append(b.dst, `,"table":`...)
-	b.dst = change.AppendJSONString(b.dst, c.Table)
+	b.dst = jsontext.AppendString(b.dst, c.Table)
 	b.dst = append(b.dst, `,"operation":`...)
-	b.dst = change.AppendJSONString(b.dst, string(c.Op))
+	b.dst = jsontext.AppendString(b.dst, string(c.Op))
 
 	var types []columnType
 	if c.Op != change.Truncate {
@@ -279,7 +280,7 @@ func (b *builder) values(name string, c *change.Change, types []columnType, tupl
 			b.dst = append(b.dst, ',')
 		}
 		first = false
-		b.dst = change.AppendJSONString(b.dst, c.Columns[i].Name)
+		b.dst = jsontext.AppendString(b.dst, c.Columns[i].Name)
 		b.dst = append(b.dst, ':')
 		start := len(b.dst)
 		var typeEnd int
@@ -318,7 +319,7 @@ func (b *builder) allColumns(c *change.Change) {
 		if i > 0 {
 			b.dst = append(b.dst, ',')
 		}
-		b.dst = change.AppendJSONString(b.dst, c.Columns[i].Name)
+		b.dst = jsontext.AppendString(b.dst, c.Columns[i].Name)
 	}
 	b.dst = append(b.dst, ']')
 }
@@ -356,7 +357,7 @@ func (b *builder) changedColumns(c *change.Change) bool {
 			b.dst = append(b.dst, ',')
 		}
 		first = false
-		b.dst = change.AppendJSONString(b.dst, c.Columns[i].Name)
+		b.dst = jsontext.AppendString(b.dst, c.Columns[i].Name)
 	}
 	b.dst = append(b.dst, ']')
 	return complete

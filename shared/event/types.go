@@ -2,6 +2,7 @@ package event
 
 import (
 	"github.com/walbridge/walbridge/shared/change"
+	"github.com/walbridge/walbridge/shared/jsontext"
 )
 
 // family is one row of the type mapping: the PostgreSQL types (or type
@@ -129,9 +130,9 @@ func (ct columnType) appendTypeName(dst []byte) []byte {
 		name = ct.fam.Type
 	}
 	if !ct.array {
-		return change.AppendJSONString(dst, name)
+		return jsontext.AppendString(dst, name)
 	}
-	dst = change.AppendJSONString(dst, name)
+	dst = jsontext.AppendString(dst, name)
 	dst = dst[:len(dst)-1]
 	return append(dst, `[]"`...)
 }

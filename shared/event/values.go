@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/walbridge/walbridge/shared/change"
+	"github.com/walbridge/walbridge/shared/jsontext"
 )
 
 // appendField appends one column's value object: {"type":T,"value":V}, or a
@@ -36,7 +37,7 @@ func appendField(dst []byte, ct columnType, v change.Value) (out []byte, typeEnd
 			dst, ok = appendScalar(dst, ct.enc(), v.Text)
 		}
 		if !ok {
-			dst = change.AppendJSONString(dst[:mark], v.Text)
+			dst = jsontext.AppendString(dst[:mark], v.Text)
 			dst = append(dst, `,"valueEncoding":"text"`...)
 		}
 		dst = append(dst, '}')
@@ -56,16 +57,16 @@ func appendOmitted(dst []byte, size int) []byte {
 func appendScalar(dst []byte, enc valueEncoding, s string) ([]byte, bool) {
 	switch enc {
 	case encInteger:
-		if !isJSONNumber(s) || strings.ContainsAny(s, ".eE") {
+		if !jsontext.IsNumber(s) || strings.ContainsAny(s, ".eE") {
 			return dst, false
 		}
 		return append(dst, s...), true
 	case encFloat:
 		switch {
-		case isJSONNumber(s):
+		case jsontext.IsNumber(s):
 			return append(dst, s...), true
 		case s == "NaN" || s == "Infinity" || s == "-Infinity":
-			return change.AppendJSONString(dst, s), true
+			return jsontext.AppendString(dst, s), true
 		}
 		return dst, false
 	case encBoolean:
@@ -86,7 +87,7 @@ func appendScalar(dst []byte, enc valueEncoding, s string) ([]byte, bool) {
 		return appendBytea(dst, s)
 	case encDate:
 		if isInfinity(s) {
-			return change.AppendJSONString(dst, s), true
+			return jsontext.AppendString(dst, s), true
 		}
 		s, bc := cutBC(s)
 		dst = append(dst, '"')
@@ -98,7 +99,7 @@ func appendScalar(dst []byte, enc valueEncoding, s string) ([]byte, bool) {
 		return append(dst, '"'), ok
 	case encTimestamp, encTimestampTZ:
 		if isInfinity(s) {
-			return change.AppendJSONString(dst, s), true
+			return jsontext.AppendString(dst, s), true
 		}
 		s, bc := cutBC(s)
 		date, clock, found := strings.Cut(s, " ")
@@ -114,7 +115,7 @@ func appendScalar(dst []byte, enc valueEncoding, s string) ([]byte, bool) {
 		dst, ok = appendTime(dst, clock, enc == encTimestampTZ)
 		return append(dst, '"'), ok
 	default: // encString, encNumeric
-		return change.AppendJSONString(dst, s), true
+		return jsontext.AppendString(dst, s), true
 	}
 }
 
