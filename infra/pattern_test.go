@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/walbridge/walbridge/shared/cfnrules"
 	"github.com/walbridge/walbridge/shared/change"
 	"github.com/walbridge/walbridge/shared/event"
 	"github.com/walbridge/walbridge/shared/pattern"
@@ -125,7 +126,7 @@ func TestRulecheckSeesTheSameRules(t *testing.T) {
 		for k, v := range pseudo {
 			params[k] = v
 		}
-		rules, err := pattern.TemplateRules([]byte(readFile(t, file)), pattern.TemplateOptions{Params: params, Defaults: true})
+		rules, err := cfnrules.Rules([]byte(readFile(t, file)), cfnrules.Options{Params: params, Defaults: true})
 		if err != nil {
 			t.Fatalf("%s: %v", file, err)
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 
+	"github.com/walbridge/walbridge/shared/cfnrules"
 	"github.com/walbridge/walbridge/shared/eventbridgetest"
 	"github.com/walbridge/walbridge/shared/localbus"
 	"github.com/walbridge/walbridge/shared/pattern"
@@ -149,7 +150,7 @@ func TestGeneratedHandlers(t *testing.T) {
 				}
 			}
 
-			rules, err := pattern.TemplateRules(readFile(t, filepath.Join(dir, "template.yaml")), pattern.TemplateOptions{})
+			rules, err := cfnrules.Rules(readFile(t, filepath.Join(dir, "template.yaml")), cfnrules.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/walbridge/walbridge/shared/cfnrules"
 	"github.com/walbridge/walbridge/shared/pattern"
 )
 
@@ -52,9 +53,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		opts.Tables = tables
 	}
 
-	tpl := pattern.TemplateOptions{}
+	tpl := cfnrules.Options{}
 	if *defaults || len(params) > 0 {
-		tpl = pattern.TemplateOptions{Params: params, Defaults: true}
+		tpl = cfnrules.Options{Params: params, Defaults: true}
 	}
 	status := exitOK
 	for _, name := range fs.Args() {
@@ -108,7 +109,7 @@ func (p paramFlag) Set(s string) error {
 	return nil
 }
 
-func checkFile(name string, opts pattern.CheckOptions, tpl pattern.TemplateOptions) []string {
+func checkFile(name string, opts pattern.CheckOptions, tpl cfnrules.Options) []string {
 	data, err := os.ReadFile(name)
 	if err != nil {
 		return []string{fmt.Sprintf("%s: %v", name, err)}
@@ -140,7 +141,7 @@ func checkFile(name string, opts pattern.CheckOptions, tpl pattern.TemplateOptio
 // extract finds the event patterns in a file of any supported form. A .json
 // file, or any file that is valid JSON, is read as JSON so that pattern
 // errors are reported against the exact text; anything else is YAML.
-func extract(name string, data []byte, tpl pattern.TemplateOptions) ([]found, error) {
+func extract(name string, data []byte, tpl cfnrules.Options) ([]found, error) {
 	if strings.EqualFold(filepath.Ext(name), ".json") || json.Valid(data) {
 		var top map[string]json.RawMessage
 		if json.Unmarshal(data, &top) == nil {
@@ -155,10 +156,10 @@ func extract(name string, data []byte, tpl pattern.TemplateOptions) ([]found, er
 			return []found{{json: data}}, nil // not an object: CheckJSON says what is wrong
 		}
 	}
-	rules, err := pattern.TemplateRules(data, tpl)
+	rules, err := cfnrules.Rules(data, tpl)
 	switch {
-	case errors.Is(err, pattern.ErrNotTemplate):
-		js, err := pattern.YAMLPattern(data)
+	case errors.Is(err, cfnrules.ErrNotTemplate):
+		js, err := cfnrules.YAMLPattern(data)
 		var fe *pattern.FieldError
 		switch {
 		case errors.As(err, &fe):

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/walbridge/walbridge/shared/cfnrules"
 	"github.com/walbridge/walbridge/shared/pattern"
 )
 
@@ -140,7 +141,7 @@ func Load(dir string, opts LoadOptions) (*RuleSet, error) {
 	for k, v := range opts.Params {
 		params[k] = v
 	}
-	topts := pattern.TemplateOptions{Params: params, Defaults: true}
+	topts := cfnrules.Options{Params: params, Defaults: true}
 
 	rs := &RuleSet{}
 	devDir := filepath.Join(dir, DevRulesDir)
@@ -176,14 +177,14 @@ func Load(dir string, opts LoadOptions) (*RuleSet, error) {
 	return rs, nil
 }
 
-func (rs *RuleSet) loadTemplate(file string, opts pattern.TemplateOptions) {
+func (rs *RuleSet) loadTemplate(file string, opts cfnrules.Options) {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		rs.Skipped = append(rs.Skipped, Problem{File: file, Err: err})
 		return
 	}
-	trs, err := pattern.TemplateRules(data, opts)
-	if errors.Is(err, pattern.ErrNotTemplate) {
+	trs, err := cfnrules.Rules(data, opts)
+	if errors.Is(err, cfnrules.ErrNotTemplate) {
 		return
 	}
 	if err != nil {

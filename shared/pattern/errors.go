@@ -36,8 +36,9 @@ func (es *Errors) add(path, format string) {
 	*es = append(*es, &FieldError{Path: path, Msg: format})
 }
 
-// joinPath extends a dotted event path by one field name.
-func joinPath(parent, name string) string {
+// JoinPath extends a dotted event path (as FieldError.Path shows it) by one
+// field name.
+func JoinPath(parent, name string) string {
 	if parent == "" {
 		return name
 	}

@@ -22,6 +22,11 @@
 // included) while an anything-but of numbers matches only numbers; numeric
 // comparison covers -5e9..5e9, and numbers outside it match only by their
 // exact text.
+//
+// The package is larger than most (about 1,400 lines) because it is one
+// language: the parser, the matcher and the contract check share the parsed
+// form and its error paths, and splitting them would export that form only
+// to each other. Reading patterns out of templates is package cfnrules.
 package pattern
 
 import (
@@ -163,14 +168,14 @@ func parseObject(obj *object, path string) *objNode {
 	for i, key := range obj.keys {
 		val := obj.vals[i]
 		if seen[key] {
-			n.errs.add(joinPath(path, key), "duplicate field: only one of them would take effect")
+			n.errs.add(JoinPath(path, key), "duplicate field: only one of them would take effect")
 		}
 		seen[key] = true
 		if key == "$or" {
 			n.entries = append(n.entries, parseOr(val, path))
 			continue
 		}
-		e := &entry{name: key, path: joinPath(path, key)}
+		e := &entry{name: key, path: JoinPath(path, key)}
 		switch v := val.(type) {
 		case *object:
 			e.obj = parseObject(v, e.path)
@@ -186,7 +191,7 @@ func parseObject(obj *object, path string) *objNode {
 
 func parseOr(val any, path string) *entry {
 	e := &entry{name: "$or", path: path}
-	where := joinPath(path, "$or")
+	where := JoinPath(path, "$or")
 	arr, ok := val.([]any)
 	if !ok {
 		e.errs.add(where, fmt.Sprintf("value must be an array of objects, got %s", kindOf(val)))

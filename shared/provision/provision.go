@@ -24,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/walbridge/walbridge/shared/cfnrules"
 	"github.com/walbridge/walbridge/shared/pattern"
 )
 
@@ -67,7 +68,7 @@ func Rules(ctx context.Context, eb *eventbridge.Client, q *sqs.Client, bus, temp
 	if err != nil {
 		return nil, err
 	}
-	rules, err := pattern.TemplateRules(data, pattern.TemplateOptions{Params: params, Defaults: true})
+	rules, err := cfnrules.Rules(data, cfnrules.Options{Params: params, Defaults: true})
 	if err != nil {
 		return nil, fmt.Errorf("rules of %s: %w", templatePath, err)
 	}

@@ -1,9 +1,11 @@
-package pattern
+package cfnrules
 
 import (
 	"errors"
 	"reflect"
 	"testing"
+
+	"github.com/walbridge/walbridge/shared/pattern"
 )
 
 const testTemplate = `
@@ -85,26 +87,26 @@ Resources:
 `
 
 func TestTemplateRules(t *testing.T) {
-	queue := TemplateTarget{ID: "queue", Resource: "WelcomeQueue", ResourceType: "AWS::SQS::Queue"}
-	targets := []TemplateTarget{
+	queue := Target{ID: "queue", Resource: "WelcomeQueue", ResourceType: "AWS::SQS::Queue"}
+	targets := []Target{
 		queue,
 		{ID: "topic", Resource: "Topic", ResourceType: "AWS::SNS::Topic"},
 		{ID: "long-form", Resource: "WelcomeQueue", ResourceType: "AWS::SQS::Queue"},
 		{ID: "literal", Arn: "arn:aws:sqs:us-east-1:123456789012:elsewhere"},
 	}
-	handler := []TemplateTarget{{ID: "handler-target", Resource: "Handler", ResourceType: "AWS::Serverless::Function"}}
-	deployTime := func(path, fn string) *FieldError {
-		return &FieldError{Path: path, Msg: "uses CloudFormation intrinsic " + fn + ", whose value is only known at deploy time"}
+	handler := []Target{{ID: "handler-target", Resource: "Handler", ResourceType: "AWS::Serverless::Function"}}
+	deployTime := func(path, fn string) *pattern.FieldError {
+		return &pattern.FieldError{Path: path, Msg: "uses CloudFormation intrinsic " + fn + ", whose value is only known at deploy time"}
 	}
 
 	cases := []struct {
 		name string
-		opts TemplateOptions
-		want []TemplateRule
+		opts Options
+		want []Rule
 	}{
 		{
 			name: "zero options resolve nothing",
-			want: []TemplateRule{
+			want: []Rule{
 				{ID: "UsersInsertRule", Err: deployTime("source", "!Ref"), EventBusIntrinsic: "!If", Targets: targets},
 				{ID: "ResourceRule", Err: deployTime("resources", "!Ref"), EventBus: "arn:aws:events:us-east-1:123456789012:event-bus/walbridge", State: "DISABLED"},
 				{ID: "StringRule", Pattern: []byte(`{"detail":{"table":["users"]}}`), EventBus: "walbridge"},
@@ -113,18 +115,18 @@ func TestTemplateRules(t *testing.T) {
 		},
 		{
 			name: "defaults, and a parameter without one",
-			opts: TemplateOptions{Defaults: true},
-			want: []TemplateRule{
+			opts: Options{Defaults: true},
+			want: []Rule{
 				{ID: "UsersInsertRule", Pattern: []byte(`{"source":["walbridge"],"detail-type":["DatabaseEvent"],"detail":{"operation":["insert"],"seq":[{"numeric":[">=",0]}]}}`), EventBusIntrinsic: "!If", Targets: targets},
-				{ID: "ResourceRule", Err: &FieldError{Path: "resources", Msg: "uses !Ref ResourceName: parameter ResourceName has no Default and no value was given"}, EventBus: "arn:aws:events:us-east-1:123456789012:event-bus/walbridge", State: "DISABLED"},
+				{ID: "ResourceRule", Err: &pattern.FieldError{Path: "resources", Msg: "uses !Ref ResourceName: parameter ResourceName has no Default and no value was given"}, EventBus: "arn:aws:events:us-east-1:123456789012:event-bus/walbridge", State: "DISABLED"},
 				{ID: "StringRule", Pattern: []byte(`{"detail":{"table":["users"]}}`), EventBus: "walbridge"},
 				{ID: "Handler.Events.OnUpdate", Pattern: []byte(`{"detail":{"operation":["update"]}}`), Targets: handler},
 			},
 		},
 		{
 			name: "params over defaults, Fn::Sub",
-			opts: TemplateOptions{Params: map[string]string{"EventSource": "dev", "ResourceName": "orders-db"}, Defaults: true},
-			want: []TemplateRule{
+			opts: Options{Params: map[string]string{"EventSource": "dev", "ResourceName": "orders-db"}, Defaults: true},
+			want: []Rule{
 				{ID: "UsersInsertRule", Pattern: []byte(`{"source":["dev"],"detail-type":["DatabaseEvent"],"detail":{"operation":["insert"],"seq":[{"numeric":[">=",0]}]}}`), EventBusIntrinsic: "!If", Targets: targets},
 				{ID: "ResourceRule", Pattern: []byte(`{"resources":["orders-db"],"detail":{"schema":["dev-${Literal}"]}}`), EventBus: "arn:aws:events:us-east-1:123456789012:event-bus/walbridge", State: "DISABLED"},
 				{ID: "StringRule", Pattern: []byte(`{"detail":{"table":["users"]}}`), EventBus: "walbridge"},
@@ -134,7 +136,7 @@ func TestTemplateRules(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := TemplateRules([]byte(testTemplate), tc.opts)
+			got, err := Rules([]byte(testTemplate), tc.opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -165,11 +167,11 @@ Resources:
           table: [!GetAtt Q.QueueName]
           schema: [!Ref Q]
 `
-	rules, err := TemplateRules([]byte(tmpl), TemplateOptions{Params: map[string]string{"AWS::Region": "us-east-1"}})
+	rules, err := Rules([]byte(tmpl), Options{Params: map[string]string{"AWS::Region": "us-east-1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &FieldError{Path: "detail.table", Msg: "uses CloudFormation intrinsic !GetAtt, whose value is only known at deploy time"}
+	want := &pattern.FieldError{Path: "detail.table", Msg: "uses CloudFormation intrinsic !GetAtt, whose value is only known at deploy time"}
 	if len(rules) != 1 || !reflect.DeepEqual(rules[0].Err, want) {
 		t.Fatalf("got %+v, want one rule with error %v", rules, want)
 	}
@@ -179,21 +181,21 @@ func TestTemplateRulesJSONAndNotTemplates(t *testing.T) {
 	js := `{"Resources": {"R": {"Type": "AWS::Events::Rule", "Properties": {
 		"EventPattern": {"detail": {"schema": [{"Fn::Sub": "${AWS::Region}"}]}},
 		"Targets": [{"Id": "t", "Arn": {"Fn::GetAtt": ["Missing", "Arn"]}}]}}}}`
-	rules, err := TemplateRules([]byte(js), TemplateOptions{Params: map[string]string{"AWS::Region": "eu-west-1"}})
+	rules, err := Rules([]byte(js), Options{Params: map[string]string{"AWS::Region": "eu-west-1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := TemplateRule{ID: "R", Pattern: []byte(`{"detail":{"schema":["eu-west-1"]}}`), Targets: []TemplateTarget{{ID: "t"}}}
+	want := Rule{ID: "R", Pattern: []byte(`{"detail":{"schema":["eu-west-1"]}}`), Targets: []Target{{ID: "t"}}}
 	if len(rules) != 1 || !reflect.DeepEqual(rules[0], want) {
 		t.Fatalf("got %+v, want %+v", rules, want)
 	}
 
 	for _, doc := range []string{`{"detail": {"table": ["users"]}}`, "- a\n- b\n", "", "Resources: [1]"} {
-		if _, err := TemplateRules([]byte(doc), TemplateOptions{}); !errors.Is(err, ErrNotTemplate) {
+		if _, err := Rules([]byte(doc), Options{}); !errors.Is(err, ErrNotTemplate) {
 			t.Errorf("%q: err = %v, want ErrNotTemplate", doc, err)
 		}
 	}
-	if _, err := TemplateRules([]byte("a: [b"), TemplateOptions{}); err == nil || errors.Is(err, ErrNotTemplate) {
+	if _, err := Rules([]byte("a: [b"), Options{}); err == nil || errors.Is(err, ErrNotTemplate) {
 		t.Errorf("broken YAML: err = %v, want a parse error", err)
 	}
 }
@@ -201,19 +203,19 @@ func TestTemplateRulesJSONAndNotTemplates(t *testing.T) {
 func TestYAMLPattern(t *testing.T) {
 	cases := []struct {
 		name, doc, want string
-		wantErr         *FieldError
+		wantErr         *pattern.FieldError
 	}{
 		{"bare", "detail-type: [DatabaseEvent]\ndetail:\n  seq: [{numeric: [\">=\", 0x10]}]\n", `{"detail-type":["DatabaseEvent"],"detail":{"seq":[{"numeric":[">=",16]}]}}`, nil},
 		{"EventPattern object", "Name: r\nEventPattern:\n  source: [a]\n", `{"source":["a"]}`, nil},
 		{"EventPattern string", `{"Name": "r", "EventPattern": "{\"source\":[\"a\"]}"}`, `{"source":["a"]}`, nil},
 		{"null and booleans", "detail:\n  x: [null, yes, true]\n", `{"detail":{"x":[null,"yes",true]}}`, nil},
-		{"intrinsic", "detail:\n  table: [!Ref T]\n", "", &FieldError{Path: "detail.table", Msg: "uses CloudFormation intrinsic !Ref, whose value is only known at deploy time"}},
+		{"intrinsic", "detail:\n  table: [!Ref T]\n", "", &pattern.FieldError{Path: "detail.table", Msg: "uses CloudFormation intrinsic !Ref, whose value is only known at deploy time"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := YAMLPattern([]byte(tc.doc))
 			if tc.wantErr != nil {
-				var fe *FieldError
+				var fe *pattern.FieldError
 				if !errors.As(err, &fe) || *fe != *tc.wantErr {
 					t.Fatalf("err = %v, want %v", err, tc.wantErr)
 				}

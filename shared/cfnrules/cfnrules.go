@@ -1,4 +1,10 @@
-package pattern
+// Package cfnrules reads the EventBridge rules that CloudFormation and SAM
+// templates declare (AWS::Events::Rule, and SAM EventBridgeRule and
+// CloudWatchEvent events), turning each event pattern written in YAML,
+// intrinsic functions resolved where a value is given, into the JSON text
+// package pattern parses. rulecheck, the local bus and the infra tests read
+// templates through it.
+package cfnrules
 
 import (
 	"bytes"
@@ -9,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/walbridge/walbridge/shared/pattern"
 	"gopkg.in/yaml.v3"
 )
 
@@ -17,10 +24,10 @@ import (
 // CloudFormation or SAM template.
 var ErrNotTemplate = errors.New("not a CloudFormation template: no Resources section")
 
-// TemplateRule is an EventBridge rule declared in a CloudFormation or SAM
+// Rule is an EventBridge rule declared in a CloudFormation or SAM
 // template: an AWS::Events::Rule with an EventPattern, or a SAM
 // EventBridgeRule or CloudWatchEvent event of a function or state machine.
-type TemplateRule struct {
+type Rule struct {
 	// ID names the rule in the template: the logical ID of an
 	// AWS::Events::Rule, or "Resource.Events.Name" for a SAM event.
 	ID string
@@ -30,7 +37,7 @@ type TemplateRule struct {
 	Pattern []byte
 	// Err says why the pattern could not be turned into JSON, typically an
 	// intrinsic function whose value is only known at deploy time.
-	Err *FieldError
+	Err *pattern.FieldError
 	// EventBus is the EventBusName, a bus name or ARN, when the template
 	// gives it as a literal. Empty means the default bus, unless
 	// EventBusIntrinsic is set.
@@ -44,11 +51,11 @@ type TemplateRule struct {
 	State string
 	// Targets are the rule's targets in template order. A SAM event has one:
 	// the resource that declares the event.
-	Targets []TemplateTarget
+	Targets []Target
 }
 
-// TemplateTarget is one target of a TemplateRule.
-type TemplateTarget struct {
+// Target is one target of a Rule.
+type Target struct {
 	// ID is the target's Id; empty for a SAM event that does not set
 	// Target.Id.
 	ID string
@@ -61,10 +68,10 @@ type TemplateTarget struct {
 	ResourceType string
 }
 
-// TemplateOptions says how TemplateRules resolves intrinsic functions in
+// Options says how TemplateRules resolves intrinsic functions in
 // event patterns. The zero value resolves none: each is reported in
-// TemplateRule.Err, because its value is only known at deploy time.
-type TemplateOptions struct {
+// Rule.Err, because its value is only known at deploy time.
+type Options struct {
 	// Params gives the values of Ref and of ${Name} in Fn::Sub: template
 	// parameters, and pseudo parameters such as AWS::Region.
 	Params map[string]string
@@ -73,13 +80,13 @@ type TemplateOptions struct {
 	Defaults bool
 }
 
-func (o TemplateOptions) resolving() bool { return o.Params != nil || o.Defaults }
+func (o Options) resolving() bool { return o.Params != nil || o.Defaults }
 
 // TemplateRules returns the EventBridge rules of a CloudFormation or SAM
 // template in YAML or JSON, in template order. Rules without an event
 // pattern (schedules) are left out. A document that parses but is not a
 // template gives an error wrapping ErrNotTemplate.
-func TemplateRules(data []byte, opts TemplateOptions) ([]TemplateRule, error) {
+func Rules(data []byte, opts Options) ([]Rule, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, fmt.Errorf("not valid JSON or YAML: %w", err)
@@ -89,7 +96,7 @@ func TemplateRules(data []byte, opts TemplateOptions) ([]TemplateRule, error) {
 		return nil, ErrNotTemplate
 	}
 	t := &template{opts: opts, params: unalias(lookup(unalias(&doc), "Parameters")), resources: resources}
-	var out []TemplateRule
+	var out []Rule
 	for i := 0; i+1 < len(resources.Content); i += 2 {
 		id := resources.Content[i].Value
 		res := unalias(resources.Content[i+1])
@@ -117,7 +124,7 @@ func TemplateRules(data []byte, opts TemplateOptions) ([]TemplateRule, error) {
 					continue
 				}
 				r := t.rule(id+".Events."+events.Content[j].Value, p, evProps)
-				r.Targets = []TemplateTarget{{
+				r.Targets = []Target{{
 					ID:           scalar(lookup(lookup(evProps, "Target"), "Id")),
 					Resource:     id,
 					ResourceType: resType,
@@ -132,7 +139,7 @@ func TemplateRules(data []byte, opts TemplateOptions) ([]TemplateRule, error) {
 // YAMLPattern returns the JSON text of an event pattern written in YAML (or
 // JSON). A document that is a mapping with an EventPattern key, as
 // describe-rule prints a rule, stands for that key's value; an EventPattern
-// given as a string is taken as JSON text. The error is a *FieldError for a
+// given as a string is taken as JSON text. The error is a *pattern.FieldError for a
 // value JSON cannot hold, such as an intrinsic function.
 func YAMLPattern(data []byte) ([]byte, error) {
 	var doc yaml.Node
@@ -153,14 +160,14 @@ func YAMLPattern(data []byte) ([]byte, error) {
 
 // template is one template being read.
 type template struct {
-	opts      TemplateOptions
+	opts      Options
 	params    *yaml.Node // the Parameters mapping, or nil
 	resources *yaml.Node // the Resources mapping
 }
 
 // rule fills the fields that AWS::Events::Rule and the SAM events share.
-func (t *template) rule(id string, pattern, props *yaml.Node) TemplateRule {
-	r := TemplateRule{ID: id, State: scalar(lookup(props, "State"))}
+func (t *template) rule(id string, pattern, props *yaml.Node) Rule {
+	r := Rule{ID: id, State: scalar(lookup(props, "State"))}
 	r.Pattern, r.Err = t.patternJSON(pattern)
 	if bus := lookup(props, "EventBusName"); bus != nil {
 		if name := intrinsicName(bus); name != "" {
@@ -173,14 +180,14 @@ func (t *template) rule(id string, pattern, props *yaml.Node) TemplateRule {
 }
 
 // ruleTargets reads an AWS::Events::Rule's Targets list.
-func (t *template) ruleTargets(list *yaml.Node) []TemplateTarget {
+func (t *template) ruleTargets(list *yaml.Node) []Target {
 	list = unalias(list)
 	if list == nil || list.Kind != yaml.SequenceNode {
 		return nil
 	}
-	var out []TemplateTarget
+	var out []Target
 	for _, item := range list.Content {
-		tg := TemplateTarget{ID: scalar(lookup(item, "Id"))}
+		tg := Target{ID: scalar(lookup(item, "Id"))}
 		arn := unalias(lookup(item, "Arn"))
 		if intrinsicName(arn) == "" {
 			tg.Arn = scalar(arn)
@@ -216,18 +223,18 @@ func (t *template) referencedResource(n *yaml.Node) string {
 
 // patternJSON turns a YAML pattern into JSON text. A string node is taken as
 // JSON text, which CloudFormation also accepts.
-func (t *template) patternJSON(n *yaml.Node) ([]byte, *FieldError) {
+func (t *template) patternJSON(n *yaml.Node) ([]byte, *pattern.FieldError) {
 	n = unalias(n)
 	if n != nil && n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str" {
 		return []byte(n.Value), nil
 	}
 	var buf bytes.Buffer
 	if err := t.writeJSON(&buf, n, ""); err != nil {
-		var fe *FieldError
+		var fe *pattern.FieldError
 		if errors.As(err, &fe) {
 			return nil, fe
 		}
-		return nil, &FieldError{Msg: err.Error()}
+		return nil, &pattern.FieldError{Msg: err.Error()}
 	}
 	return buf.Bytes(), nil
 }
@@ -259,7 +266,7 @@ func (t *template) writeJSON(buf *bytes.Buffer, n *yaml.Node, path string) error
 			key := n.Content[i].Value
 			writeString(buf, key)
 			buf.WriteByte(':')
-			if err := t.writeJSON(buf, n.Content[i+1], joinPath(path, key)); err != nil {
+			if err := t.writeJSON(buf, n.Content[i+1], pattern.JoinPath(path, key)); err != nil {
 				return err
 			}
 		}
@@ -278,7 +285,7 @@ func (t *template) writeJSON(buf *bytes.Buffer, n *yaml.Node, path string) error
 	case yaml.ScalarNode:
 		return writeScalar(buf, n, path)
 	default:
-		return &FieldError{Path: path, Msg: "unsupported YAML node"}
+		return &pattern.FieldError{Path: path, Msg: "unsupported YAML node"}
 	}
 	return nil
 }
@@ -290,7 +297,7 @@ func writeScalar(buf *bytes.Buffer, n *yaml.Node, path string) error {
 	case "!!bool":
 		var b bool
 		if err := n.Decode(&b); err != nil {
-			return &FieldError{Path: path, Msg: fmt.Sprintf("bad boolean %q: %v", n.Value, err)}
+			return &pattern.FieldError{Path: path, Msg: fmt.Sprintf("bad boolean %q: %v", n.Value, err)}
 		}
 		buf.WriteString(strconv.FormatBool(b))
 	case "!!int", "!!float":
@@ -300,7 +307,7 @@ func writeScalar(buf *bytes.Buffer, n *yaml.Node, path string) error {
 		}
 		var f float64 // YAML-only spellings such as 0x1F or +5
 		if err := n.Decode(&f); err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
-			return &FieldError{Path: path, Msg: fmt.Sprintf("number %s cannot be written as JSON", n.Value)}
+			return &pattern.FieldError{Path: path, Msg: fmt.Sprintf("number %s cannot be written as JSON", n.Value)}
 		}
 		buf.WriteString(strconv.FormatFloat(f, 'g', -1, 64))
 	default: // !!str, and !!timestamp or !!binary, which JSON can only hold as text
@@ -322,7 +329,7 @@ func writeString(buf *bytes.Buffer, s string) {
 // options allow: Ref of a parameter, and Fn::Sub of a string whose ${Name}
 // variables are all parameters.
 func (t *template) resolve(name string, arg *yaml.Node, path string) (string, error) {
-	deployTime := &FieldError{Path: path, Msg: fmt.Sprintf("uses CloudFormation intrinsic %s, whose value is only known at deploy time", name)}
+	deployTime := &pattern.FieldError{Path: path, Msg: fmt.Sprintf("uses CloudFormation intrinsic %s, whose value is only known at deploy time", name)}
 	if !t.opts.resolving() {
 		return "", deployTime
 	}
@@ -344,7 +351,7 @@ func (t *template) resolve(name string, arg *yaml.Node, path string) (string, er
 
 // sub substitutes the ${Name} variables of an Fn::Sub string; ${!Text} is
 // the literal ${Text}.
-func (t *template) sub(name, s, path string, deployTime *FieldError) (string, error) {
+func (t *template) sub(name, s, path string, deployTime *pattern.FieldError) (string, error) {
 	var out strings.Builder
 	for {
 		i := strings.Index(s, "${")
@@ -391,9 +398,9 @@ func (t *template) param(name string) (string, bool) {
 
 // unresolved explains a variable that has no value: a template parameter
 // without one is the caller's to give, anything else is a deploy-time value.
-func (t *template) unresolved(path, what, name string, deployTime *FieldError) error {
+func (t *template) unresolved(path, what, name string, deployTime *pattern.FieldError) error {
 	if lookup(t.params, name) != nil {
-		return &FieldError{Path: path, Msg: fmt.Sprintf("uses %s: parameter %s has no Default and no value was given", what, name)}
+		return &pattern.FieldError{Path: path, Msg: fmt.Sprintf("uses %s: parameter %s has no Default and no value was given", what, name)}
 	}
 	return deployTime
 }
