@@ -10,11 +10,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"go.uber.org/zap"
 
+	"github.com/walbridge/walbridge/fanout/poll"
 	"github.com/walbridge/walbridge/fanout/publish"
 	"github.com/walbridge/walbridge/shared/metrics"
 )
@@ -106,41 +109,52 @@ func command(ctx context.Context, args []string, getenv func(string) string, std
 	defer a.log.Sync()
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := runPoll(ctx, a, opts); err != nil {
+	handle := func(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, string, error) {
+		o := a.handler.Process(ctx, ev)
+		return o.KinesisEventResponse, o.Reason, nil
+	}
+	a.log.Info("fanout poll", zap.Bool("stdout", opts.stdout))
+	if err := poll.Run(ctx, kinesis.NewFromConfig(a.aws), a.aws.Region, handle, opts.Options, a.log); err != nil {
 		a.log.Error("poll stopped", zap.Error(err))
 		return 1
 	}
 	return 0
 }
 
+// pollOptions are the flags of "fanout poll".
+type pollOptions struct {
+	poll.Options
+	stdout bool
+}
+
 func parsePollFlags(args []string, getenv func(string) string, stderr io.Writer) (pollOptions, error) {
 	fs := flag.NewFlagSet("fanout poll", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	o := pollOptions{}
-	fs.StringVar(&o.stream, "stream", getenv("WALBRIDGE_STREAM"), "Kinesis stream name or ARN (default $WALBRIDGE_STREAM)")
-	fs.StringVar(&o.from, "from", "trim-horizon", "where a shard without a checkpoint starts: trim-horizon, latest or an RFC 3339 time")
-	fs.StringVar(&o.checkpoint, "checkpoint", "", "file keeping each shard's last fully processed sequence number; resumes after it")
-	fs.IntVar(&o.batchSize, "batch-size", 100, "records per handler invocation (1 to 10000)")
+	fs.StringVar(&o.Stream, "stream", getenv("WALBRIDGE_STREAM"), "Kinesis stream name or ARN (default $WALBRIDGE_STREAM)")
+	fs.StringVar(&o.From, "from", "trim-horizon", "where a shard without a checkpoint starts: trim-horizon, latest or an RFC 3339 time")
+	fs.StringVar(&o.Checkpoint, "checkpoint", "", "file keeping each shard's last fully processed sequence number; resumes after it")
+	fs.IntVar(&o.BatchSize, "batch-size", 100, "records per handler invocation (1 to 10000)")
 	fs.BoolVar(&o.stdout, "stdout", false, "print each event as EventBridge would deliver it instead of calling PutEvents")
-	fs.StringVar(&o.onFailure, "on-failure", "fanout-failures.jsonl", "file that records (as JSON lines, without data) the records skipped after -max-retries")
-	fs.IntVar(&o.maxRetries, "max-retries", 5, "retries of a failing record before it is skipped to -on-failure")
-	fs.DurationVar(&o.timeout, "timeout", time.Minute, "deadline of one handler invocation, like the Lambda function timeout")
-	fs.DurationVar(&o.pollInterval, "poll-interval", time.Second, "wait between empty reads of a shard")
-	fs.BoolVar(&o.idleExit, "idle-exit", false, "exit once every shard is read to its end (for replays and tests)")
+	fs.StringVar(&o.OnFailure, "on-failure", "fanout-failures.jsonl", "file that records (as JSON lines, without data) the records skipped after -max-retries")
+	fs.IntVar(&o.MaxRetries, "max-retries", 5, "retries of a failing record before it is skipped to -on-failure")
+	fs.DurationVar(&o.Timeout, "timeout", time.Minute, "deadline of one handler invocation, like the Lambda function timeout")
+	fs.DurationVar(&o.PollInterval, "poll-interval", time.Second, "wait between empty reads of a shard")
+	fs.BoolVar(&o.IdleExit, "idle-exit", false, "exit once every shard is read to its end (for replays and tests)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	switch {
 	case fs.NArg() > 0:
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
-	case o.stream == "":
+	case o.Stream == "":
 		return o, errors.New("no stream: give -stream or set WALBRIDGE_STREAM")
-	case o.batchSize < 1 || o.batchSize > 10000:
-		return o, fmt.Errorf("-batch-size %d: want 1 to 10000", o.batchSize)
-	case o.maxRetries < 0:
-		return o, fmt.Errorf("-max-retries %d: want 0 or more", o.maxRetries)
+	case o.BatchSize < 1 || o.BatchSize > 10000:
+		return o, fmt.Errorf("-batch-size %d: want 1 to 10000", o.BatchSize)
+	case o.MaxRetries < 0:
+		return o, fmt.Errorf("-max-retries %d: want 0 or more", o.MaxRetries)
 	}
-	if _, err := parseStart(o.from); err != nil {
+	if _, err := poll.ParseStart(o.From); err != nil {
 		return o, err
 	}
 	return o, nil

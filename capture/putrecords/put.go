@@ -6,6 +6,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/walbridge/walbridge/capture/putrecords/wire"
 	"github.com/walbridge/walbridge/shared/backoff"
 	"github.com/walbridge/walbridge/shared/change"
 
@@ -120,7 +121,7 @@ func (w *Writer) send(b *batch) {
 		}
 		b.in.Records = b.entries
 		w.m.batches.Inc()
-		out, err := w.api.PutRecords(w.ctx, &b.in, withPutRecordsProtocol, singleAttempt)
+		out, err := w.api.PutRecords(w.ctx, &b.in, wire.Protocol, singleAttempt)
 		if err != nil {
 			if w.ctx.Err() != nil {
 				return // the writer is stopping; watch reports why

@@ -1,4 +1,4 @@
-package putrecords
+package wire
 
 import (
 	"bytes"

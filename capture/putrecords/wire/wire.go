@@ -1,4 +1,8 @@
-package putrecords
+// Package wire writes PutRecords request bodies and reads PutRecords answers
+// by hand, inside the SDK's Kinesis client (see Protocol). It is the
+// PutRecords path's CPU: at 100k changes/s the SDK's generic serializer and
+// decoder cost two and a half times as much.
+package wire
 
 import (
 	"bytes"
@@ -30,9 +34,9 @@ type putRecordsProtocol struct {
 	smithyhttp.ClientProtocol
 }
 
-// withPutRecordsProtocol is a per-call client option installing
+// Protocol is a per-call client option (for PutRecords) installing
 // putRecordsProtocol around the client's protocol.
-func withPutRecordsProtocol(o *kinesis.Options) {
+func Protocol(o *kinesis.Options) {
 	if o.Protocol == nil {
 		return
 	}

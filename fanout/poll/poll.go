@@ -1,4 +1,7 @@
-package main
+// Package poll reads a Kinesis stream the way Lambda's Kinesis event source
+// mapping does, and hands batches to a handler: "fanout poll", the local
+// and replay path that runs fanout's handler outside Lambda.
+package poll
 
 import (
 	"context"
@@ -19,19 +22,24 @@ import (
 	"go.uber.org/zap"
 )
 
-// pollOptions are the flags of "fanout poll".
-type pollOptions struct {
-	stream       string
-	from         string
-	checkpoint   string
-	batchSize    int
-	stdout       bool
-	onFailure    string
-	maxRetries   int
-	timeout      time.Duration
-	pollInterval time.Duration
-	idleExit     bool
+// Options are the settings of a poll (the flags of "fanout poll").
+type Options struct {
+	Stream       string        // name or ARN
+	From         string        // where a shard without a checkpoint starts: see ParseStart
+	Checkpoint   string        // file of each shard's last processed sequence number ("": memory only)
+	BatchSize    int           // records per handler call
+	OnFailure    string        // file of skipped records (JSON lines, without data)
+	MaxRetries   int           // retries of a failing record before it is skipped
+	Timeout      time.Duration // deadline of one handler call
+	PollInterval time.Duration // wait between empty reads of a shard
+	IdleExit     bool          // return once every shard is read to its end
 }
+
+// Handler processes one batch, as Lambda would call the function: it
+// returns the response (batch item failures) and, when a record failed, why
+// (words for the log and the on-failure file, without row values). An error
+// is a function error: the whole batch failed.
+type Handler func(context.Context, events.KinesisEvent) (resp events.KinesisEventResponse, reason string, err error)
 
 // startPosition is where a shard without a checkpoint starts.
 type startPosition struct {
@@ -39,7 +47,8 @@ type startPosition struct {
 	at   time.Time
 }
 
-func parseStart(from string) (startPosition, error) {
+// ParseStart reads From: trim-horizon, latest or an RFC 3339 time.
+func ParseStart(from string) (startPosition, error) {
 	switch from {
 	case "trim-horizon":
 		return startPosition{kind: types.ShardIteratorTypeTrimHorizon}, nil
@@ -60,9 +69,9 @@ func parseStart(from string) (startPosition, error) {
 // failing is retried in ever smaller batches and, after the retry limit,
 // recorded in the on-failure file and skipped.
 type poller struct {
-	opts       pollOptions
+	opts       Options
 	kin        *kinesis.Client
-	handle     func(context.Context, events.KinesisEvent) (Outcome, error)
+	handle     Handler
 	log        *zap.Logger
 	region     string
 	streamARN  string
@@ -78,38 +87,39 @@ type poller struct {
 	err     error
 }
 
-func runPoll(ctx context.Context, a *app, opts pollOptions) error {
-	start, err := parseStart(opts.from)
+// Run polls the stream until ctx ends (or, with IdleExit, until every shard
+// is read to its end) and returns the first error that stopped a shard.
+// region is the events' awsRegion.
+func Run(ctx context.Context, kin *kinesis.Client, region string, handle Handler, opts Options, log *zap.Logger) error {
+	start, err := ParseStart(opts.From)
 	if err != nil {
 		return err
 	}
-	p := &poller{opts: opts, kin: kinesis.NewFromConfig(a.aws), handle: func(ctx context.Context, ev events.KinesisEvent) (Outcome, error) {
-		return a.handler.Process(ctx, ev), nil
-	}, log: a.log, region: a.aws.Region,
+	p := &poller{opts: opts, kin: kin, handle: handle, log: log, region: region,
 		start: start, backoff: backoff.Policy{Base: 200 * time.Millisecond, Max: 30 * time.Second, Equal: true}, started: map[string]bool{}}
 	return p.run(ctx)
 }
 
 func (p *poller) run(ctx context.Context) error {
 	ref := &kinesis.DescribeStreamSummaryInput{}
-	if strings.HasPrefix(p.opts.stream, "arn:") {
-		ref.StreamARN = aws.String(p.opts.stream)
+	if strings.HasPrefix(p.opts.Stream, "arn:") {
+		ref.StreamARN = aws.String(p.opts.Stream)
 	} else {
-		ref.StreamName = aws.String(p.opts.stream)
+		ref.StreamName = aws.String(p.opts.Stream)
 	}
 	desc, err := p.kin.DescribeStreamSummary(ctx, ref)
 	if err != nil {
-		return fmt.Errorf("describe stream %s: %w", p.opts.stream, err)
+		return fmt.Errorf("describe stream %s: %w", p.opts.Stream, err)
 	}
 	// Later calls name the stream by name: that works on AWS and on
 	// emulators that predate the StreamARN parameters.
 	p.streamARN = aws.ToString(desc.StreamDescriptionSummary.StreamARN)
 	p.streamName = aws.ToString(desc.StreamDescriptionSummary.StreamName)
-	if p.cp, err = loadCheckpoints(p.opts.checkpoint, p.streamARN); err != nil {
+	if p.cp, err = loadCheckpoints(p.opts.Checkpoint, p.streamARN); err != nil {
 		return err
 	}
-	p.log.Info("polling", zap.String("stream", p.streamARN), zap.String("from", p.opts.from), zap.String("checkpoint", p.opts.checkpoint),
-		zap.Int("batchSize", p.opts.batchSize), zap.Bool("stdout", p.opts.stdout))
+	p.log.Info("polling", zap.String("stream", p.streamARN), zap.String("from", p.opts.From), zap.String("checkpoint", p.opts.Checkpoint),
+		zap.Int("batchSize", p.opts.BatchSize))
 	if err := p.startShards(ctx); err != nil {
 		return err
 	}
@@ -174,7 +184,7 @@ func (p *poller) readShard(ctx context.Context, shard string) error {
 	}
 	failures := 0
 	for ctx.Err() == nil {
-		out, err := p.kin.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter, Limit: aws.Int32(int32(p.opts.batchSize))})
+		out, err := p.kin.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter, Limit: aws.Int32(int32(p.opts.BatchSize))})
 		if err != nil {
 			if ctx.Err() != nil {
 				break
@@ -206,11 +216,11 @@ func (p *poller) readShard(ctx context.Context, shard string) error {
 		}
 		iter = out.NextShardIterator
 		if len(out.Records) == 0 {
-			if p.opts.idleExit && aws.ToInt64(out.MillisBehindLatest) == 0 {
+			if p.opts.IdleExit && aws.ToInt64(out.MillisBehindLatest) == 0 {
 				log.Info("shard read to its tip; exiting (-idle-exit)")
 				return nil
 			}
-			backoff.Sleep(ctx, p.opts.pollInterval)
+			backoff.Sleep(ctx, p.opts.PollInterval)
 		}
 	}
 	return nil
@@ -259,7 +269,7 @@ func (p *poller) deliver(ctx context.Context, shard string, records []types.Reco
 		}
 		attempts++
 		seq := aws.ToString(records[0].SequenceNumber)
-		if len(batch) == 1 && attempts > p.opts.maxRetries {
+		if len(batch) == 1 && attempts > p.opts.MaxRetries {
 			log.Error("record keeps failing; skipped to the on-failure file", zap.String("sequenceNumber", seq), zap.Int("attempts", attempts), zap.String("reason", reason))
 			if err := p.recordFailure(shard, records[0], attempts, reason); err != nil {
 				return err
@@ -300,9 +310,9 @@ func (p *poller) invoke(ctx context.Context, shard string, batch []types.Record)
 			ev.Records[i].Kinesis.ApproximateArrivalTimestamp = events.SecondsEpochTime{Time: *r.ApproximateArrivalTimestamp}
 		}
 	}
-	ictx, cancel := context.WithTimeout(ctx, p.opts.timeout)
+	ictx, cancel := context.WithTimeout(ctx, p.opts.Timeout)
 	defer cancel()
-	resp, err := p.handle(ictx, ev)
+	resp, reason, err := p.handle(ictx, ev)
 	if err != nil {
 		return 0, "function error: " + err.Error()
 	}
@@ -322,7 +332,7 @@ func (p *poller) invoke(ctx context.Context, shard string, batch []types.Record)
 		}
 		done = min(done, i)
 	}
-	return done, resp.Reason
+	return done, reason
 }
 
 // recordFailure appends what Lambda's on-failure destination would get for
@@ -342,7 +352,7 @@ func (p *poller) recordFailure(shard string, r types.Record, attempts int, reaso
 		info["approximateArrivalOfFirstRecord"] = r.ApproximateArrivalTimestamp.UTC().Format(time.RFC3339Nano)
 	}
 	line, _ := json.Marshal(info)
-	f, err := os.OpenFile(p.opts.onFailure, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	f, err := os.OpenFile(p.opts.OnFailure, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return fmt.Errorf("open on-failure file: %w", err)
 	}
