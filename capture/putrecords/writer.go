@@ -32,6 +32,12 @@
 // config.WithHTTPClient(&http.Client{...}), which would stop the SDK from
 // loading AWS_CA_BUNDLE. Its retry settings do not matter to PutRecords:
 // the writer makes each call a single attempt and retries on its own.
+//
+// Size: about 970 lines. The writer is one state machine around one lock
+// (key queues, packing, batches, retries, acknowledgement), and its tests
+// drive it as one; what has a job of its own is elsewhere: the ledger in
+// package checkpoint, the request and answer bytes in package wire, record
+// framing and the size policy in package change.
 package putrecords
 
 import (

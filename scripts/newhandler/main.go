@@ -19,6 +19,9 @@
 // on the command line is asked on standard input when it is a terminal (or
 // with --interactive); with every flag given nothing is asked. An existing
 // OUT/NAME is refused unless --force.
+//
+// Size: about 770 lines for one command: its questions and the files it
+// writes (generate.go) change together.
 package main
 
 import (

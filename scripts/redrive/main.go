@@ -37,6 +37,9 @@
 // AWS_ENDPOINT_URL_KINESIS, ...); the stream must be in the configured
 // region. Exit status 1 means some message could not be handled (it stays
 // in the queue), 2 a usage error.
+//
+// Size: about 800 lines for one command with three modes (show, export,
+// republish) over one reading of the on-failure queue.
 package main
 
 import (

@@ -5,6 +5,8 @@
 // endpoint that validates like AWS and injects what AWS does under load
 // (throttled entries, failed requests, held keys, lost answers), for the
 // writer's ordering and retry tests and for benchmarks.
+//
+// Size: about 720 lines, most of them Fake's validation and fault injection.
 package kinesistest
 
 import (

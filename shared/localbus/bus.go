@@ -38,6 +38,10 @@
 // error, a 5xx or a 429 is retried with exponential backoff and full jitter
 // until the RetryPolicy's attempts or event age run out; any other status is
 // final. Close stops the workers, abandoning what they have not delivered.
+//
+// Size: about 1,050 lines for one development tool: the PutEvents endpoint,
+// rule loading (rules.go) and delivery to HTTP targets (deliver.go) share
+// the Bus and its event log. Package eventbridgetest builds on it.
 package localbus
 
 import (

@@ -9,6 +9,10 @@
 // domain), the declared array dimensions and enum labels. The event "type"
 // of each column is asked of package event itself, so the generated types
 // follow the one type mapping that fanout uses.
+//
+// Size: about 1,100 lines, one model (Read) and its three renderings (JSON
+// Schema, TypeScript, Go), which share the model's walk and naming rules;
+// a package per language would export that walk only to each other.
 package schema
 
 import (
