@@ -39,7 +39,7 @@ func apiCode(err error) string {
 	return ""
 }
 
-func TestFakeKinesisDescribeStreamSummary(t *testing.T) {
+func TestFakeDescribeStreamSummary(t *testing.T) {
 	f := StartFake(t, FakeOptions{
 		Stream: "s1", Mode: types.StreamModeOnDemand, Distribution: types.RecordDistributionStrategyAuto,
 		MaxRecordSizeInKiB: 2048, Status: types.StreamStatusUpdating,
@@ -65,7 +65,7 @@ func TestFakeKinesisDescribeStreamSummary(t *testing.T) {
 	}
 }
 
-func TestFakeKinesisPutRecordsLogsInOrder(t *testing.T) {
+func TestFakePutRecordsLogsInOrder(t *testing.T) {
 	f := StartFake(t, FakeOptions{Shards: 4})
 	c := noRetryClient(t, f.URL)
 	in := &kinesis.PutRecordsInput{StreamName: aws.String("fake")}
@@ -91,7 +91,7 @@ func TestFakeKinesisPutRecordsLogsInOrder(t *testing.T) {
 	}
 }
 
-func TestFakeKinesisValidates(t *testing.T) {
+func TestFakeValidates(t *testing.T) {
 	f := StartFake(t, FakeOptions{})
 	c := noRetryClient(t, f.URL)
 	ctx := context.Background()
@@ -124,7 +124,7 @@ func TestFakeKinesisValidates(t *testing.T) {
 	}
 }
 
-func TestFakeKinesisFailures(t *testing.T) {
+func TestFakeFailures(t *testing.T) {
 	f := StartFake(t, FakeOptions{ThrottleFraction: 0.3, ServerErrorFraction: 0.2, ThrottleRequestFraction: 0.1})
 	c := noRetryClient(t, f.URL)
 	var codes = map[string]int{}
@@ -160,7 +160,7 @@ func TestFakeKinesisFailures(t *testing.T) {
 	}
 }
 
-func TestFakeKinesisHold(t *testing.T) {
+func TestFakeHold(t *testing.T) {
 	f := StartFake(t, FakeOptions{})
 	c := noRetryClient(t, f.URL)
 	release := f.Hold("slow")
@@ -209,7 +209,7 @@ func TestParsePutRecords(t *testing.T) {
 	}
 }
 
-func TestFakeKinesisRoundTripsAwkwardKeys(t *testing.T) {
+func TestFakeRoundTripsAwkwardKeys(t *testing.T) {
 	f := StartFake(t, FakeOptions{})
 	c := noRetryClient(t, f.URL)
 	keys := []string{`quote"back\slash/`, "tab\tnewline\n", "é日本", "\u2028"}
