@@ -2,10 +2,8 @@ package localbus
 
 import (
 	"bytes"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -54,7 +52,7 @@ func (b *Bus) putEvents(w http.ResponseWriter, body []byte) {
 			out.FailedEntryCount++
 			continue
 		}
-		ev := b.eventFor(e, now)
+		ev := putevents.Deliver(e, putevents.NewEventID(), b.opts.Region, Account, now)
 		out.Entries[i] = putevents.ResultEntry{EventID: ev.ID}
 		if hooks.Accepted != nil {
 			hooks.Accepted(e, ev.ID)
@@ -62,40 +60,6 @@ func (b *Bus) putEvents(w http.ResponseWriter, body []byte) {
 		b.route(busName(aws.ToString(e.EventBusName)), ev)
 	}
 	writeJSON(w, http.StatusOK, out)
-}
-
-// eventFor builds the event EventBridge would deliver for an accepted entry.
-func (b *Bus) eventFor(e putevents.Entry, now time.Time) Event {
-	t := now
-	if e.Time != nil {
-		sec, frac := math.Modf(*e.Time)
-		t = time.Unix(int64(sec), int64(frac*1e9)).UTC()
-	}
-	resources := e.Resources
-	if resources == nil {
-		resources = []string{}
-	}
-	return Event{
-		Version:    "0",
-		ID:         newUUID(),
-		DetailType: *e.DetailType,
-		Source:     *e.Source,
-		Account:    Account,
-		Time:       t.Format("2006-01-02T15:04:05Z"),
-		Region:     b.opts.Region,
-		Resources:  resources,
-		Detail:     json.RawMessage(*e.Detail),
-	}
-}
-
-// newUUID returns a random (version 4) UUID, the form of EventBridge's event
-// IDs.
-func newUUID() string {
-	var u [16]byte
-	rand.Read(u[:]) // never fails (crypto/rand)
-	u[6] = u[6]&0x0f | 0x40
-	u[8] = u[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
 }
 
 // marshal writes v as JSON without HTML escaping, so events read as sent.
@@ -117,7 +81,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	body := marshal(v, "")
 	w.Header().Set("Content-Type", contentTypeJSON11)
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	w.Header().Set("X-Amzn-Requestid", newUUID())
+	w.Header().Set("X-Amzn-Requestid", putevents.NewEventID())
 	w.WriteHeader(status)
 	w.Write(body)
 }

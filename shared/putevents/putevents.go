@@ -7,17 +7,21 @@
 package putevents
 
 import (
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 )
 
 // Limits from the EventBridge API reference.
@@ -204,4 +208,52 @@ func checkDetail(detail string) error {
 			}
 		}
 	}
+}
+
+// FromSDK is an SDK request entry as the JSON 1.1 protocol would send it,
+// for code that applies these rules to a PutEventsInput in process (fanout
+// poll --stdout). Time is kept to the millisecond, as the SDK sends it.
+func FromSDK(e types.PutEventsRequestEntry) Entry {
+	out := Entry{Source: e.Source, DetailType: e.DetailType, Detail: e.Detail, Resources: e.Resources, EventBusName: e.EventBusName, TraceHeader: e.TraceHeader}
+	if e.Time != nil {
+		t := float64(e.Time.UnixMilli()) / 1e3
+		out.Time = &t
+	}
+	return out
+}
+
+// Deliver is the event EventBridge delivers to targets for an accepted
+// entry (one that passed CheckEntry): id is its event ID, and Time is the
+// entry's or, without one, received, to the second.
+func Deliver(e Entry, id, region, account string, received time.Time) Delivered {
+	t := received
+	if e.Time != nil {
+		sec, frac := math.Modf(*e.Time)
+		t = time.Unix(int64(sec), int64(frac*1e9))
+	}
+	resources := e.Resources
+	if resources == nil {
+		resources = []string{}
+	}
+	return Delivered{
+		Version:    "0",
+		ID:         id,
+		DetailType: aws.ToString(e.DetailType),
+		Source:     aws.ToString(e.Source),
+		Account:    account,
+		Time:       t.UTC().Format("2006-01-02T15:04:05Z"),
+		Region:     region,
+		Resources:  resources,
+		Detail:     json.RawMessage(aws.ToString(e.Detail)),
+	}
+}
+
+// NewEventID returns a random (version 4) UUID, the form of EventBridge's
+// event IDs.
+func NewEventID() string {
+	var u [16]byte
+	rand.Read(u[:]) // never fails (crypto/rand)
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
 }
