@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -108,9 +109,12 @@ func (v *Value) UnmarshalJSON(b []byte) error {
 	return fmt.Errorf("tuple value: want a string, null or a marker object, got %d bytes of something else", len(b))
 }
 
-// errMalformed is what withoutValues reports for encoding/json errors
-// whose texts quote the input.
+// errMalformed marks encoding/json type errors, rewritten by withoutValues.
 var errMalformed = errors.New("malformed JSON")
+
+// quotedChar is the input character encoding/json quotes in a syntax error
+// ("invalid character 'x' looking for ...").
+var quotedChar = regexp.MustCompile(`^invalid character ('\\''|'[^']*') `)
 
 // withoutValues rewrites encoding/json's errors, which quote the offending
 // character or number, into ones that give only its position and kind.
@@ -119,7 +123,8 @@ func withoutValues(err error) error {
 	var typ *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &syntax):
-		return fmt.Errorf("%w at byte %d", errMalformed, syntax.Offset)
+		msg := quotedChar.ReplaceAllString(syntax.Error(), "invalid character ")
+		return fmt.Errorf("%s (at byte %d)", msg, syntax.Offset)
 	case errors.As(err, &typ):
 		kind, _, _ := strings.Cut(typ.Value, " ") // "number 1e99" -> "number"
 		field := typ.Field
@@ -130,7 +135,3 @@ func withoutValues(err error) error {
 	}
 	return err
 }
-
-// MarshalJSON writes the wire form; it exists so that tests and tools can use
-// encoding/json on a Record.
-func (r *Record) MarshalJSON() ([]byte, error) { return Encode(nil, r), nil }
