@@ -70,13 +70,17 @@ type Scanner struct {
 	// CheckNumber, when set, is asked about every number Skip meets (its
 	// token, and whether it is an integer); false makes the value invalid.
 	CheckNumber func(tok string, integer bool) bool
+	// Lax skips the check of string contents (control characters, UTF-8)
+	// on the fast path, for input that a JSON encoder wrote and that is
+	// checked again later (base64 record data, which decoding checks).
+	Lax bool
 
 	s   string
 	i   int
 	err error
 }
 
-// Reset starts the scanner on s, keeping MaxDepth and Number.
+// Reset starts the scanner on s, keeping its settings.
 func (sc *Scanner) Reset(s string) {
 	sc.s, sc.i, sc.err = s, 0, nil
 }
@@ -184,7 +188,7 @@ func (sc *Scanner) String() (raw string, escaped bool) {
 	// base64 this way.)
 	if q := strings.IndexByte(sc.s[start:], '"'); q >= 0 {
 		if span := sc.s[start : start+q]; strings.IndexByte(span, '\\') < 0 {
-			if !plain(span) {
+			if !sc.Lax && !plain(span) {
 				sc.Fail("control character or invalid UTF-8 in a string")
 				return "", false
 			}

@@ -33,6 +33,7 @@ func TestSkip(t *testing.T) {
 		{`[01]`, false, Scanner{}},
 		{`"\x"`, false, Scanner{}},
 		{"\"a\x01\"", false, Scanner{}},
+		{"\"a\x01\"", true, Scanner{Lax: true}},
 		{"\"\xff\"", false, Scanner{}},
 		{`[1] 2`, false, Scanner{}},
 		{`[[[1]]]`, true, Scanner{MaxDepth: 3}},

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/walbridge/walbridge/shared/jsontext"
@@ -514,14 +515,17 @@ func fakeError(w http.ResponseWriter, status int, code, msg string) {
 // costs little next to the code under test: record data is located, not
 // decoded. It accepts any JSON object, skipping members it does not know.
 func parsePutRecords(body []byte, in *fakePutRecordsInput) error {
-	var sc jsontext.Scanner
-	sc.Reset(string(body))
+	// The scanner reads body in place: strings that outlive the request
+	// (names, partition keys) are cloned, and Data is decoded into a copy
+	// when kept. Lax: the SDK wrote the body, and decoding checks Data.
+	sc := jsontext.Scanner{Lax: true}
+	sc.Reset(unsafe.String(unsafe.SliceData(body), len(body)))
 	sc.Object(func(key string) {
 		switch key {
 		case "StreamName":
-			in.StreamName = sc.Text()
+			in.StreamName = strings.Clone(sc.Text())
 		case "StreamARN":
-			in.StreamARN = sc.Text()
+			in.StreamARN = strings.Clone(sc.Text())
 		case "Records":
 			sc.Array(func() {
 				var e fakeEntry
@@ -530,7 +534,7 @@ func parsePutRecords(body []byte, in *fakePutRecordsInput) error {
 					case "Data":
 						e.data = sc.Text()
 					case "PartitionKey":
-						e.PartitionKey = sc.Text()
+						e.PartitionKey = strings.Clone(sc.Text())
 					default:
 						sc.Skip()
 					}
