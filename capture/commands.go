@@ -29,6 +29,7 @@ import (
 	"github.com/walbridge/walbridge/capture/slot"
 	"github.com/walbridge/walbridge/shared/logging"
 	"github.com/walbridge/walbridge/shared/metrics"
+	"github.com/walbridge/walbridge/shared/policy"
 )
 
 var errHelp = errors.New("help")
@@ -56,28 +57,45 @@ func connect(ctx context.Context, url string) (*pgx.Conn, error) {
 
 func cmdSetup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cfg config
-	fs := newFlagSet("setup", &cfg, stderr, "database-url", "slot", "publication", "schemas", "tables", "replica-identity-full", "keyless", "event-trigger")
+	fs := newFlagSet("setup", &cfg, stderr, "database-url", "slot", "publication", "schemas", "tables", "replica-identity-full", "keyless", "event-trigger", "policy", "strict-policy")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if err := cfg.requireDatabase(); err != nil {
 		return err
 	}
-	policy := slot.KeylessPolicy(cfg.Keyless)
-	switch policy {
+	keyless := slot.KeylessPolicy(cfg.Keyless)
+	switch keyless {
 	case slot.KeylessRefuse, slot.KeylessFull, slot.KeylessExclude:
 	default:
 		return fmt.Errorf("%w: --keyless must be full or exclude, not %q", errUsage, cfg.Keyless)
+	}
+	pol, err := loadPolicy(cfg)
+	if err != nil {
+		return err
 	}
 	conn, err := connect(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
 	}
 	defer conn.Close(context.Background())
+	tables, err := slot.CapturedTables(ctx, conn, cfg.Publication, splitList(cfg.Schemas), splitList(cfg.Tables))
+	if err != nil {
+		return err
+	}
+	risky, err := uncovered(ctx, conn, pol, tables)
+	if err != nil {
+		return err
+	}
+	printUncovered(stdout, risky)
+	if cfg.StrictPolicy && len(risky) > 0 {
+		return fmt.Errorf("--strict-policy: %d published columns look sensitive and no policy rule covers them (listed above); add rules to the policy (--policy) or rename the columns", len(risky))
+	}
 	rep, err := slot.Setup(ctx, conn, slot.SetupOptions{
 		Slot: cfg.Slot, Publication: cfg.Publication,
 		Schemas: splitList(cfg.Schemas), Tables: splitList(cfg.Tables),
-		ReplicaIdentityFull: cfg.IdentityFull, Keyless: policy, EventTrigger: cfg.EventTrigger,
+		ReplicaIdentityFull: cfg.IdentityFull, Keyless: keyless, EventTrigger: cfg.EventTrigger,
+		Leave: func(schema, table string) bool { _, skip := pol.Table(schema, table); return skip },
 	})
 	if err != nil {
 		return err
@@ -121,14 +139,19 @@ func cmdTeardown(ctx context.Context, args []string, stdout, stderr io.Writer) e
 
 type statusReport struct {
 	*slot.Status
-	Stream *streamState `json:"stream,omitempty"`
+	// Policy is the rule that applies to each published column a rule
+	// covers, and Sensitive the published columns that look sensitive and
+	// that no rule covers.
+	Policy    []columnRule       `json:"policy,omitempty"`
+	Sensitive []policy.Uncovered `json:"uncoveredSensitiveColumns,omitempty"`
+	Stream    *streamState       `json:"stream,omitempty"`
 	// StreamError is set when the stream could not be described.
 	StreamError string `json:"streamError,omitempty"`
 }
 
 func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cfg config
-	fs := newFlagSet("status", &cfg, stderr, "database-url", "stream", "slot", "publication", "json", "no-stream")
+	fs := newFlagSet("status", &cfg, stderr, "database-url", "stream", "slot", "publication", "json", "no-stream", "policy")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -140,11 +163,24 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer conn.Close(context.Background())
+	pol, err := loadPolicy(cfg)
+	if err != nil {
+		return err
+	}
 	st, err := slot.ReadStatus(ctx, conn, cfg.Slot, cfg.Publication)
 	if err != nil {
 		return err
 	}
 	rep := statusReport{Status: st}
+	tables, err := published(ctx, conn, cfg.Publication)
+	if err != nil {
+		return err
+	}
+	cols, err := slot.Columns(ctx, conn, tables)
+	if err != nil {
+		return err
+	}
+	rep.Policy, rep.Sensitive = policyReport(pol, cols), pol.Uncovered(cols)
 	if cfg.Stream != "" && !cfg.SkipStreamChk {
 		client, err := kinesisClient(ctx)
 		if err != nil {
@@ -203,6 +239,35 @@ func printStatus(w io.Writer, cfg config, rep statusReport) {
 	case rep.StreamError != "":
 		fmt.Fprintf(w, "\nSTREAM: %s\n", rep.StreamError)
 	}
+	if len(rep.Policy) > 0 {
+		fmt.Fprintf(w, "\nPOLICY %s\n", cfg.Policy)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		for _, r := range rep.Policy {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", r.Column, r.Action, r.Rule)
+		}
+		tw.Flush()
+	}
+	printUncovered(w, rep.Sensitive)
+}
+
+// columnRule is one published column a policy rule covers, for status.
+type columnRule struct {
+	Column string        `json:"column"` // schema.table.column
+	Action policy.Action `json:"action"`
+	Rule   string        `json:"rule"` // file:line (match: action)
+}
+
+func policyReport(p *policy.Policy, cols [][3]string) []columnRule {
+	var out []columnRule
+	for _, c := range cols {
+		name := c[0] + "." + c[1] + "." + c[2]
+		if r, ok := p.Table(c[0], c[1]); ok {
+			out = append(out, columnRule{Column: name, Action: r.Action, Rule: p.Where(r)})
+		} else if r, ok := p.Column(c[0], c[1], c[2]); ok {
+			out = append(out, columnRule{Column: name, Action: r.Action, Rule: p.Where(r)})
+		}
+	}
+	return out
 }
 
 func minus(a, b []string) []string {
@@ -279,7 +344,7 @@ func kinesisClient(ctx context.Context) (*kinesis.Client, error) {
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cfg config
-	fs := newFlagSet("run", &cfg, stderr, "database-url", "stream", "slot", "publication", "metrics-addr", "log-level", "drain-timeout", "status-interval", "max-in-flight", "buffer-bytes", "cloudwatch")
+	fs := newFlagSet("run", &cfg, stderr, "database-url", "stream", "slot", "publication", "metrics-addr", "log-level", "drain-timeout", "status-interval", "max-in-flight", "buffer-bytes", "cloudwatch", "policy")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -294,6 +359,12 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	defer log.Sync()
+	live, stopPolicy, err := livePolicy(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer stopPolicy()
+	warnUncovered(ctx, cfg, live.Policy(), log)
 	if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
 		// capture's working set is bounded by --buffer-bytes; a soft limit
 		// keeps the garbage collector from letting the heap double past it
@@ -339,7 +410,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	stream := replication.NewStream(replication.StreamConfig{
 		DatabaseURL: cfg.DatabaseURL, Slot: cfg.Slot, Publication: cfg.Publication,
-		StatusInterval: cfg.StatusEvery, DrainTimeout: cfg.DrainTimeout, Logger: log, Metrics: reg,
+		StatusInterval: cfg.StatusEvery, DrainTimeout: cfg.DrainTimeout, Logger: log, Metrics: reg, Policy: live,
 	}, w)
 	log.Info("capture starting", zap.String("stream", cfg.Stream), zap.String("slot", cfg.Slot), zap.String("publication", cfg.Publication))
 	runErr := stream.Run(ctx)

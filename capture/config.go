@@ -35,6 +35,8 @@ type config struct {
 	DropTrigger   bool
 	SkipStreamChk bool
 	CloudWatch    bool
+	Policy        string
+	StrictPolicy  bool
 }
 
 // newFlagSet declares the flags a command accepts, with env-var defaults.
@@ -82,6 +84,7 @@ func newFlagSet(cmd string, cfg *config, stderr io.Writer, names ...string) *fla
 	str(&cfg.Schemas, "schemas", "WALBRIDGE_SCHEMAS", "", "comma-separated schemas to publish (default: all tables)")
 	str(&cfg.Tables, "tables", "WALBRIDGE_TABLES", "", "comma-separated tables (schema.table) to publish (default: all tables)")
 	str(&cfg.Keyless, "keyless", "WALBRIDGE_KEYLESS", "", "tables without a key: full (REPLICA IDENTITY FULL) or exclude")
+	str(&cfg.Policy, "policy", "WALBRIDGE_POLICY", "", "column policy file (YAML): columns to exclude, hash or redact, tables to skip; hash rules need WALBRIDGE_HASH_KEY")
 	if want["drain-timeout"] {
 		fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", envDur("WALBRIDGE_DRAIN_TIMEOUT", 20*time.Second), "bound on draining in-flight records at shutdown (env WALBRIDGE_DRAIN_TIMEOUT)")
 	}
@@ -103,6 +106,7 @@ func newFlagSet(cmd string, cfg *config, stderr io.Writer, names ...string) *fla
 	boolean(&cfg.EventTrigger, "event-trigger", "WALBRIDGE_EVENT_TRIGGER", "install a DDL event trigger applying the keyless policy to tables created later")
 	boolean(&cfg.CloudWatch, "cloudwatch", "WALBRIDGE_CLOUDWATCH", "run: publish the alarm metrics to CloudWatch (namespace walbridge) every minute")
 	boolean(&cfg.SkipStreamChk, "no-stream", "WALBRIDGE_NO_STREAM", "status: don't query Kinesis")
+	boolean(&cfg.StrictPolicy, "strict-policy", "WALBRIDGE_STRICT_POLICY", "setup: refuse while published columns that look sensitive are covered by no policy rule")
 	if want["json"] {
 		fs.BoolVar(&cfg.JSON, "json", false, "print JSON instead of a table")
 	}

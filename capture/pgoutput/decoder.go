@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/walbridge/walbridge/shared/change"
+	"github.com/walbridge/walbridge/shared/policy"
 )
 
 // Catalog answers the questions pgoutput leaves open: what a type OID is
@@ -28,11 +29,22 @@ type TypeInfo struct {
 	Array bool
 }
 
+// Policy is the column policy as the decoder applies it (package policy's
+// Live): a plan per relation, made again when the policy's Generation
+// changes (a reload).
+type Policy interface {
+	Generation() uint64
+	Plan(schema, table string, cols []change.Column) (*policy.Plan, error)
+}
+
 // relation is a cached Relation message with its columns resolved.
 type relation struct {
 	schema, name string
 	identity     change.Identity
 	columns      []change.Column
+	plan         *policy.Plan // nil: the policy leaves the relation alone
+	planned      bool
+	planGen      uint64
 }
 
 // Decoder turns pgoutput messages into change records. It keeps the relation
@@ -41,6 +53,7 @@ type relation struct {
 type Decoder struct {
 	database string
 	catalog  Catalog
+	policy   Policy // nil: none
 	rels     map[uint32]*relation
 
 	inTxn      bool
@@ -50,9 +63,26 @@ type Decoder struct {
 	seq        uint32
 }
 
-// NewDecoder returns a decoder for changes in database.
-func NewDecoder(database string, catalog Catalog) *Decoder {
-	return &Decoder{database: database, catalog: catalog, rels: map[uint32]*relation{}}
+// NewDecoder returns a decoder for changes in database. pol, when not nil,
+// is applied to every row change and truncate before Decode returns it, so
+// that what the policy withholds never leaves the decoder.
+func NewDecoder(database string, catalog Catalog, pol Policy) *Decoder {
+	return &Decoder{database: database, catalog: catalog, policy: pol, rels: map[uint32]*relation{}}
+}
+
+// planOf is the relation's plan under the current policy.
+func (d *Decoder) planOf(rel *relation) (*policy.Plan, error) {
+	if d.policy == nil {
+		return nil, nil
+	}
+	if gen := d.policy.Generation(); !rel.planned || rel.planGen != gen {
+		plan, err := d.policy.Plan(rel.schema, rel.name, rel.columns)
+		if err != nil {
+			return nil, fmt.Errorf("column policy: %w", err)
+		}
+		rel.plan, rel.planned, rel.planGen = plan, true, gen
+	}
+	return rel.plan, nil
 }
 
 // Step is what one message meant for the stream's bookkeeping.
@@ -103,6 +133,13 @@ func (d *Decoder) Decode(ctx context.Context, walStart change.LSN, data []byte) 
 		if !ok {
 			return Step{}, fmt.Errorf("change for relation %d before its Relation message", m.RelID)
 		}
+		plan, err := d.planOf(rel)
+		if err != nil {
+			return Step{}, err
+		}
+		if plan.Skip() {
+			return Step{}, nil
+		}
 		c := d.base(walStart)
 		c.Schema, c.Table, c.Identity, c.Columns = rel.schema, rel.name, rel.identity, rel.columns
 		switch m.Kind {
@@ -121,6 +158,7 @@ func (d *Decoder) Decode(ctx context.Context, walStart change.LSN, data []byte) 
 		if err := c.Validate(); err != nil {
 			return Step{}, fmt.Errorf("relation %d: %w (was the table altered without a new Relation message?)", m.RelID, err)
 		}
+		plan.Apply(&c)
 		return Step{Changes: []change.Change{c}}, nil
 	case msgTruncate:
 		var out []change.Change
@@ -128,6 +166,13 @@ func (d *Decoder) Decode(ctx context.Context, walStart change.LSN, data []byte) 
 			rel, ok := d.rels[id]
 			if !ok {
 				return Step{}, fmt.Errorf("truncate of relation %d before its Relation message", id)
+			}
+			plan, err := d.planOf(rel)
+			if err != nil {
+				return Step{}, err
+			}
+			if plan.Skip() {
+				continue
 			}
 			c := d.base(walStart)
 			c.Op, c.Schema, c.Table, c.Identity = change.Truncate, rel.schema, rel.name, rel.identity

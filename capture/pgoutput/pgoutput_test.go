@@ -60,7 +60,7 @@ func beginFixture(xid uint32) []byte {
 
 func TestDecodeTransaction(t *testing.T) {
 	ctx := context.Background()
-	d := NewDecoder("app", fixedCatalog{})
+	d := NewDecoder("app", fixedCatalog{}, nil)
 	steps := [][]byte{
 		beginFixture(777),
 		relationFixture('d', 1, 0, 0),
@@ -124,7 +124,7 @@ func TestDecodeTransaction(t *testing.T) {
 }
 
 func TestDecodeFullIdentityUsesPrimaryKey(t *testing.T) {
-	d := NewDecoder("app", fixedCatalog{pk: []string{"id"}})
+	d := NewDecoder("app", fixedCatalog{pk: []string{"id"}}, nil)
 	// Under FULL pgoutput flags every column as part of the key.
 	if _, err := d.Decode(context.Background(), 1, relationFixture('f', 1, 1, 1)); err != nil {
 		t.Fatal(err)
@@ -158,7 +158,7 @@ func TestDecodeErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			d := NewDecoder("app", fixedCatalog{})
+			d := NewDecoder("app", fixedCatalog{}, nil)
 			if _, err := d.Decode(context.Background(), 1, relationFixture('d', 1, 0, 0)); err != nil {
 				t.Fatal(err)
 			}
@@ -190,7 +190,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add(relationFixture('f', 1, 1, 1))
 	f.Add(append([]byte(msg{'M'}.u8(0).u64(5).str("p").u32(3)), "abc"...))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		d := NewDecoder("app", fixedCatalog{})
+		d := NewDecoder("app", fixedCatalog{}, nil)
 		if _, err := d.Decode(context.Background(), 1, relationFixture('d', 1, 0, 0)); err != nil {
 			t.Fatal(err)
 		}

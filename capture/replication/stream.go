@@ -25,6 +25,7 @@ import (
 	"github.com/walbridge/walbridge/shared/backoff"
 	"github.com/walbridge/walbridge/shared/change"
 	"github.com/walbridge/walbridge/shared/metrics"
+	"github.com/walbridge/walbridge/shared/policy"
 )
 
 // Sink is where decoded changes go: capture's Kinesis writer. It is the one
@@ -53,6 +54,9 @@ type StreamConfig struct {
 	DrainTimeout time.Duration
 	Logger       *zap.Logger
 	Metrics      *metrics.Registry
+	// Policy, when set, is the column policy applied to every change before
+	// the sink sees it (reloadable: see policy.Live).
+	Policy *policy.Live
 }
 
 // Stream reads the slot's pgoutput stream and feeds the sink, reconnecting
@@ -207,7 +211,11 @@ func (s *Stream) session(ctx context.Context) error {
 	}
 	s.log.Info("streaming", zap.String("slot", s.cfg.Slot), zap.String("publication", s.cfg.Publication), zap.Stringer("confirmed", s.confirmedLSN))
 
-	dec := pgoutput.NewDecoder(database, NewPGCatalog(catConn))
+	var pol pgoutput.Policy
+	if s.cfg.Policy != nil {
+		pol = s.cfg.Policy
+	}
+	dec := pgoutput.NewDecoder(database, NewPGCatalog(catConn), pol)
 	var (
 		received   change.LSN // newest WAL position seen
 		nextStatus = time.Now()

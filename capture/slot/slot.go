@@ -46,6 +46,9 @@ type SetupOptions struct {
 	// policy (and, for table-list publications, adds keyed tables) to tables
 	// created later by migrations.
 	EventTrigger bool
+	// Leave, when set, names tables a table-list publication leaves out
+	// (the column policy's skipped tables).
+	Leave func(schema, table string) bool
 }
 
 // SetupReport says what Setup found and did.
@@ -149,7 +152,7 @@ func Setup(ctx context.Context, conn *pgx.Conn, opts SetupOptions) (*SetupReport
 		case len(opts.Tables) > 0 || exclude:
 			var list []string
 			for _, t := range tables {
-				if !(exclude && t.Keyless()) {
+				if !(exclude && t.Keyless()) && (opts.Leave == nil || !opts.Leave(t.Schema, t.Table)) {
 					list = append(list, t.Ident())
 				}
 			}

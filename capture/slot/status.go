@@ -111,3 +111,29 @@ func ReadStatus(ctx context.Context, conn *pgx.Conn, slot, publication string) (
 	}
 	return st, nil
 }
+
+// Columns lists the columns of tables, as schema, table, column triples in
+// table and column order: what the column policy and its warnings look at.
+func Columns(ctx context.Context, conn *pgx.Conn, tables []TableInfo) ([][3]string, error) {
+	oids := make([]uint32, 0, len(tables))
+	for _, t := range tables {
+		oids = append(oids, t.OID)
+	}
+	rows, err := conn.Query(ctx, `
+		SELECT n.nspname, c.relname, a.attname FROM pg_attribute a
+		JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
+		ORDER BY n.nspname, c.relname, a.attnum`, oids)
+	if err != nil {
+		return nil, fmt.Errorf("list columns: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) ([3]string, error) {
+		var c [3]string
+		err := r.Scan(&c[0], &c[1], &c[2])
+		return c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list columns: %w", err)
+	}
+	return out, nil
+}

@@ -101,7 +101,7 @@ type Column struct {
 	Key   bool   `json:"key,omitempty"`
 }
 
-// ValueState says which of the three things a tuple slot holds.
+// ValueState says which of the things a tuple slot holds.
 type ValueState uint8
 
 // Tuple slot states. The zero value is a text value.
@@ -110,6 +110,7 @@ const (
 	Null                        // SQL NULL
 	Unchanged                   // unchanged TOAST value: PostgreSQL did not send it
 	Omitted                     // dropped by capture's size policy; Size says how large it was
+	Redacted                    // withheld by the column policy; Changed says whether it changed
 )
 
 // Value is one column's value in a tuple: PostgreSQL's text form, or one of
@@ -117,8 +118,12 @@ const (
 // sees Unchanged knows the value exists but was not sent.
 type Value struct {
 	State ValueState
-	Text  string
-	Size  int // Omitted only: the value's size in bytes
+	// Changed is for Redacted values of an update's new tuple: the value
+	// differs from the old one (capture compared them before withholding
+	// both), so changedValues can still name the column.
+	Changed bool
+	Text    string
+	Size    int // Omitted only: the value's size in bytes
 }
 
 // Change is one decoded row change (or truncate, or logical message).

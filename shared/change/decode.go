@@ -92,6 +92,8 @@ func (v *Value) UnmarshalJSON(b []byte) error {
 			Unchanged bool `json:"unchanged"`
 			Omitted   bool `json:"omitted"`
 			Bytes     int  `json:"bytes"`
+			Redacted  bool `json:"redacted"`
+			Changed   bool `json:"changed"`
 		}
 		if err := json.Unmarshal(b, &m); err != nil {
 			return err
@@ -101,8 +103,10 @@ func (v *Value) UnmarshalJSON(b []byte) error {
 			*v = Value{State: Unchanged}
 		case m.Omitted:
 			*v = Value{State: Omitted, Size: m.Bytes}
+		case m.Redacted:
+			*v = Value{State: Redacted, Changed: m.Changed}
 		default:
-			return errors.New("tuple value: marker object neither unchanged nor omitted")
+			return errors.New("tuple value: marker object neither unchanged nor omitted nor redacted")
 		}
 		return nil
 	}

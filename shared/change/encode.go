@@ -125,7 +125,9 @@ func appendTuple(dst []byte, vals []Value) []byte {
 
 // AppendValue appends one tuple slot: a JSON string for a text value, null for
 // NULL, {"unchanged":true} for an unchanged TOAST value and
-// {"omitted":true,"bytes":N} for a value dropped by the size policy.
+// {"omitted":true,"bytes":N} for a value dropped by the size policy and
+// {"redacted":true} (with "changed":true when it changed) for a value the
+// column policy withholds.
 func AppendValue(dst []byte, v Value) []byte {
 	switch v.State {
 	case Null:
@@ -136,6 +138,11 @@ func AppendValue(dst []byte, v Value) []byte {
 		dst = append(dst, `{"omitted":true,"bytes":`...)
 		dst = strconv.AppendInt(dst, int64(v.Size), 10)
 		return append(dst, '}')
+	case Redacted:
+		if v.Changed {
+			return append(dst, `{"redacted":true,"changed":true}`...)
+		}
+		return append(dst, `{"redacted":true}`...)
 	default:
 		return jsontext.AppendString(dst, v.Text)
 	}

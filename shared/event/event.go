@@ -370,6 +370,9 @@ func (b *builder) changedColumns(c *change.Change) bool {
 // differs compares a new and an old slot; decided is false when either side
 // was not sent.
 func differs(nv, ov change.Value) (changed, decided bool) {
+	if nv.State == change.Redacted && ov.State == change.Redacted {
+		return nv.Changed, true // capture compared the real values
+	}
 	known := func(v change.Value) bool { return v.State == change.Text || v.State == change.Null }
 	if !known(nv) || !known(ov) {
 		return false, false

@@ -27,6 +27,8 @@ func appendField(dst []byte, ct columnType, v change.Value) (out []byte, typeEnd
 		dst = append(dst, `,"unchanged":true}`...)
 	case change.Omitted:
 		dst = appendOmitted(dst, v.Size)
+	case change.Redacted:
+		dst = append(dst, `,"redacted":true}`...)
 	default:
 		dst = append(dst, `,"value":`...)
 		mark := len(dst)
