@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/walbridge/walbridge/shared/change"
 	"github.com/walbridge/walbridge/shared/kinesistest"
 	"github.com/walbridge/walbridge/shared/pgtest"
 )
@@ -77,30 +78,9 @@ func BenchmarkBacklog(b *testing.B) {
 			}
 			baseline += time.Since(start)
 
-			fk := kinesistest.StartFake(b, kinesistest.FakeOptions{Stream: "changes", Shards: 4, Discard: true})
-			extra := []string{"WALBRIDGE_SLOT=" + captureSlot(r)}
-			profile := os.Getenv("WALBRIDGE_BENCH_CPUPROFILE")
-			addr := freeAddr(b)
-			if profile != "" && r == 0 {
-				extra = append(extra, "WALBRIDGE_PPROF=1", "WALBRIDGE_METRICS_ADDR="+addr)
-			}
-			selfStart := selfCPU(b)
-			start = time.Now()
-			p := startBenchCapture(b, url, fk.URL, extra...)
-			if profile != "" && r == 0 {
-				go saveProfile(addr, profile)
-			}
-			waitSlotConfirmed(b, url, captureSlot(r), end, 10*time.Minute)
-			elapsed += time.Since(start)
-			cpu += processCPU(b, p.Process.Pid)
-			endpointCPU += selfCPU(b) - selfStart
-			p.Process.Signal(os.Interrupt)
-			p.Wait()
-			st := fk.Stats()
-			if st.Accepted < n {
-				b.Fatalf("%d records accepted, want %d", st.Accepted, n)
-			}
-			requests, entries = requests+st.PutRecordsRequests, entries+st.Entries
+			d := drain(b, url, captureSlot(r), end, n, r == 0)
+			elapsed, cpu, endpointCPU = elapsed+d.elapsed, cpu+d.cpu, endpointCPU+d.endpointCPU
+			requests, entries = requests+d.requests, entries+d.entries
 		}
 		total := float64(n * rounds)
 		capRate := total / elapsed.Seconds()
@@ -113,6 +93,101 @@ func BenchmarkBacklog(b *testing.B) {
 		// PostgreSQL; its CPU (this process) says how much of them it took.
 		b.ReportMetric(float64(endpointCPU.Microseconds())/total, "endpoint-cpu-µs/change")
 		b.ReportMetric(float64(entries)/float64(requests), "records/request")
+	}
+}
+
+// drained is what one capture run from a slot to the backlog's end took.
+type drained struct {
+	elapsed, cpu, endpointCPU time.Duration
+	requests, entries         int
+}
+
+// drain runs capture from slot until it has confirmed end, into a fake
+// Kinesis endpoint that acknowledges at once, and checks that n changes
+// arrived. profile: save WALBRIDGE_BENCH_CPUPROFILE of this run, if set.
+func drain(b *testing.B, url, slot string, end change.LSN, n int, profile bool, env ...string) drained {
+	fk := kinesistest.StartFake(b, kinesistest.FakeOptions{Stream: "changes", Shards: 4, Discard: true})
+	extra := append([]string{"WALBRIDGE_SLOT=" + slot}, env...)
+	file := os.Getenv("WALBRIDGE_BENCH_CPUPROFILE")
+	profile = profile && file != ""
+	addr := freeAddr(b)
+	if profile {
+		extra = append(extra, "WALBRIDGE_PPROF=1", "WALBRIDGE_METRICS_ADDR="+addr)
+	}
+	selfStart := selfCPU(b)
+	start := time.Now()
+	p := startBenchCapture(b, url, fk.URL, extra...)
+	if profile {
+		go saveProfile(addr, file)
+	}
+	waitSlotConfirmed(b, url, slot, end, 10*time.Minute)
+	d := drained{elapsed: time.Since(start), cpu: processCPU(b, p.Process.Pid), endpointCPU: selfCPU(b) - selfStart}
+	p.Process.Signal(os.Interrupt)
+	p.Wait()
+	st := fk.Stats()
+	if st.Accepted < n {
+		b.Fatalf("%d records accepted, want %d", st.Accepted, n)
+	}
+	d.requests, d.entries = st.PutRecordsRequests, st.Entries
+	return d
+}
+
+// benchPolicy has five rules, three of which touch every change of the
+// backlog's table (one an HMAC per change).
+const benchPolicy = `columns:
+  - match: public.orders.note
+    action: hash
+  - match: public.orders.customer
+    action: exclude
+  - match: public.orders.total
+    action: redact
+  - match: "*.*.password*"
+    action: exclude
+tables:
+  - match: audit.*
+    action: skip
+`
+
+// BenchmarkBacklogPolicy drains the same backlog through capture without a
+// policy and with benchPolicy, in alternating rounds, each from a slot of
+// its own: ratio is the policy's throughput over none's (target >= 0.95).
+func BenchmarkBacklogPolicy(b *testing.B) {
+	n, rounds := envInt("WALBRIDGE_BENCH_CHANGES", 1000000), envInt("WALBRIDGE_BENCH_ROUNDS", 3)
+	pg := pgtest.Start(b, pgtest.Options{})
+	url := pg.CreateDatabase(b, "app")
+	pg.Exec(b, "app", `CREATE TABLE orders (id bigint PRIMARY KEY, customer int, total numeric(10,2), note text)`)
+	polFile := filepath.Join(b.TempDir(), "policy.yaml")
+	if err := os.WriteFile(polFile, []byte(benchPolicy), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	slotOf := func(side string, r int) string { return fmt.Sprintf("%s_%d", side, r) }
+	for r := range rounds {
+		for _, side := range []string{"plain", "policy"} {
+			if code, out := runBenchCmd(b, url, "WALBRIDGE_SLOT="+slotOf(side, r), "setup"); code != 0 {
+				b.Fatalf("setup: %s", out)
+			}
+		}
+	}
+	per := n / 10
+	for i := 0; i < 10; i++ {
+		pg.Exec(b, "app", fmt.Sprintf(`INSERT INTO orders SELECT g, g %% 1000, (g %% 10000) / 100.0, 'order ' || g FROM generate_series(%d, %d) g`, i*per+1, (i+1)*per))
+	}
+	end := currentLSN(b, url)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		var plain, withPolicy drained
+		for r := range rounds {
+			d := drain(b, url, slotOf("plain", r), end, n, false)
+			plain.elapsed, plain.cpu = plain.elapsed+d.elapsed, plain.cpu+d.cpu
+			d = drain(b, url, slotOf("policy", r), end, n, false, "WALBRIDGE_POLICY="+polFile, "WALBRIDGE_HASH_KEY=bench-key")
+			withPolicy.elapsed, withPolicy.cpu = withPolicy.elapsed+d.elapsed, withPolicy.cpu+d.cpu
+		}
+		total := float64(n * rounds)
+		b.ReportMetric(total/plain.elapsed.Seconds(), "plain-changes/s")
+		b.ReportMetric(total/withPolicy.elapsed.Seconds(), "policy-changes/s")
+		b.ReportMetric(plain.elapsed.Seconds()/withPolicy.elapsed.Seconds(), "ratio")
+		b.ReportMetric(float64(plain.cpu.Microseconds())/total, "plain-cpu-µs/change")
+		b.ReportMetric(float64(withPolicy.cpu.Microseconds())/total, "policy-cpu-µs/change")
 	}
 }
 
