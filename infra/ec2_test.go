@@ -361,6 +361,9 @@ func TestCaptureUnitSystemdAnalyze(t *testing.T) {
 	root := t.TempDir()
 	mustWrite(t, filepath.Join(root, "etc/systemd/system/walbridge-capture.service"), readFile(t, unitPath), 0o644)
 	mustWrite(t, filepath.Join(root, u.get("Service", "ExecStart")), "#!/bin/sh\n", 0o755)
+	if reload, _, _ := strings.Cut(u.get("Service", "ExecReload"), " "); reload != "" {
+		mustWrite(t, filepath.Join(root, reload), "#!/bin/sh\n", 0o755) // /bin/kill, on the instance
+	}
 	mustWrite(t, filepath.Join(root, u.get("Service", "EnvironmentFile")), "", 0o600)
 	if err := os.MkdirAll(filepath.Join(root, "usr/lib/systemd"), 0o755); err != nil {
 		t.Fatal(err)
@@ -534,6 +537,8 @@ func TestUserDataScript(t *testing.T) {
 	}{
 		{name: "CA bundle from the RDS trust store", caVia: "curl"},
 		{name: "CA bundle from the artifact bucket", params: map[string]string{"RdsCaBundleKey": "walbridge/rds-ca.pem"}, caVia: "aws"},
+		{name: "column policy and hash key", params: map[string]string{"PolicyKey": "walbridge/policy.yaml",
+			"HashKeySecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:walbridge-hash-key"}, caVia: "curl"},
 		{name: "non-numeric port", env: map[string]string{"DbPort": "54x2"}, wantErr: true},
 		{name: "placeholder not filled in", env: map[string]string{"DbName": ""}, wantErr: true},
 		{name: "binary download fails", env: map[string]string{"FAKE_FAIL": "s3://walbridge-artifacts/walbridge/capture-linux-arm64"}, wantErr: true},
@@ -614,10 +619,24 @@ func TestUserDataScript(t *testing.T) {
 				"WALBRIDGE_METRICS_ADDR":  "127.0.0.1:9187",
 				"WALBRIDGE_CLOUDWATCH":    "true", // the capture alarms read these series
 				"WALBRIDGE_DB_SECRET_ARN": requiredParamValues["DbSecretArn"],
-				"AWS_REGION":              "eu-west-1",
+				// Empty without a PolicyKey or HashKeySecretArn: no policy.
+				"WALBRIDGE_POLICY":          "",
+				"WALBRIDGE_HASH_KEY_SECRET": tt.params["HashKeySecretArn"],
+				"AWS_REGION":                "eu-west-1",
 				// No credentials: capture-start adds PGUSER and PGPASSWORD.
 				"DATABASE_URL": "postgres://" + requiredParamValues["DbHost"] + ":5432/" + requiredParamValues["DbName"] +
 					"?sslmode=verify-full&sslrootcert=/etc/walbridge/rds-ca.pem",
+			}
+			if tt.params["PolicyKey"] != "" {
+				wantEnv["WALBRIDGE_POLICY"] = "/etc/walbridge/policy.yaml"
+				if _, err := os.Stat(filepath.Join(root, "/etc/walbridge/policy.yaml")); err != nil {
+					t.Errorf("policy not installed: %v", err)
+				}
+				if !slices.ContainsFunc(callsTo(all, "aws"), func(c []string) bool {
+					return slices.Contains(c, "s3://walbridge-artifacts/walbridge/policy.yaml")
+				}) {
+					t.Errorf("the policy was not fetched from the artifact bucket: %v", callsTo(all, "aws"))
+				}
 			}
 			if !reflect.DeepEqual(envFile, wantEnv) {
 				t.Errorf("capture.env =\n%v\nwant\n%v", envFile, wantEnv)
@@ -686,7 +705,8 @@ func TestCaptureStartWrapper(t *testing.T) {
 		args     []string
 		env      map[string]string
 		wantErr  bool
-		wantCode int // exit status when wantErr, 0 for any
+		wantCode int  // exit status when wantErr, 0 for any
+		hashKey  bool // WALBRIDGE_HASH_KEY_SECRET is set: a second secret is read
 	}{
 		{name: "starts capture with the credentials"},
 		{name: "runs another command", args: []string{"teardown", "--yes"}},
@@ -698,6 +718,7 @@ func TestCaptureStartWrapper(t *testing.T) {
 		{name: "secret without password", env: map[string]string{"FAKE_SECRET": `{"username":"walbridge"}`}, wantErr: true},
 		{name: "secret not readable", env: map[string]string{"FAKE_SECRET": ""}, wantErr: true},
 		{name: "secret ARN not configured", env: map[string]string{"WALBRIDGE_DB_SECRET_ARN": ""}, wantErr: true, wantCode: 78},
+		{name: "hash key from its secret", env: map[string]string{"WALBRIDGE_HASH_KEY_SECRET": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:walbridge-hash-key"}, hashKey: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -767,6 +788,15 @@ func TestCaptureStartWrapper(t *testing.T) {
 				}
 			}
 			aws := callsTo(calls(t, log), "aws")
+			if tt.hashKey {
+				// The fake answers every secret with the same string.
+				if gotEnv["WALBRIDGE_HASH_KEY"] != goodSecret || len(aws) != 2 || !slices.Contains(aws[1], tt.env["WALBRIDGE_HASH_KEY_SECRET"]) {
+					t.Errorf("hash key %q from aws calls %v", gotEnv["WALBRIDGE_HASH_KEY"], aws)
+				}
+				aws = aws[:1]
+			} else if _, set := gotEnv["WALBRIDGE_HASH_KEY"]; set {
+				t.Errorf("WALBRIDGE_HASH_KEY set without WALBRIDGE_HASH_KEY_SECRET")
+			}
 			if len(aws) != 1 || !slices.Contains(aws[0], requiredParamValues["DbSecretArn"]) || !slices.Contains(aws[0], "eu-west-1") {
 				t.Errorf("aws calls = %v, want one get-secret-value for the secret in eu-west-1", aws)
 			}

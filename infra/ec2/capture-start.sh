@@ -48,6 +48,20 @@ PGPASSWORD=$(field password)
 unset secret
 export PGUSER PGPASSWORD
 
+# The column policy's hash key, when the stack names a secret for it: its
+# SecretString is the key. Like the password, it reaches capture only
+# through its environment.
+hash_secret=$(printenv WALBRIDGE_HASH_KEY_SECRET || true)
+if [ -n "$hash_secret" ]; then
+	WALBRIDGE_HASH_KEY=$(aws secretsmanager get-secret-value \
+		--region "$AWS_REGION" \
+		--secret-id "$hash_secret" \
+		--query SecretString \
+		--output text)
+	[ -n "$WALBRIDGE_HASH_KEY" ] || die "the secret $hash_secret (WALBRIDGE_HASH_KEY_SECRET) is empty"
+	export WALBRIDGE_HASH_KEY
+fi
+
 # No arguments (the service): capture run. Operators pass another command,
 # e.g. capture-start status, or capture-start teardown --yes.
 if [ $# -eq 0 ]; then

@@ -69,6 +69,19 @@ grep -q 'BEGIN CERTIFICATE' "$conf_dir/rds-ca.pem.download" || {
 chmod 0644 "$conf_dir/rds-ca.pem.download"
 mv -f "$conf_dir/rds-ca.pem.download" "$conf_dir/rds-ca.pem"
 
+# The column policy (optional): capture reads it at start and on SIGHUP.
+policy=
+if [ "${PolicyUrl}" != none ]; then
+	fetch "${PolicyUrl}" "$conf_dir/policy.yaml.download"
+	chmod 0644 "$conf_dir/policy.yaml.download"
+	mv -f "$conf_dir/policy.yaml.download" "$conf_dir/policy.yaml"
+	policy=/etc/walbridge/policy.yaml
+fi
+hash_key_secret=${HashKeySecretArn}
+if [ "$hash_key_secret" = none ]; then
+	hash_key_secret=
+fi
+
 # Configuration only: the password never touches the disk. systemd reads this
 # file as root before it starts the service, so it can be 0600.
 (
@@ -80,6 +93,8 @@ WALBRIDGE_PUBLICATION=${PublicationName}
 WALBRIDGE_METRICS_ADDR=127.0.0.1:9187
 WALBRIDGE_CLOUDWATCH=true
 WALBRIDGE_DB_SECRET_ARN=${DbSecretArn}
+WALBRIDGE_POLICY=$policy
+WALBRIDGE_HASH_KEY_SECRET=$hash_key_secret
 AWS_REGION=${Region}
 DATABASE_URL=postgres://${DbHost}:${DbPort}/${DbName}?sslmode=verify-full&sslrootcert=/etc/walbridge/rds-ca.pem
 ENV
@@ -139,6 +154,20 @@ PGPASSWORD=$(field password)
 unset secret
 export PGUSER PGPASSWORD
 
+# The column policy's hash key, when the stack names a secret for it: its
+# SecretString is the key. Like the password, it reaches capture only
+# through its environment.
+hash_secret=$(printenv WALBRIDGE_HASH_KEY_SECRET || true)
+if [ -n "$hash_secret" ]; then
+	WALBRIDGE_HASH_KEY=$(aws secretsmanager get-secret-value \
+		--region "$AWS_REGION" \
+		--secret-id "$hash_secret" \
+		--query SecretString \
+		--output text)
+	[ -n "$WALBRIDGE_HASH_KEY" ] || die "the secret $hash_secret (WALBRIDGE_HASH_KEY_SECRET) is empty"
+	export WALBRIDGE_HASH_KEY
+fi
+
 # No arguments (the service): capture run. Operators pass another command,
 # e.g. capture-start status, or capture-start teardown --yes.
 if [ $# -eq 0 ]; then
@@ -167,6 +196,9 @@ StartLimitIntervalSec=0
 Type=exec
 EnvironmentFile=/etc/walbridge/capture.env
 ExecStart=/opt/walbridge/bin/capture-start
+# systemctl reload: capture re-reads its column policy (a broken file is
+# refused and the running policy stays).
+ExecReload=/bin/kill -HUP $MAINPID
 Restart=always
 RestartSec=5s
 # On SIGTERM capture drains in-flight records to Kinesis and confirms the
