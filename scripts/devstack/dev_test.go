@@ -325,3 +325,22 @@ func TestPortInUse(t *testing.T) {
 		t.Fatalf("scripts/dev with its bus port taken: %v\n%s", err, out)
 	}
 }
+
+func TestPolicyEnv(t *testing.T) {
+	dir := t.TempDir()
+	none := func(string) string { return "" }
+	if env, note := policyEnv(dir, none); env != nil || note != "" {
+		t.Fatalf("without a policy file: %v %q", env, note)
+	}
+	if err := os.WriteFile(filepath.Join(dir, PolicyFile), []byte("columns: []\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env, note := policyEnv(dir, none)
+	if len(env) != 2 || env[0] != "WALBRIDGE_POLICY="+filepath.Join(dir, PolicyFile) || !strings.HasPrefix(env[1], "WALBRIDGE_HASH_KEY=") || !strings.Contains(note, PolicyFile) {
+		t.Fatalf("with a policy file: %v %q", env, note)
+	}
+	env, _ = policyEnv(dir, func(k string) string { return map[string]string{"WALBRIDGE_HASH_KEY": "mine"}[k] })
+	if len(env) != 1 {
+		t.Fatalf("with WALBRIDGE_HASH_KEY set: %v", env)
+	}
+}

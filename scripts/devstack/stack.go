@@ -168,6 +168,11 @@ func (st *stack) start(ctx context.Context) error {
 		"AWS_ENDPOINT_URL_KINESIS=" + kinesisURL, "AWS_ENDPOINT_URL_EVENTBRIDGE=" + busURL,
 		"WALBRIDGE_EVENT_BUS=default",
 	}
+	polEnv, note := policyEnv(".", os.Getenv)
+	env = append(env, polEnv...)
+	if note != "" {
+		st.out.line("dev", note)
+	}
 	st.out.line("dev", "capture setup")
 	setup := exec.CommandContext(ctx, filepath.Join(s.dir, "bin", "capture"), "setup", "--keyless=full", "--event-trigger")
 	setup.Env = append(os.Environ(), env...)
@@ -573,4 +578,28 @@ func (w *lineWriter) Write(b []byte) (int, error) {
 		w.buf = w.buf[i+1:]
 	}
 	return len(b), nil
+}
+
+// PolicyFile is the column policy scripts/dev applies when it exists at the
+// repository root.
+const PolicyFile = "walbridge-policy.yaml"
+
+// policyEnv is capture's environment for the policy in root, if there is
+// one: the file, and a development hash key unless WALBRIDGE_HASH_KEY is set.
+// note says what was chosen.
+func policyEnv(root string, getenv func(string) string) (env []string, note string) {
+	file, err := filepath.Abs(filepath.Join(root, PolicyFile))
+	if err != nil {
+		return nil, ""
+	}
+	if _, err := os.Stat(file); err != nil {
+		return nil, ""
+	}
+	env = []string{"WALBRIDGE_POLICY=" + file}
+	note = "column policy " + PolicyFile + " applies"
+	if getenv("WALBRIDGE_HASH_KEY") == "" {
+		env = append(env, "WALBRIDGE_HASH_KEY=walbridge-dev-hash-key")
+		note += " (hash rules use the development key walbridge-dev-hash-key; set WALBRIDGE_HASH_KEY for another)"
+	}
+	return env, note
 }

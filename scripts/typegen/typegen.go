@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/walbridge/walbridge/scripts/typegen/schema"
+	"github.com/walbridge/walbridge/shared/policy"
 )
 
 // Exit statuses: 2 for a wrong invocation, 1 for a failure to generate.
@@ -34,8 +35,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	publication := fs.String("publication", "walbridge", "publication whose tables to describe; every user table when it does not exist")
 	out := fs.String("out", "dbevents", "directory to write into")
 	pkg := fs.String("package", "dbevents", "package name of events.go")
+	policyFile := fs.String("policy", os.Getenv("WALBRIDGE_POLICY"), "capture's column policy: excluded columns and skipped tables vanish, hashed columns are strings (env WALBRIDGE_POLICY)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: typegen --database-url URL [--publication walbridge] [--out DIR] [--package NAME]")
+		fmt.Fprintln(stderr, "usage: typegen --database-url URL [--publication walbridge] [--policy FILE] [--out DIR] [--package NAME]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -45,14 +47,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return exitUsage
 	}
-	if err := generate(ctx, *url, *publication, *out, *pkg, stdout); err != nil {
+	var pol *policy.Policy
+	if *policyFile != "" {
+		var err error
+		if pol, err = policy.Load(*policyFile); err != nil {
+			fmt.Fprintf(stderr, "typegen: %v\n", err)
+			return exitUsage
+		}
+	}
+	if err := generate(ctx, *url, *publication, pol, *out, *pkg, stdout); err != nil {
 		fmt.Fprintf(stderr, "typegen: %v\n", err)
 		return exitError
 	}
 	return exitOK
 }
 
-func generate(ctx context.Context, url, publication, out, pkg string, stdout io.Writer) error {
+func generate(ctx context.Context, url, publication string, pol *policy.Policy, out, pkg string, stdout io.Writer) error {
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
@@ -62,6 +72,7 @@ func generate(ctx context.Context, url, publication, out, pkg string, stdout io.
 	if err != nil {
 		return err
 	}
+	tables = schema.ApplyPolicy(tables, pol)
 	if len(tables) == 0 {
 		return errors.New("no tables found: the publication has none, or the database has no user tables")
 	}

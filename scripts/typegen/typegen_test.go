@@ -142,3 +142,42 @@ func readString(t *testing.T, name string) string {
 	}
 	return string(data)
 }
+
+// TestPolicyShapesTypes: with --policy, excluded columns and skipped tables
+// vanish from every generated file and hashed columns are strings.
+func TestPolicyShapesTypes(t *testing.T) {
+	pg := pgtest.Start(t, pgtest.Options{})
+	url := pg.CreateDatabase(t, "app")
+	pg.Exec(t, "app",
+		"CREATE TABLE users (id int PRIMARY KEY, email text NOT NULL, password_digest text, age int, ssn text)",
+		"CREATE TABLE audit (id int PRIMARY KEY)",
+		"CREATE PUBLICATION walbridge FOR TABLE users, audit",
+	)
+	dir := t.TempDir()
+	pol := filepath.Join(dir, "policy.yaml")
+	os.WriteFile(pol, []byte("columns:\n  - match: public.users.password_digest\n    action: exclude\n  - match: public.users.age\n    action: hash\n  - match: public.users.ssn\n    action: redact\ntables:\n  - match: public.audit\n    action: skip\n"), 0o644)
+	out := filepath.Join(dir, "out")
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"--database-url", url, "--out", out, "--policy", pol}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("typegen exited %d: %s%s", code, stdout.String(), stderr.String())
+	}
+	if got := schemaFiles(t, out); !slices.Equal(got, []string{"public.users.schema.json"}) {
+		t.Errorf("schema files %v: the skipped table should have none", got)
+	}
+	if got := readSchema(t, filepath.Join(out, "public.users.schema.json")).columns(); !slices.Equal(got, []string{"id", "email", "age", "ssn"}) {
+		t.Errorf("public.users columns %v", got)
+	}
+	for _, f := range []string{"events.ts", "events.go", "public.users.schema.json"} {
+		if s := readString(t, filepath.Join(out, f)); strings.Contains(s, "password_digest") || strings.Contains(s, "audit") {
+			t.Errorf("%s names an excluded column or a skipped table", f)
+		}
+	}
+	if ts := readString(t, filepath.Join(out, "events.ts")); !strings.Contains(ts, `age: Value<"string", string`) || !strings.Contains(ts, "redacted: true") {
+		t.Errorf("events.ts: the hashed age is not a string, or no redacted marker:\n%s", ts)
+	}
+	var stderr2 bytes.Buffer
+	os.WriteFile(pol, []byte("columns:\n  - match: users.age\n    action: hash\n"), 0o644)
+	if code := run(context.Background(), []string{"--database-url", url, "--out", out, "--policy", pol}, &bytes.Buffer{}, &stderr2); code != exitUsage || !strings.Contains(stderr2.String(), pol+":2") {
+		t.Errorf("a broken policy: exit %d, %s", code, stderr2.String())
+	}
+}

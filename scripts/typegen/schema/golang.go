@@ -52,7 +52,8 @@ type DetailHeader struct {
 
 // Value is one column's value object. Present reports whether Value holds
 // the value; otherwise the value was not sent (Unchanged TOAST, Omitted for
-// size, with Bytes its size) or arrived as its PostgreSQL text form in Text.
+// size, with Bytes its size, Redacted by the column policy) or arrived as
+// its PostgreSQL text form in Text.
 // In oldValues a column that was not sent at all has an empty Type.
 type Value[T any] struct {
 	Type  string
@@ -64,6 +65,7 @@ type Value[T any] struct {
 	Unchanged     bool
 	Omitted       bool
 	Bytes         int
+	Redacted      bool
 }
 
 // IsZero reports whether the column was not sent at all (a column of a
@@ -72,7 +74,7 @@ func (v Value[T]) IsZero() bool { return v.Type == "" }
 
 // Present reports whether v.Value holds the column's value.
 func (v Value[T]) Present() bool {
-	return v.Type != "" && !v.Unchanged && !v.Omitted && v.ValueEncoding == ""
+	return v.Type != "" && !v.Unchanged && !v.Omitted && !v.Redacted && v.ValueEncoding == ""
 }
 
 type valueObject struct {
@@ -82,6 +84,7 @@ type valueObject struct {
 	Unchanged     bool            ` + "`json:\"unchanged,omitempty\"`" + `
 	Omitted       bool            ` + "`json:\"omitted,omitempty\"`" + `
 	Bytes         *int            ` + "`json:\"bytes,omitempty\"`" + `
+	Redacted      bool            ` + "`json:\"redacted,omitempty\"`" + `
 }
 
 // UnmarshalJSON reads a value object of any form.
@@ -90,7 +93,7 @@ func (v *Value[T]) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &o); err != nil {
 		return err
 	}
-	*v = Value[T]{Type: o.Type, Unchanged: o.Unchanged, Omitted: o.Omitted}
+	*v = Value[T]{Type: o.Type, Unchanged: o.Unchanged, Omitted: o.Omitted, Redacted: o.Redacted}
 	if o.Bytes != nil {
 		v.Bytes = *o.Bytes
 	}
@@ -108,12 +111,12 @@ func (v *Value[T]) UnmarshalJSON(data []byte) error {
 
 // MarshalJSON writes the value object back in the form it was read.
 func (v Value[T]) MarshalJSON() ([]byte, error) {
-	o := valueObject{Type: v.Type, Unchanged: v.Unchanged, Omitted: v.Omitted}
+	o := valueObject{Type: v.Type, Unchanged: v.Unchanged, Omitted: v.Omitted, Redacted: v.Redacted}
 	var err error
 	switch {
 	case v.Omitted:
 		o.Bytes = &v.Bytes
-	case v.Unchanged:
+	case v.Unchanged, v.Redacted:
 	case v.ValueEncoding != "":
 		o.ValueEncoding = v.ValueEncoding
 		o.Value, err = json.Marshal(v.Text)

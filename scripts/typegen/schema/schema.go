@@ -23,6 +23,7 @@ import (
 
 	"github.com/walbridge/walbridge/shared/change"
 	"github.com/walbridge/walbridge/shared/pgtypes"
+	"github.com/walbridge/walbridge/shared/policy"
 )
 
 // Table is one table whose changes become DatabaseEvents.
@@ -251,4 +252,36 @@ func queryRow(ctx context.Context, q Querier, sql string, args []any, dest ...an
 	}
 	rows.Close()
 	return rows.Err()
+}
+
+// ApplyPolicy makes tables what events carry under the column policy p:
+// skipped tables and excluded columns go, hashed columns become strings
+// (their value is a hex HMAC). Redacted columns stay as they are: every
+// value type allows the redacted marker.
+func ApplyPolicy(tables []Table, p *policy.Policy) []Table {
+	if p == nil {
+		return tables
+	}
+	var out []Table
+	for _, t := range tables {
+		if _, skip := p.Table(t.Schema, t.Name); skip {
+			continue
+		}
+		cols := make([]Column, 0, len(t.Columns))
+		for _, c := range t.Columns {
+			r, ok := p.Column(t.Schema, t.Name, c.Name)
+			switch {
+			case !ok || r.Action == policy.Redact:
+			case r.Action == policy.Exclude:
+				continue
+			case r.Action == policy.Hash:
+				c = Column{Name: c.Name, OID: 25, TypeName: "text", Declared: "text", Base: "text", Kind: change.KindBase,
+					NotNull: c.NotNull, EventType: "string"}
+			}
+			cols = append(cols, c)
+		}
+		t.Columns = cols
+		out = append(out, t)
+	}
+	return out
 }

@@ -19,14 +19,15 @@ export type Float = number | "NaN" | "Infinity" | "-Infinity";
 
 /**
  * One column's value object. Check for "value" before reading it: a value
- * can also be left out (unchanged TOAST, omitted for size) or arrive as its
- * PostgreSQL text form (valueEncoding "text").
+ * can also be left out (unchanged TOAST, omitted for size, redacted by the
+ * column policy) or arrive as its PostgreSQL text form (valueEncoding "text").
  */
 export type Value<T extends string, V> =
   | { type: T; value: V; valueEncoding?: undefined }
   | { type: T; value: string; valueEncoding: "text" }
   | { type: T; unchanged: true }
-  | { type: T; omitted: true; bytes: number };
+  | { type: T; omitted: true; bytes: number }
+  | { type: T; redacted: true };
 
 /**
  * The detail of a DatabaseEvent. newValues: insert and update (every
