@@ -12,6 +12,7 @@ import (
 
 	"github.com/walbridge/walbridge/shared/cfnrules"
 	"github.com/walbridge/walbridge/shared/pattern"
+	"github.com/walbridge/walbridge/shared/policy"
 )
 
 // Exit statuses: 1 means a pattern has problems, 2 means rulecheck itself
@@ -30,10 +31,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	columnsFile := fs.String("columns-from-json", "", `JSON file mapping "schema.table" (or "table") to its column names; enables table and column checks`)
 	detailType := fs.String("detail-type", "DatabaseEvent", "the detail-type walbridge publishes; empty to skip the check")
 	defaults := fs.Bool("defaults", false, "templates: resolve !Ref and !Sub of parameters from their Default values")
+	policyFile := fs.String("policy", os.Getenv("WALBRIDGE_POLICY"), "capture's column policy: a pattern on an excluded or redacted column of the tables it selects is an error (env WALBRIDGE_POLICY)")
 	params := paramFlag{}
 	fs.Var(params, "param", "templates: a parameter's value, NAME=VALUE (repeatable; implies --defaults for the others)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: rulecheck [--columns-from-json FILE] [--detail-type NAME] [--defaults] [--param NAME=VALUE]... FILE...")
+		fmt.Fprintln(stderr, "usage: rulecheck [--columns-from-json FILE] [--policy FILE] [--detail-type NAME] [--defaults] [--param NAME=VALUE]... FILE...")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -51,6 +53,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 		opts.Tables = tables
+	}
+	if *policyFile != "" {
+		pol, err := policy.Load(*policyFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "rulecheck: %v\n", err)
+			return exitUsage
+		}
+		opts.Withheld = func(schema, table, column string) string {
+			if _, skip := pol.Table(schema, table); skip {
+				return string(policy.Exclude) // no event of the table at all
+			}
+			r, _ := pol.Column(schema, table, column)
+			return string(r.Action)
+		}
 	}
 
 	tpl := cfnrules.Options{}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"strings"
 	"testing"
 )
@@ -157,5 +158,45 @@ func TestParamResolvesIntrinsics(t *testing.T) {
 	}
 	if code := run([]string{"--param", "novalue", "testdata/template.yaml"}, &out, &errOut); code != exitUsage {
 		t.Errorf("--param without = gave exit %d, want %d", code, exitUsage)
+	}
+}
+
+// TestPolicy: with --policy, a pattern on an excluded column, or on the
+// value of a redacted one, of the table it selects can never match.
+func TestPolicy(t *testing.T) {
+	dir := t.TempDir()
+	pol := dir + "/policy.yaml"
+	write := func(name, content string) string {
+		t.Helper()
+		if err := os.WriteFile(dir+"/"+name, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return dir + "/" + name
+	}
+	write("policy.yaml", "columns:\n  - match: public.users.password_digest\n    action: exclude\n  - match: public.users.ssn\n    action: redact\n")
+	for _, tc := range []struct {
+		name, pattern, want string
+		status              int
+	}{
+		{"excluded column", `{"detail":{"table":["users"],"newValues":{"password_digest":{"value":["x"]}}}}`,
+			"detail.newValues.password_digest: never matches: the column policy excludes this column", exitProblems},
+		{"excluded column in changedValues", `{"detail":{"table":["users"],"changedValues":["password_digest"]}}`,
+			`detail.changedValues: value "password_digest" never matches: the column policy excludes that column`, exitProblems},
+		{"value of a redacted column", `{"detail":{"schema":["public"],"table":["users"],"oldValues":{"ssn":{"value":["1"]}}}}`,
+			"detail.oldValues.ssn.value: never matches: the column policy redacts this column", exitProblems},
+		{"the redacted marker", `{"detail":{"table":["users"],"newValues":{"ssn":{"redacted":[true]}},"changedValues":["ssn"]}}`, ": ok", exitOK},
+		{"another table", `{"detail":{"table":["orders"],"newValues":{"password_digest":{"value":["x"]}}}}`, ": ok", exitOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			file := write("rule.json", tc.pattern)
+			var stdout, stderr bytes.Buffer
+			status := run([]string{"--policy", pol, file}, &stdout, &stderr)
+			if status != tc.status || !strings.Contains(stdout.String(), tc.want) {
+				t.Errorf("exit %d, want %d; output %q, want it to contain %q (stderr %q)", status, tc.status, stdout.String(), tc.want, stderr.String())
+			}
+		})
+	}
+	if status := run([]string{"--policy", write("bad.yaml", "columns: 3\n"), "testdata/rule-example-corrected.json"}, &bytes.Buffer{}, &bytes.Buffer{}); status != exitUsage {
+		t.Errorf("a broken policy: exit %d, want %d", status, exitUsage)
 	}
 }

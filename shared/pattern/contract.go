@@ -65,6 +65,10 @@ func DatabaseEventContract() *FieldSpec {
 	column := &FieldSpec{Type: TypeObject, Fields: map[string]*FieldSpec{
 		"type":  str(),
 		"value": {Type: TypeAny},
+		// The markers that stand in for a value that was not sent.
+		"unchanged": {Type: TypeBool},
+		"omitted":   {Type: TypeBool},
+		"redacted":  {Type: TypeBool},
 	}}
 	values := func() *FieldSpec { return &FieldSpec{Type: TypeObject, Columns: column} }
 	return &FieldSpec{Type: TypeObject, Fields: map[string]*FieldSpec{
@@ -103,6 +107,12 @@ type CheckOptions struct {
 	// selects (all known tables when it selects none by exact value). A table
 	// with no columns listed turns column checking off.
 	Tables map[string][]string
+	// Withheld, when set, says what the column policy does to a column:
+	// "exclude" (it is never in events) or "redact" (it never has a value);
+	// anything else leaves it alone. A pattern on such a column of every
+	// table it selects (by exact detail.table, and detail.schema or else
+	// "public") can never match, and is reported.
+	Withheld func(schema, table, column string) string
 }
 
 // CheckDatabaseEvent checks a parsed pattern against the DatabaseEvent
@@ -128,6 +138,8 @@ func CheckJSON(data []byte, opts CheckOptions) Errors {
 }
 
 type checker struct {
+	withheld   func(schema, table, column string) string
+	selected   [][2]string // schema, table pairs the pattern selects exactly
 	spec       *FieldSpec
 	syntax     bool            // also report parse problems stored in the tree
 	columns    map[string]bool // known columns of the selected tables; nil: unchecked
@@ -143,7 +155,34 @@ func newChecker(root *objNode, opts CheckOptions, syntax bool) *checker {
 	if len(opts.Tables) > 0 {
 		c.applyTables(root, opts.Tables)
 	}
+	if opts.Withheld != nil {
+		c.withheld = opts.Withheld
+		schemas := sortedKeys(exactStrings(root, "detail.schema"))
+		if len(schemas) == 0 {
+			schemas = []string{"public"}
+		}
+		for _, t := range sortedKeys(exactStrings(root, "detail.table")) {
+			for _, s := range schemas {
+				c.selected = append(c.selected, [2]string{s, t})
+			}
+		}
+	}
 	return c
+}
+
+// policyAction is what the column policy does to column in every table the
+// pattern selects ("" when it differs between them, or none are selected).
+func (c *checker) policyAction(column string) string {
+	if c.withheld == nil || len(c.selected) == 0 {
+		return ""
+	}
+	action := c.withheld(c.selected[0][0], c.selected[0][1], column)
+	for _, st := range c.selected[1:] {
+		if c.withheld(st[0], st[1], column) != action {
+			return ""
+		}
+	}
+	return action
 }
 
 // applyTables turns the known tables into enums for detail.table and
@@ -285,6 +324,14 @@ func (c *checker) child(spec *FieldSpec, e *entry) *FieldSpec {
 		}
 		return nil
 	case spec.Columns != nil:
+		switch c.policyAction(e.name) {
+		case "exclude":
+			c.errs.add(e.path, "never matches: the column policy excludes this column, so events never carry it")
+		case "redact":
+			if e.obj != nil && e.obj.has("value") {
+				c.errs.add(e.path+".value", `never matches: the column policy redacts this column, so its value is never sent (match {"redacted": [true]} instead)`)
+			}
+		}
 		if c.columns != nil && !c.columns[e.name] {
 			parent := strings.TrimSuffix(e.path, e.name)
 			if s, ok := closest(e.name, sortedKeys(c.columns)); ok {
@@ -384,6 +431,8 @@ func (c *checker) knownString(path, what, s string, spec *FieldSpec) {
 			msg += fmt.Sprintf("; did you mean %q?", sug)
 		}
 		c.errs.add(path, msg)
+	case spec.ColumnNames && c.policyAction(s) == "exclude":
+		c.errs.add(path, fmt.Sprintf("%s never matches: the column policy excludes that column, so events never name it", what))
 	case spec.ColumnNames && c.columns != nil && !c.columns[s]:
 		msg := fmt.Sprintf("%s is not a column of %s", what, c.columnDesc)
 		if sug, ok := closest(s, sortedKeys(c.columns)); ok {
@@ -439,4 +488,14 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// has reports whether the object has a key name.
+func (o *objNode) has(name string) bool {
+	for _, e := range o.entries {
+		if e.name == name {
+			return true
+		}
+	}
+	return false
 }

@@ -54,7 +54,7 @@ func TestCheckJSON(t *testing.T) {
 		{"anything-but strings on number", `{"detail":{"seq":[{"anything-but":"0"}]}}`, CheckOptions{}, []string{"detail.seq: anything-but with strings matches every value: the field is a number"}},
 		{"null allowed", `{"detail":{"oldValues":{"id":{"value":[null]}}}}`, CheckOptions{}, nil},
 		{"leaf on object", `{"detail":{"oldValues":[{"exists":false}]}}`, CheckOptions{}, []string{"detail.oldValues: is an object, not a value"}},
-		{"leaf on column", `{"detail":{"newValues":{"email":["ben@example.com"]}}}`, CheckOptions{}, []string{`detail.newValues.email: is an object, not a value: EventBridge matches leaf values only, so values here never match and {"exists": false} always does; match a field inside it (type, value)`}},
+		{"leaf on column", `{"detail":{"newValues":{"email":["ben@example.com"]}}}`, CheckOptions{}, []string{`detail.newValues.email: is an object, not a value: EventBridge matches leaf values only, so values here never match and {"exists": false} always does; match a field inside it (omitted, redacted, type, unchanged, value)`}},
 		{"object on scalar", `{"detail":{"operation":{"name":["insert"]}}}`, CheckOptions{}, []string{"detail.operation: is a string, not an object"}},
 		{"column field typo", `{"detail":{"newValues":{"email":{"valu":["x"]}}}}`, CheckOptions{}, []string{"detail.newValues.email.valu: unknown field; did you mean detail.newValues.email.value?"}},
 		{"any column without tables", `{"detail":{"newValues":{"whatever":{"value":["x"]}}}}`, CheckOptions{}, nil},
