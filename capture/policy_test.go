@@ -276,3 +276,20 @@ func TestSetupWarnsAboutSensitiveColumns(t *testing.T) {
 		t.Fatalf("status with the policy: exit %d\n%s", code, out)
 	}
 }
+
+// TestRunRefusesABrokenPolicy: a policy that does not parse, or hashes
+// without a key, stops run at once with the file and line.
+func TestRunRefusesABrokenPolicy(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("columns:\n  - match: public.users\n    action: exclude\n"), 0o644)
+	hashes := filepath.Join(dir, "hashes.yaml")
+	os.WriteFile(hashes, []byte("columns:\n  - match: public.users.email\n    action: hash\n"), 0o644)
+	env := map[string]string{"DATABASE_URL": "postgres://127.0.0.1:1/none", "WALBRIDGE_STREAM": "changes", "WALBRIDGE_HASH_KEY": ""}
+	if code, out := runCmd(t, env, "run", "--policy", bad); code == 0 || !strings.Contains(out, bad+":2: match") {
+		t.Errorf("malformed policy: exit %d\n%s", code, out)
+	}
+	if code, out := runCmd(t, env, "run", "--policy", hashes); code == 0 || !strings.Contains(out, "WALBRIDGE_HASH_KEY") {
+		t.Errorf("hash rules without a key: exit %d\n%s", code, out)
+	}
+}
