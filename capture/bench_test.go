@@ -151,14 +151,19 @@ tables:
 // BenchmarkBacklogPolicy drains the same backlog through capture without a
 // policy and with benchPolicy, in alternating rounds, each from a slot of
 // its own: ratio is the policy's throughput over none's (target >= 0.95).
+// WALBRIDGE_BENCH_POLICY names another policy file.
 func BenchmarkBacklogPolicy(b *testing.B) {
 	n, rounds := envInt("WALBRIDGE_BENCH_CHANGES", 1000000), envInt("WALBRIDGE_BENCH_ROUNDS", 3)
 	pg := pgtest.Start(b, pgtest.Options{})
 	url := pg.CreateDatabase(b, "app")
 	pg.Exec(b, "app", `CREATE TABLE orders (id bigint PRIMARY KEY, customer int, total numeric(10,2), note text)`)
-	polFile := filepath.Join(b.TempDir(), "policy.yaml")
-	if err := os.WriteFile(polFile, []byte(benchPolicy), 0o644); err != nil {
-		b.Fatal(err)
+	// WALBRIDGE_BENCH_POLICY=FILE drains with another policy.
+	polFile := os.Getenv("WALBRIDGE_BENCH_POLICY")
+	if polFile == "" {
+		polFile = filepath.Join(b.TempDir(), "policy.yaml")
+		if err := os.WriteFile(polFile, []byte(benchPolicy), 0o644); err != nil {
+			b.Fatal(err)
+		}
 	}
 	slotOf := func(side string, r int) string { return fmt.Sprintf("%s_%d", side, r) }
 	for r := range rounds {
@@ -177,10 +182,16 @@ func BenchmarkBacklogPolicy(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		var plain, withPolicy drained
 		for r := range rounds {
-			d := drain(b, url, slotOf("plain", r), end, n, false)
-			plain.elapsed, plain.cpu = plain.elapsed+d.elapsed, plain.cpu+d.cpu
-			d = drain(b, url, slotOf("policy", r), end, n, false, "WALBRIDGE_POLICY="+polFile, "WALBRIDGE_HASH_KEY=bench-key")
-			withPolicy.elapsed, withPolicy.cpu = withPolicy.elapsed+d.elapsed, withPolicy.cpu+d.cpu
+			// Each side goes first every other round.
+			for k := range 2 {
+				if (k+r)%2 == 0 {
+					d := drain(b, url, slotOf("plain", r), end, n, false)
+					plain.elapsed, plain.cpu = plain.elapsed+d.elapsed, plain.cpu+d.cpu
+				} else {
+					d := drain(b, url, slotOf("policy", r), end, n, false, "WALBRIDGE_POLICY="+polFile, "WALBRIDGE_HASH_KEY=bench-key")
+					withPolicy.elapsed, withPolicy.cpu = withPolicy.elapsed+d.elapsed, withPolicy.cpu+d.cpu
+				}
+			}
 		}
 		total := float64(n * rounds)
 		b.ReportMetric(total/plain.elapsed.Seconds(), "plain-changes/s")

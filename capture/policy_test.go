@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/walbridge/walbridge/shared/change"
 	"github.com/walbridge/walbridge/shared/eventbridgetest"
 	"github.com/walbridge/walbridge/shared/kinesistest"
@@ -291,5 +293,28 @@ func TestRunRefusesABrokenPolicy(t *testing.T) {
 	}
 	if code, out := runCmd(t, env, "run", "--policy", hashes); code == 0 || !strings.Contains(out, "WALBRIDGE_HASH_KEY") {
 		t.Errorf("hash rules without a key: exit %d\n%s", code, out)
+	}
+}
+
+// TestSetupLeavesSkippedTablesOut: a table the policy skips stays out of a
+// table-list publication.
+func TestSetupLeavesSkippedTablesOut(t *testing.T) {
+	pg := pgtest.Start(t, pgtest.Options{})
+	url := pg.CreateDatabase(t, "app")
+	pg.Exec(t, "app", `CREATE TABLE users (id int PRIMARY KEY)`, `CREATE TABLE audit (id int PRIMARY KEY)`)
+	polFile := filepath.Join(t.TempDir(), "policy.yaml")
+	os.WriteFile(polFile, []byte("tables:\n  - match: public.audit\n    action: skip\n"), 0o644)
+	if code, out := runCmd(t, map[string]string{"DATABASE_URL": url}, "setup", "--tables", "public.users,public.audit", "--policy", polFile); code != 0 {
+		t.Fatalf("setup: exit %d\n%s", code, out)
+	}
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	rows, _ := conn.Query(context.Background(), `SELECT tablename FROM pg_publication_tables WHERE pubname = 'walbridge' ORDER BY 1`)
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || strings.Join(tables, ",") != "users" {
+		t.Errorf("published %v (%v), want users only", tables, err)
 	}
 }

@@ -24,6 +24,7 @@ var ErrNoHashKey = errors.New("the policy hashes columns but no key is set (WALB
 // it).
 type Hasher struct {
 	mac hash.Hash
+	in  []byte
 	sum []byte
 	hex []byte
 }
@@ -39,7 +40,8 @@ func NewHasher(key []byte) (*Hasher, error) {
 // Sum is the hex HMAC-SHA256 of text.
 func (h *Hasher) Sum(text string) string {
 	h.mac.Reset()
-	h.mac.Write([]byte(text))
+	h.in = append(h.in[:0], text...) // Write would make text's bytes escape
+	h.mac.Write(h.in)
 	h.sum = h.mac.Sum(h.sum[:0])
 	h.hex = hex.AppendEncode(h.hex[:0], h.sum)
 	return string(h.hex)
@@ -102,10 +104,12 @@ func (p *Policy) Plan(schema, table string, cols []change.Column, hasher *Hasher
 // Skip reports a table the policy leaves out: drop its changes.
 func (pl *Plan) Skip() bool { return pl != nil && pl.skip }
 
-// Apply rewrites c (a change of the plan's relation) in place: excluded
-// columns leave Columns and both tuples, hashed values become their HMAC,
-// redacted ones markers. Unchanged TOAST values stay unchanged markers and
-// NULLs stay NULL; the placeholders of a key-only old tuple stay as they are.
+// Apply rewrites c (a change of the plan's relation) in place, its tuples
+// included: excluded columns leave Columns and both tuples, hashed values
+// become their HMAC, redacted ones markers. Unchanged TOAST values stay
+// unchanged markers and NULLs stay NULL; the placeholders of a key-only old
+// tuple stay as they are. The decoder's tuples are its own, so reusing
+// their arrays costs no allocation.
 func (pl *Plan) Apply(c *change.Change) {
 	if pl == nil || pl.skip || c.Columns == nil {
 		return
@@ -127,7 +131,9 @@ func (pl *Plan) Apply(c *change.Change) {
 // redacted new value say whether it changed. real is false for a key-only
 // tuple, whose non-key slots are placeholders.
 func (pl *Plan) tuple(vals, old []change.Value, real bool) []change.Value {
-	out := make([]change.Value, 0, len(pl.keep))
+	// keep is increasing, so slot j <= i: compacting in place never
+	// overwrites a value still to be read. old is another array.
+	out := vals[:0]
 	for j, i := range pl.keep {
 		v := vals[i]
 		switch pl.action[j] {
