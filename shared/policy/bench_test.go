@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/walbridge/walbridge/shared/change"
@@ -20,12 +21,18 @@ func BenchmarkApply(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	row := []change.Value{{Text: "123456"}, {Text: "456"}, {Text: "34.56"}, {Text: "order 123456"}}
-	tuple := make([]change.Value, len(row))
+	notes := make([]string, 1024) // distinct values, as a backlog of inserts has
+	for i := range notes {
+		notes[i] = fmt.Sprintf("order %d", i)
+	}
+	tuple := make([]change.Value, 4)
 	b.ReportAllocs()
+	i := 0
 	for b.Loop() {
-		copy(tuple, row) // the decoder's tuple, fresh per message
+		// The decoder's tuple, fresh per message.
+		tuple = append(tuple[:0], change.Value{Text: "123456"}, change.Value{Text: "456"}, change.Value{Text: "34.56"}, change.Value{Text: notes[i%len(notes)]})
 		c := change.Change{Columns: cols, New: tuple}
 		pl.Apply(&c)
+		i++
 	}
 }

@@ -27,6 +27,9 @@ type Hasher struct {
 	in  []byte
 	sum []byte
 	hex []byte
+	// The last value and its hash: an update under REPLICA IDENTITY FULL
+	// carries an untouched column's value twice.
+	lastIn, lastOut string
 }
 
 // NewHasher keys a Hasher; an empty key is ErrNoHashKey.
@@ -39,12 +42,16 @@ func NewHasher(key []byte) (*Hasher, error) {
 
 // Sum is the hex HMAC-SHA256 of text.
 func (h *Hasher) Sum(text string) string {
+	if text == h.lastIn && h.lastOut != "" {
+		return h.lastOut
+	}
 	h.mac.Reset()
 	h.in = append(h.in[:0], text...) // Write would make text's bytes escape
 	h.mac.Write(h.in)
 	h.sum = h.mac.Sum(h.sum[:0])
 	h.hex = hex.AppendEncode(h.hex[:0], h.sum)
-	return string(h.hex)
+	h.lastIn, h.lastOut = text, string(h.hex) // text is immutable: no copy needed
+	return h.lastOut
 }
 
 // Plan is a policy applied to one relation (its columns as a Relation

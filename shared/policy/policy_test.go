@@ -174,3 +174,17 @@ func TestLooksSensitive(t *testing.T) {
 		t.Errorf("Uncovered: %+v", got)
 	}
 }
+
+func TestHasherSum(t *testing.T) {
+	h, err := NewHasher([]byte("k"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"a", "a", "b", "", "a"} {
+		m := hmac.New(sha256.New, []byte("k"))
+		m.Write([]byte(s))
+		if got, want := h.Sum(s), hex.EncodeToString(m.Sum(nil)); got != want {
+			t.Errorf("Sum(%q) = %s, want %s", s, got, want)
+		}
+	}
+}
