@@ -94,7 +94,7 @@ func (l *Log) Reset() {
 
 // omitted are body members never copied into Call.Params: record payloads,
 // deployment packages and opaque iterators, which would only make log lines
-// unreadable. (lambdatest.Lambda.Function has a function's package.)
+// unreadable. (lambdatest.Server.Function has a function's package.)
 var omitted = map[string]bool{"Data": true, "ShardIterator": true, "Body": true, "ZipFile": true}
 
 // Fault is the error an endpoint answers an operation with after Fail.

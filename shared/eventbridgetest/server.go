@@ -21,7 +21,6 @@ package eventbridgetest
 import (
 	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -62,7 +61,7 @@ type Options struct {
 	Discard bool
 
 	// Region and Account make the ARNs (defaults us-east-1, 000000000000).
-	Region, Account string
+	awstest.Place
 	// RejectTarget, when set, is asked about every otherwise valid target
 	// of a PutTargets call; a non-empty code fails that target in the
 	// answer's FailedEntries, the way EventBridge reports a partial failure
@@ -98,16 +97,9 @@ type Stats struct {
 
 // Server is the endpoint.
 type Server struct {
-	// URL is the endpoint, for eventbridge.Options.BaseEndpoint or
-	// AWS_ENDPOINT_URL_EVENTBRIDGE.
-	URL string
-	// Log holds every control-plane call received, in order.
-	Log *awstest.Log
-	awstest.Faults
-
-	srv  *httptest.Server
-	bus  *localbus.Bus
-	opts Options
+	awstest.Endpoint // AWS_ENDPOINT_URL_EVENTBRIDGE; Log: the control-plane calls
+	bus              *localbus.Bus
+	opts             Options
 
 	mu    sync.Mutex                  // the control plane
 	buses map[string]map[string]*Rule // bus name -> rule name -> rule
@@ -134,27 +126,18 @@ func New(opts Options) *Server {
 	if opts.Seed == 0 {
 		opts.Seed = 1
 	}
-	if opts.Region == "" {
-		opts.Region = "us-east-1"
-	}
-	if opts.Account == "" {
-		opts.Account = "000000000000"
-	}
-	if opts.Log == nil {
-		opts.Log = &awstest.Log{}
-	}
-	s := &Server{Log: opts.Log, opts: opts, buses: map[string]map[string]*Rule{"default": {}},
+	opts.Place = opts.Place.WithDefaults()
+	s := &Server{opts: opts, buses: map[string]map[string]*Rule{"default": {}},
 		rng: rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x243f6a8885a308d3))}
 	s.bus = localbus.New(nil, localbus.Options{Region: opts.Region, MaxRequestBytes: opts.MaxRequestBytes, MaxRecords: 1,
 		Hooks: localbus.Hooks{Request: s.request, Entry: s.entry, Accepted: s.accepted}})
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
-	s.URL = s.srv.URL
+	s.Serve(s.serve, opts.Log)
 	return s
 }
 
-// Close stops the endpoint.
+// Close stops the endpoint and its bus.
 func (s *Server) Close() {
-	s.srv.Close()
+	s.Endpoint.Close()
 	s.bus.Close()
 }
 

@@ -16,7 +16,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,7 +29,7 @@ import (
 // 000000000000 in us-east-1, with every state transition seen once.
 type Options struct {
 	// Region and Account make the ARNs (defaults us-east-1, 000000000000).
-	Region, Account string
+	awstest.Place
 	// Settle is how many reads of a mapping (GetEventSourceMapping, or a
 	// ListEventSourceMappings page that holds it) still report a
 	// transitional state (Creating, Enabling, Disabling, Updating, Deleting)
@@ -56,16 +55,8 @@ type Options struct {
 // OnSuccess destination; and fills Lambda's defaults for stream sources.
 // Functions must be created (CreateFunction, or AddFunction) first.
 type Server struct {
-	// URL is the endpoint, for lambda.Options.BaseEndpoint or
-	// AWS_ENDPOINT_URL_LAMBDA.
-	URL string
-	// Log holds every call received, in order.
-	Log *awstest.Log
-
-	awstest.Faults
-
-	srv  *httptest.Server
-	opts Options
+	awstest.Endpoint // AWS_ENDPOINT_URL_LAMBDA
+	opts             Options
 
 	mu            sync.Mutex
 	functions     map[string]*Function // by unqualified name
@@ -113,30 +104,18 @@ func Start(tb testing.TB, opts Options) *Server {
 
 // New starts a Server; the caller must Close it.
 func New(opts Options) *Server {
-	if opts.Region == "" {
-		opts.Region = "us-east-1"
-	}
-	if opts.Account == "" {
-		opts.Account = "000000000000"
-	}
+	opts.Place = opts.Place.WithDefaults()
 	switch {
 	case opts.Settle == 0:
 		opts.Settle = 1
 	case opts.Settle < 0:
 		opts.Settle = 0
 	}
-	if opts.Log == nil {
-		opts.Log = &awstest.Log{}
-	}
-	l := &Server{Log: opts.Log, opts: opts, functions: map[string]*Function{},
+	l := &Server{opts: opts, functions: map[string]*Function{},
 		delivering: map[string]int{}, maxDelivering: map[string]int{}}
-	l.srv = httptest.NewServer(http.HandlerFunc(l.serve))
-	l.URL = l.srv.URL
+	l.Serve(l.serve, opts.Log)
 	return l
 }
-
-// Close stops the endpoint.
-func (l *Server) Close() { l.srv.Close() }
 
 // AddFunction makes a function known (mappings may name it, with or
 // without a qualifier), as if created before the test, and returns its

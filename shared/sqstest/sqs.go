@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
-	"net/http/httptest"
 	"regexp"
 	"sort"
 	"strconv"
@@ -30,10 +29,9 @@ import (
 // Options shapes a Server. The zero value is account 000000000000 in
 // us-east-1, with SQS's default visibility timeout of 30 seconds.
 type Options struct {
-	// Account is the account in queue URLs and ARNs (default 000000000000).
-	Account string
-	// Region is the region in queue ARNs (default us-east-1).
-	Region string
+	// Account is the account in queue URLs and ARNs, Region the region in
+	// queue ARNs (defaults 000000000000, us-east-1).
+	awstest.Place
 	// VisibilityTimeout is the queues' default visibility timeout (30s).
 	VisibilityTimeout time.Duration
 	// Log receives the calls; nil gives the fake a Log of its own.
@@ -55,16 +53,8 @@ type Options struct {
 // are the JSON protocol's (__type, with the query-compatible
 // X-Amzn-Query-Error header).
 type Server struct {
-	// URL is the endpoint, for sqs.Options.BaseEndpoint or
-	// AWS_ENDPOINT_URL_SQS.
-	URL string
-	// Log holds every call received, in order.
-	Log *awstest.Log
-
-	awstest.Faults
-
-	srv  *httptest.Server
-	opts Options
+	awstest.Endpoint // AWS_ENDPOINT_URL_SQS
+	opts             Options
 
 	mu     sync.Mutex
 	queues map[string]*queue // by URL
@@ -108,26 +98,14 @@ func Start(tb testing.TB, opts Options) *Server {
 
 // New starts a Server; the caller must Close it.
 func New(opts Options) *Server {
-	if opts.Account == "" {
-		opts.Account = "000000000000"
-	}
-	if opts.Region == "" {
-		opts.Region = "us-east-1"
-	}
+	opts.Place = opts.Place.WithDefaults()
 	if opts.VisibilityTimeout <= 0 {
 		opts.VisibilityTimeout = 30 * time.Second
 	}
-	if opts.Log == nil {
-		opts.Log = &awstest.Log{}
-	}
-	q := &Server{Log: opts.Log, opts: opts, queues: map[string]*queue{}}
-	q.srv = httptest.NewServer(http.HandlerFunc(q.serve))
-	q.URL = q.srv.URL
+	q := &Server{opts: opts, queues: map[string]*queue{}}
+	q.Serve(q.serve, opts.Log)
 	return q
 }
-
-// Close stops the endpoint.
-func (q *Server) Close() { q.srv.Close() }
 
 // CreateQueue makes an empty queue (unless it exists) and returns its URL,
 // without a call.
