@@ -172,11 +172,7 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	rep := statusReport{Status: st}
-	tables, err := published(ctx, conn, cfg.Publication)
-	if err != nil {
-		return err
-	}
-	cols, err := slot.Columns(ctx, conn, tables)
+	cols, err := slot.Columns(ctx, conn, st.Tables) // the published tables
 	if err != nil {
 		return err
 	}

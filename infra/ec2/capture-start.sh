@@ -27,11 +27,16 @@ esac
 rootcert=$(printf '%s\n' "$DATABASE_URL" | sed -n 's/.*[?&]sslrootcert=\([^&]*\).*/\1/p')
 [ -n "$rootcert" ] && [ -s "$rootcert" ] || die "DATABASE_URL's sslrootcert '$rootcert' is missing or empty"
 
-secret=$(aws secretsmanager get-secret-value \
-	--region "$AWS_REGION" \
-	--secret-id "$WALBRIDGE_DB_SECRET_ARN" \
-	--query SecretString \
-	--output text)
+# secret_string ARN prints the secret's SecretString.
+secret_string() {
+	aws secretsmanager get-secret-value \
+		--region "$AWS_REGION" \
+		--secret-id "$1" \
+		--query SecretString \
+		--output text
+}
+
+secret=$(secret_string "$WALBRIDGE_DB_SECRET_ARN")
 
 field() {
 	printf '%s' "$secret" | python3 -c '
@@ -53,11 +58,7 @@ export PGUSER PGPASSWORD
 # through its environment.
 hash_secret=$(printenv WALBRIDGE_HASH_KEY_SECRET || true)
 if [ -n "$hash_secret" ]; then
-	WALBRIDGE_HASH_KEY=$(aws secretsmanager get-secret-value \
-		--region "$AWS_REGION" \
-		--secret-id "$hash_secret" \
-		--query SecretString \
-		--output text)
+	WALBRIDGE_HASH_KEY=$(secret_string "$hash_secret")
 	[ -n "$WALBRIDGE_HASH_KEY" ] || die "the secret $hash_secret (WALBRIDGE_HASH_KEY_SECRET) is empty"
 	export WALBRIDGE_HASH_KEY
 fi
