@@ -55,15 +55,25 @@ type proc struct {
 	done chan error
 }
 
+// syncBuffer collects a process's output; wrote is signalled after each
+// write so that a test can wait for a line without polling.
 type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu    sync.Mutex
+	b     bytes.Buffer
+	wrote chan struct{}
 }
+
+func newSyncBuffer() *syncBuffer { return &syncBuffer{wrote: make(chan struct{}, 1)} }
 
 func (s *syncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.b.Write(p)
+	n, err := s.b.Write(p)
+	select {
+	case s.wrote <- struct{}{}:
+	default:
+	}
+	return n, err
 }
 
 func (s *syncBuffer) String() string {
@@ -83,7 +93,7 @@ func startCapture(t *testing.T, env []string, args ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(captureBin, append([]string{"run"}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
-	p := &proc{cmd: cmd, logs: &syncBuffer{}, done: make(chan error, 1)}
+	p := &proc{cmd: cmd, logs: newSyncBuffer(), done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = p.logs, p.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start capture: %v", err)
@@ -101,9 +111,13 @@ func startCapture(t *testing.T, env []string, args ...string) *proc {
 	return p
 }
 
-// stop sends SIGTERM and waits for a clean exit.
+// stop sends SIGTERM and waits for a clean exit. It first waits for capture
+// to have logged that it started: a SIGTERM that arrives while the Go runtime
+// is still starting, before main installs its handler, kills the process
+// (seen when a test's condition already held at start).
 func (p *proc) stop(t *testing.T) {
 	t.Helper()
+	p.waitLog(t, "capture starting", 1, 40*time.Second)
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case err := <-p.done:
@@ -112,6 +126,22 @@ func (p *proc) stop(t *testing.T) {
 		}
 	case <-time.After(40 * time.Second):
 		t.Fatalf("capture did not exit within 40s of SIGTERM")
+	}
+}
+
+// waitLog waits until capture's output holds what at least n times.
+func (p *proc) waitLog(t *testing.T, what string, n int, timeout time.Duration) {
+	t.Helper()
+	deadline := time.After(timeout)
+	for strings.Count(p.logs.String(), what) < n {
+		select {
+		case <-p.logs.wrote:
+		case err := <-p.done:
+			p.done <- err // leave it for stop and the cleanup
+			t.Fatalf("capture exited (%v) before logging %q\n%s", err, what, p.logs.String())
+		case <-deadline:
+			t.Fatalf("no %q in capture's log within %s:\n%s", what, timeout, p.logs.String())
+		}
 	}
 }
 

@@ -205,13 +205,7 @@ func TestPolicyReload(t *testing.T) {
 	p := startCapture(t, append(awsEnv(k.URL), "DATABASE_URL="+url, "WALBRIDGE_STREAM=changes", "WALBRIDGE_POLICY="+polFile))
 	waitLog := func(what string, n int) {
 		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for strings.Count(p.logs.String(), what) < n {
-			if time.Now().After(deadline) {
-				t.Fatalf("no %q in capture's log:\n%s", what, p.logs.String())
-			}
-			time.Sleep(20 * time.Millisecond) // polling the log of another process
-		}
+		p.waitLog(t, what, n, 30*time.Second)
 	}
 	waitLog("streaming", 1)
 	pg.Exec(t, "app", `INSERT INTO notes VALUES (1, 'before')`)
