@@ -23,6 +23,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
 
+	"github.com/walbridge/walbridge/capture/backfill"
 	"github.com/walbridge/walbridge/capture/cwmetrics"
 	"github.com/walbridge/walbridge/capture/putrecords"
 	"github.com/walbridge/walbridge/capture/replication"
@@ -100,6 +101,18 @@ func cmdSetup(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	installed, err := backfill.Installed(ctx, conn)
+	if err != nil {
+		return err
+	}
+	if err := backfill.Install(ctx, conn); err != nil {
+		return err
+	}
+	if installed {
+		rep.Notes = append(rep.Notes, "walbridge.backfills exists")
+	} else {
+		rep.Actions = append(rep.Actions, "created walbridge.backfills (capture backfill)")
+	}
 	for _, n := range rep.Notes {
 		fmt.Fprintln(stdout, "ok:  ", n)
 	}
@@ -112,7 +125,7 @@ func cmdSetup(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 func cmdTeardown(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cfg config
-	fs := newFlagSet("teardown", &cfg, stderr, "database-url", "slot", "publication", "yes", "drop-publication", "drop-event-trigger")
+	fs := newFlagSet("teardown", &cfg, stderr, "database-url", "slot", "publication", "yes", "drop-publication", "drop-event-trigger", "drop-schema")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -131,6 +144,12 @@ func cmdTeardown(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
+	if cfg.DropSchema {
+		if err := backfill.Drop(ctx, conn); err != nil {
+			return err
+		}
+		done = append(done, "dropped schema walbridge (backfill state)")
+	}
 	for _, d := range done {
 		fmt.Fprintln(stdout, "done:", d)
 	}
@@ -144,7 +163,9 @@ type statusReport struct {
 	// that no rule covers.
 	Policy    []columnRule       `json:"policy,omitempty"`
 	Sensitive []policy.Uncovered `json:"uncoveredSensitiveColumns,omitempty"`
-	Stream    *streamState       `json:"stream,omitempty"`
+	// Backfills are the slot's backfills, oldest first.
+	Backfills []backfillJSON `json:"backfills"`
+	Stream    *streamState   `json:"stream,omitempty"`
 	// StreamError is set when the stream could not be described.
 	StreamError string `json:"streamError,omitempty"`
 }
@@ -177,6 +198,11 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	rep.Policy, rep.Sensitive = policyReport(pol, cols), pol.Uncovered(cols)
+	bs, err := backfill.List(ctx, conn, cfg.Slot)
+	if err != nil {
+		return err
+	}
+	rep.Backfills = backfillsJSON(bs, time.Now())
 	if cfg.Stream != "" && !cfg.SkipStreamChk {
 		client, err := kinesisClient(ctx)
 		if err != nil {
@@ -244,6 +270,14 @@ func printStatus(w io.Writer, cfg config, rep statusReport) {
 		tw.Flush()
 	}
 	printUncovered(w, rep.Sensitive)
+	if len(rep.Backfills) > 0 {
+		fmt.Fprintf(w, "\nBACKFILLS\n")
+		bs := make([]backfill.Backfill, len(rep.Backfills))
+		for i := range rep.Backfills {
+			bs[i] = rep.Backfills[i].Backfill
+		}
+		printBackfills(w, bs, time.Now())
+	}
 }
 
 // columnRule is one published column a policy rule covers, for status.
@@ -404,12 +438,25 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		return err
 	}
+	coord := backfill.NewCoordinator()
 	stream := replication.NewStream(replication.StreamConfig{
 		DatabaseURL: cfg.DatabaseURL, Slot: cfg.Slot, Publication: cfg.Publication,
 		StatusInterval: cfg.StatusEvery, DrainTimeout: cfg.DrainTimeout, Logger: log, Metrics: reg, Policy: live,
+		Interleaver: coord,
 	}, w)
+	// Backfills run beside the stream, on a connection of their own; they
+	// stop with ctx, before the stream drains.
+	worker := backfill.NewWorker(backfill.WorkerConfig{
+		DatabaseURL: cfg.DatabaseURL, Slot: cfg.Slot, Publication: cfg.Publication,
+		Coordinator: coord, Sink: w, Policy: live, Logger: log, Metrics: reg,
+	})
+	workerCtx, stopWorker := context.WithCancel(ctx)
+	workerDone := make(chan struct{})
+	go func() { defer close(workerDone); worker.Run(workerCtx) }()
 	log.Info("capture starting", zap.String("stream", cfg.Stream), zap.String("slot", cfg.Slot), zap.String("publication", cfg.Publication))
 	runErr := stream.Run(ctx)
+	stopWorker()
+	<-workerDone
 	// Run drains the writer itself on a clean shutdown; closing again is a
 	// no-op then, and the only drain on the error path.
 	drainCtx, cancelDrain := context.WithTimeout(context.Background(), cfg.DrainTimeout)

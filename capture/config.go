@@ -33,6 +33,7 @@ type config struct {
 	Yes           bool
 	DropPub       bool
 	DropTrigger   bool
+	DropSchema    bool
 	SkipStreamChk bool
 	CloudWatch    bool
 	Policy        string
@@ -115,6 +116,9 @@ func newFlagSet(cmd string, cfg *config, stderr io.Writer, names ...string) *fla
 	}
 	if want["drop-publication"] {
 		fs.BoolVar(&cfg.DropPub, "drop-publication", false, "also drop the publication")
+	}
+	if want["drop-schema"] {
+		fs.BoolVar(&cfg.DropSchema, "drop-schema", false, "also drop the walbridge schema: backfill state and the event trigger's function")
 	}
 	if want["drop-event-trigger"] {
 		fs.BoolVar(&cfg.DropTrigger, "drop-event-trigger", false, "also drop the walbridge_new_tables event trigger")

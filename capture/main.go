@@ -6,6 +6,7 @@
 //	capture status    slot, publication, risky tables, stream state
 //	capture run       stream changes to Kinesis until SIGTERM/SIGINT
 //	capture teardown  drop the slot (and optionally the publication)
+//	capture backfill  register backfills of existing rows, list or cancel them
 package main
 
 import (
@@ -31,7 +32,8 @@ commands:
   setup      check wal_level, slots and rights; create the publication and slot
   status     show the slot, publication, risky tables and the stream (--json)
   run        stream changes into Kinesis until SIGTERM or SIGINT
-  teardown   drop the slot (--drop-publication too); needs --yes
+  teardown   drop the slot (--drop-publication, --drop-schema too); needs --yes
+  backfill   send the rows tables already hold (--table, --all; --list, --cancel)
 
 Run "capture <command> -h" for the command's flags.
 `
@@ -52,6 +54,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdRun(ctx, rest, stdout, stderr)
 	case "teardown":
 		err = cmdTeardown(ctx, rest, stdout, stderr)
+	case "backfill":
+		err = cmdBackfill(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

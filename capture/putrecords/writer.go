@@ -303,6 +303,15 @@ func (w *Writer) Mark(ctx context.Context, lsn change.LSN) error {
 	return nil
 }
 
+// Buffered is how many bytes of encoded changes are queued or in flight, and
+// the buffer's bound (Add blocks beyond it). A backfill reads its next chunk
+// only while the buffer is at most half full.
+func (w *Writer) Buffered() (bytes, limit int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.bytes, w.cfg.BufferBytes
+}
+
 // Confirmable is the highest LSN passed to Mark whose preceding changes are
 // all acknowledged by Kinesis (0 before any).
 func (w *Writer) Confirmable() change.LSN { return w.cp.Confirmable() }

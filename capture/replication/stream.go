@@ -57,6 +57,22 @@ type StreamConfig struct {
 	// Policy, when set, is the column policy applied to every change before
 	// the sink sees it (reloadable: see policy.Live).
 	Policy *policy.Live
+	// Interleaver, when set, sees every decoded change before the sink and
+	// may hold it back or put rows before it: backfills (package backfill)
+	// merge their reads into the stream this way.
+	Interleaver Interleaver
+}
+
+// Interleaver merges other rows into the stream at positions the stream
+// itself carries (a backfill's watermarks). The stream calls it from its one
+// goroutine, in stream order.
+type Interleaver interface {
+	// Observe is told each decoded change. It returns the changes to add
+	// before it (nil for none) and whether c itself goes to the sink.
+	Observe(c *change.Change) (before []change.Change, keep bool)
+	// Marked is told each position the stream hands to the sink's Mark,
+	// after the changes it follows were added.
+	Marked(lsn change.LSN)
 }
 
 // Stream reads the slot's pgoutput stream and feeds the sink, reconnecting
@@ -319,6 +335,18 @@ func (s *Stream) session(ctx context.Context) error {
 				}
 				for i := range step.Changes {
 					c := &step.Changes[i]
+					if il := s.cfg.Interleaver; il != nil {
+						before, keep := il.Observe(c)
+						for j := range before {
+							s.count(&before[j])
+							if err := s.sink.Add(ctx, &before[j]); err != nil {
+								return s.sinkFailed(err)
+							}
+						}
+						if !keep {
+							continue
+						}
+					}
 					s.count(c)
 					if err := s.sink.Add(ctx, c); err != nil {
 						return s.sinkFailed(err)
@@ -334,6 +362,9 @@ func (s *Stream) session(ctx context.Context) error {
 						return s.sinkFailed(err)
 					}
 					s.lastMarked = mark
+					if il := s.cfg.Interleaver; il != nil {
+						il.Marked(mark)
+					}
 				}
 				received = max(received, walStart)
 			}

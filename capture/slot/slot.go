@@ -374,6 +374,7 @@ BEGIN
   SELECT puballtables INTO all_tables FROM pg_publication WHERE pubname = %[1]s;
   FOR r IN SELECT * FROM pg_event_trigger_ddl_commands()
            WHERE object_type = 'table' AND command_tag IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO')
+             AND schema_name IS DISTINCT FROM 'walbridge'
   LOOP
     SELECT EXISTS(SELECT 1 FROM pg_index WHERE indrelid = r.objid AND indisprimary) INTO keyed;
     IF %[3]s OR (NOT keyed AND %[2]s = 'full') THEN

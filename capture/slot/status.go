@@ -42,7 +42,7 @@ func Teardown(ctx context.Context, conn *pgx.Conn, opts TeardownOptions) ([]stri
 		done = append(done, "dropped publication "+opts.Publication)
 	}
 	if opts.DropEventTrigger {
-		if _, err := conn.Exec(ctx, "DROP EVENT TRIGGER IF EXISTS walbridge_new_tables; DROP SCHEMA IF EXISTS walbridge CASCADE"); err != nil {
+		if _, err := conn.Exec(ctx, "DROP EVENT TRIGGER IF EXISTS walbridge_new_tables; DROP FUNCTION IF EXISTS walbridge.on_new_table()"); err != nil {
 			return nil, fmt.Errorf("drop event trigger: %w", err)
 		}
 		done = append(done, "dropped event trigger walbridge_new_tables")

@@ -36,6 +36,10 @@ const (
 	Delete   Op = "delete"
 	Truncate Op = "truncate"
 	Message  Op = "message"
+	// Read is a row as a backfill read it: the current state of a row that
+	// existed before (or regardless of) the changes around it. It carries
+	// New, like an insert, and the Backfill that read it.
+	Read Op = "read"
 )
 
 // Identity is the table's REPLICA IDENTITY at the time of the change, as sent in
@@ -155,6 +159,9 @@ type Change struct {
 	Cascade         bool `json:"cascade,omitempty"`
 	RestartIdentity bool `json:"restartIdentity,omitempty"`
 
+	// Read only: the backfill that read the row (its id, as a string).
+	Backfill string `json:"backfill,omitempty"`
+
 	// Message only (pg_logical_emit_message).
 	Prefix        string `json:"prefix,omitempty"`
 	Content       []byte `json:"content,omitempty"`
@@ -182,7 +189,7 @@ func (c *Change) KeyColumns() []int {
 // it, so a consumer can rely on tuples matching the column list.
 func (c *Change) Validate() error {
 	switch c.Op {
-	case Insert, Update, Delete:
+	case Insert, Update, Delete, Read:
 		if c.Table == "" {
 			return fmt.Errorf("%s change without a table", c.Op)
 		}
@@ -194,7 +201,7 @@ func (c *Change) Validate() error {
 				return fmt.Errorf("%s.%s: %s tuple has %d values for %d columns", c.Schema, c.Table, t.name, len(t.vals), len(c.Columns))
 			}
 		}
-		if (c.Op == Insert || c.Op == Update) && c.New == nil {
+		if (c.Op == Insert || c.Op == Update || c.Op == Read) && c.New == nil {
 			return fmt.Errorf("%s.%s: %s without a new tuple", c.Schema, c.Table, c.Op)
 		}
 	case Truncate:

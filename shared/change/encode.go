@@ -79,6 +79,10 @@ func AppendChange(dst []byte, c *Change) []byte {
 	if c.RestartIdentity {
 		dst = append(dst, `,"restartIdentity":true`...)
 	}
+	if c.Backfill != "" {
+		dst = append(dst, `,"backfill":`...)
+		dst = jsontext.AppendString(dst, c.Backfill)
+	}
 	if c.Op == Message {
 		dst = append(dst, `,"prefix":`...)
 		dst = jsontext.AppendString(dst, c.Prefix)

@@ -82,11 +82,11 @@ type valueSpan struct {
 // DatabaseEvent form. Use FromMessage for logical messages.
 var ErrNotRowChange = errors.New("not a row change")
 
-// FromChange builds the DatabaseEvent for an insert, update, delete or
-// truncate.
+// FromChange builds the DatabaseEvent for an insert, update, delete,
+// truncate or a backfill's read.
 func FromChange(c *change.Change, cfg Config) (Event, error) {
 	switch c.Op {
-	case change.Insert, change.Update, change.Delete, change.Truncate:
+	case change.Insert, change.Update, change.Delete, change.Truncate, change.Read:
 	default:
 		return Event{}, fmt.Errorf("build event for %q change: %w", c.Op, ErrNotRowChange)
 	}
@@ -229,7 +229,7 @@ func (b *builder) rowChange(c *change.Change) {
 	}
 	var complete bool
 	switch c.Op {
-	case change.Insert:
+	case change.Insert, change.Read:
 		b.values("newValues", c, types, c.New, nil, false)
 		b.allColumns(c)
 	case change.Update:
@@ -251,6 +251,10 @@ func (b *builder) rowChange(c *change.Change) {
 	if c.Op == change.Update {
 		b.dst = append(b.dst, `,"changedValuesComplete":`...)
 		b.dst = strconv.AppendBool(b.dst, complete)
+	}
+	if c.Op == change.Read {
+		b.dst = append(b.dst, `,"backfill":`...)
+		b.dst = jsontext.AppendString(b.dst, c.Backfill)
 	}
 	if c.Op == change.Truncate {
 		if c.Cascade {

@@ -175,6 +175,7 @@ type Live struct {
 type live struct {
 	policy *Policy
 	hasher *Hasher
+	key    []byte
 	gen    uint64
 }
 
@@ -202,7 +203,7 @@ func (l *Live) Store(p *Policy, key []byte) error {
 	if old := l.cur.Load(); old != nil {
 		gen = old.gen + 1
 	}
-	l.cur.Store(&live{policy: p, hasher: h, gen: gen})
+	l.cur.Store(&live{policy: p, hasher: h, key: key, gen: gen})
 	return nil
 }
 
@@ -212,8 +213,24 @@ func (l *Live) Policy() *Policy { return l.cur.Load().policy }
 // Generation changes with every Store.
 func (l *Live) Generation() uint64 { return l.cur.Load().gen }
 
-// Plan plans a relation with the current policy.
+// Plan plans a relation with the current policy. Plans share one Hasher,
+// which is not safe for concurrent use: they belong to one goroutine (the
+// stream's). Another goroutine uses PlanOwn.
 func (l *Live) Plan(schema, table string, cols []change.Column) (*Plan, error) {
 	c := l.cur.Load()
 	return c.policy.Plan(schema, table, cols, c.hasher)
+}
+
+// PlanOwn plans a relation with the current policy and a Hasher of the
+// plan's own, for a goroutine other than the stream's (a backfill's).
+func (l *Live) PlanOwn(schema, table string, cols []change.Column) (*Plan, error) {
+	c := l.cur.Load()
+	var h *Hasher
+	if c.hasher != nil {
+		var err error
+		if h, err = NewHasher(c.key); err != nil {
+			return nil, err
+		}
+	}
+	return c.policy.Plan(schema, table, cols, h)
 }
