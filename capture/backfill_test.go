@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -234,6 +236,32 @@ func TestBackfillBasics(t *testing.T) {
 	if state, rows := waitBackfill(t, url, id, 2*time.Minute); state != "done" || rows != 1000 {
 		t.Fatalf("backfill ended %s after %d rows, want done after 1000", state, rows)
 	}
+	// --wait follows a second backfill to its end (no terminal: lines).
+	code, out := runCmd(t, map[string]string{"DATABASE_URL": url}, "backfill", "--table", "zoo", "--wait", "--chunk-rows", "300")
+	if code != 0 || !strings.Contains(out, "public.zoo") || !regexp.MustCompile(`done\s+1000 rows 100.0%`).MatchString(out) {
+		t.Fatalf("backfill --wait: exit %d\n%s", code, out)
+	}
+	code, out = runCmd(t, map[string]string{"DATABASE_URL": url}, "status", "--json", "--no-stream")
+	var st struct {
+		Backfills []struct {
+			ID       int64  `json:"id"`
+			Table    string `json:"table"`
+			State    string `json:"state"`
+			RowsDone int64  `json:"rowsDone"`
+			Estimate int64  `json:"estimate"`
+			Chunks   int64  `json:"chunks"`
+		} `json:"backfills"`
+	}
+	if err := json.Unmarshal([]byte(out), &st); code != 0 || err != nil || len(st.Backfills) != 2 {
+		t.Fatalf("status --json: exit %d, %v\n%s", code, err, out)
+	}
+	if b := st.Backfills[0]; b.ID != id || b.State != "done" || b.RowsDone != 1000 || b.Chunks != 8 {
+		t.Fatalf("status lists %+v; want backfill %d done, 1000 rows in 8 chunks", b, id)
+	}
+	if code, out := runCmd(t, map[string]string{"DATABASE_URL": url}, "status", "--no-stream"); code != 0 || !strings.Contains(out, "BACKFILLS") {
+		t.Fatalf("status: exit %d\n%s", code, out)
+	}
+
 	// The same rows inserted live, to compare with.
 	pg.Exec(t, "app", `CREATE TABLE zoo2 (LIKE zoo INCLUDING ALL)`, fmt.Sprintf(`INSERT INTO zoo2 `+fill, 1, 1000))
 	waitConfirmed(t, url, currentLSN(t, url), time.Minute)
@@ -251,7 +279,12 @@ func TestBackfillBasics(t *testing.T) {
 	}
 	reads := 0
 	for g := 1; g <= 1000; g++ {
-		rs := byKey["zoo/read/public.zoo/"+strconv.Itoa(g)]
+		var rs []change.Change
+		for _, r := range byKey["zoo/read/public.zoo/"+strconv.Itoa(g)] {
+			if r.Backfill == strconv.FormatInt(id, 10) {
+				rs = append(rs, r)
+			}
+		}
 		ins := byKey["zoo2/insert/public.zoo2/"+strconv.Itoa(g)]
 		if len(rs) != 1 || len(ins) != 1 {
 			t.Fatalf("row %d: %d reads, %d inserts; want one each", g, len(rs), len(ins))
@@ -418,4 +451,227 @@ func startWriters(t *testing.T, url string, rows int) (stop func() int) {
 		defer mu.Unlock()
 		return ops
 	}
+}
+
+// TestBackfillCrashSafety kills capture five times during a backfill while
+// writers change the table; each restart resumes from the last
+// acknowledged chunk and the consumer still ends equal to the table.
+func TestBackfillCrashSafety(t *testing.T) {
+	const rows = 60000
+	pg, url := setupDB(t, `CREATE TABLE items (id bigint PRIMARY KEY, n int NOT NULL, note text, price numeric(12,2),
+		at timestamptz, tags text[], doc text)`)
+	pg.Exec(t, "app", fmt.Sprintf(`INSERT INTO items SELECT g, 0, 'note ' || g, g / 100.0, now(), array['a', g::text],
+		CASE WHEN g %% 100 = 0 THEN (SELECT string_agg(md5(g::text || x), '') FROM generate_series(1, 100) x) END
+		FROM generate_series(1, %d) g`, rows))
+	fk := kinesistest.StartFake(t, kinesistest.FakeOptions{Stream: "changes", Shards: 4})
+	env := append(awsEnv(fk.URL), "DATABASE_URL="+url, "WALBRIDGE_STREAM=changes")
+	stop := startWriters(t, url, rows)
+	// Small chunks, rate-limited: the backfill lasts long enough to be
+	// killed in the middle of it five times.
+	id := registerBackfill(t, url, "--table", "items", "--chunk-rows", "1000", "--max-rows-per-second", "20000")
+	rng := rand.New(rand.NewPCG(5, 6))
+	var resumedAt []int64
+	for range 5 {
+		p := startCapture(t, env)
+		before := backfillRows(t, url, id)
+		resumedAt = append(resumedAt, before)
+		// Once this run has acknowledged a chunk of its own, crash it at a
+		// random moment.
+		deadline := time.Now().Add(2 * time.Minute)
+		for backfillRows(t, url, id) == before {
+			if time.Now().After(deadline) {
+				t.Fatalf("no progress after a restart at %d rows", before)
+			}
+			time.Sleep(20 * time.Millisecond) // polling the server's view of the backfill
+		}
+		time.Sleep(time.Duration(rng.IntN(500)) * time.Millisecond) // a random moment to crash at
+		p.kill()
+	}
+	p := startCapture(t, env)
+	state, n := waitBackfill(t, url, id, 5*time.Minute)
+	ops := stop()
+	if state != "done" {
+		t.Fatalf("backfill ended %s", state)
+	}
+	waitConfirmed(t, url, currentLSN(t, url), 2*time.Minute)
+	p.stop(t)
+	for i := 1; i < len(resumedAt); i++ {
+		if resumedAt[i] < resumedAt[i-1] {
+			t.Fatalf("progress went back: %v", resumedAt)
+		}
+	}
+	got, unknown, reads := model(t, dedupeRecords(t, fk.Records()), "public.items")
+	compareRows(t, tableRows(t, url, `SELECT * FROM items`), got, unknown, func(string) bool { return true })
+	twice := 0
+	for _, c := range reads[strconv.FormatInt(id, 10)] {
+		twice += c - 1
+	}
+	t.Logf("5 kills; progress at each restart %v; %d rows recorded done; %d rows read twice; %d writer operations", resumedAt, n, twice, ops)
+}
+
+func backfillRows(t *testing.T, url string, id int64) int64 {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n int64
+	if err := conn.QueryRow(ctx, `SELECT rows_done FROM walbridge.backfills WHERE id = $1`, id).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestBackfillRefusesBadInput: each mistake gets a clear error naming the
+// table and registers nothing.
+func TestBackfillRefusesBadInput(t *testing.T) {
+	pg, url := setupDB(t, `CREATE TABLE a (id int PRIMARY KEY, v text)`, `CREATE TABLE b (id int PRIMARY KEY)`, `CREATE TABLE keyless (v text)`)
+	pg.Exec(t, "app", `CREATE PUBLICATION only_a FOR TABLE a`)
+	env := map[string]string{"DATABASE_URL": url}
+	count := func() int {
+		conn, err := pgx.Connect(context.Background(), url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(context.Background())
+		var n int
+		if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM walbridge.backfills`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	registerBackfill(t, url, "--table", "b")
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown table", []string{"--table", "public.nope"}, "public.nope: no such table"},
+		{"not in the publication", []string{"--publication", "only_a", "--table", "b"}, "public.b: table is not in the publication only_a"},
+		{"keyless", []string{"--table", "keyless"}, "public.keyless: table has no primary key or replica identity index"},
+		{"invalid where", []string{"--table", "a", "--where", "nonsense = "}, "public.a: invalid --where: syntax error"},
+		{"unknown column in where", []string{"--table", "a", "--where", "colour = 'red'"}, `invalid --where: column "colour" does not exist`},
+		{"already running", []string{"--table", "a", "--table", "b"}, "public.b: a backfill of this table is already pending or running"},
+		{"no table", []string{}, "give --table (or --all), --cancel ID or --list"},
+		{"cancel unknown", []string{"--cancel", "999"}, "backfill 999: no such backfill"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := count()
+			code, out := runCmd(t, env, append([]string{"backfill"}, tc.args...)...)
+			if code == 0 || !strings.Contains(out, tc.want) {
+				t.Fatalf("exit %d, output:\n%s\nwant an error containing %q", code, out, tc.want)
+			}
+			if after := count(); after != before {
+				t.Fatalf("%d backfills registered by a refused request", after-before)
+			}
+		})
+	}
+	code, out := runCmd(t, env, "backfill", "--list", "--json")
+	if code != 0 || !strings.Contains(out, `"table": "b"`) || !strings.Contains(out, `"state": "pending"`) {
+		t.Fatalf("list: exit %d\n%s", code, out)
+	}
+	if code, out := runCmd(t, env, "backfill", "--cancel", "1"); code != 0 || !strings.Contains(out, "cancelled backfill 1") {
+		t.Fatalf("cancel: exit %d\n%s", code, out)
+	}
+	if code, out := runCmd(t, env, "backfill", "--cancel", "1"); code == 0 || !strings.Contains(out, "backfill 1 (public.b) is cancelled") {
+		t.Fatalf("second cancel: exit %d\n%s", code, out)
+	}
+	if code, out := runCmd(t, env, "teardown", "--yes", "--drop-schema"); code != 0 || !strings.Contains(out, "dropped schema walbridge") {
+		t.Fatalf("teardown --drop-schema: exit %d\n%s", code, out)
+	}
+	if code, out := runCmd(t, env, "backfill", "--table", "a"); code == 0 || !strings.Contains(out, "run capture setup") {
+		t.Fatalf("backfill without the schema: exit %d\n%s", code, out)
+	}
+}
+
+// TestBackfillLetsMigrationsThrough: during a backfill, ALTER TABLE ... ADD
+// COLUMN under lock_timeout 2s succeeds, later chunks carry the new column,
+// and no transaction of the backfill outlives a chunk query.
+func TestBackfillLetsMigrationsThrough(t *testing.T) {
+	pg, url := setupDB(t, `CREATE TABLE items (id bigint PRIMARY KEY, n int)`)
+	pg.Exec(t, "app", `INSERT INTO items SELECT g, g FROM generate_series(1, 30000) g`)
+	fk := kinesistest.StartFake(t, kinesistest.FakeOptions{Stream: "changes", Shards: 4})
+	p := startCapture(t, append(awsEnv(fk.URL), "DATABASE_URL="+url, "WALBRIDGE_STREAM=changes"))
+	// Rate-limited to last about 6 s: long enough to migrate in the
+	// middle, and a transaction held across chunks would be seconds old.
+	id := registerBackfill(t, url, "--table", "items", "--chunk-rows", "500", "--max-rows-per-second", "5000")
+
+	// Watch the backfill's transactions while it runs.
+	ctx := context.Background()
+	watch, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watch.Close(ctx)
+	var oldest time.Duration
+	var oldestWhat string
+	sample := func() {
+		var age *time.Duration
+		var what *string
+		if err := watch.QueryRow(ctx, `SELECT clock_timestamp() - xact_start, state || ' ' || wait_event_type || ':' || wait_event || ' ' || query FROM pg_stat_activity
+			WHERE application_name = 'walbridge-backfill' AND xact_start IS NOT NULL`).Scan(&age, &what); err != nil && err != pgx.ErrNoRows {
+			t.Fatal(err)
+		}
+		if age != nil && *age > oldest {
+			oldest = *age
+			if what != nil {
+				oldestWhat = *what
+			}
+		}
+	}
+	for backfillRows(t, url, id) < 5000 {
+		sample()
+	}
+	migrate, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer migrate.Close(ctx)
+	if _, err := migrate.Exec(ctx, `SET lock_timeout = '2s'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := migrate.Exec(ctx, `ALTER TABLE items ADD COLUMN extra text DEFAULT 'added'`); err != nil {
+		t.Fatalf("migration during the backfill: %v", err)
+	}
+	for {
+		var state string
+		if err := watch.QueryRow(ctx, `SELECT state FROM walbridge.backfills WHERE id = $1`, id).Scan(&state); err != nil {
+			t.Fatal(err)
+		}
+		if state != "running" && state != "pending" {
+			if state != "done" {
+				t.Fatalf("backfill ended %s", state)
+			}
+			break
+		}
+		sample()
+	}
+	waitConfirmed(t, url, currentLSN(t, url), time.Minute)
+	p.stop(t)
+	with, without := 0, 0
+	ids := map[string]bool{}
+	for _, cs := range dedupeRecords(t, fk.Records()) {
+		for _, c := range cs {
+			if c.Op != change.Read {
+				continue
+			}
+			ids[c.New[0].Text] = true
+			if len(c.Columns) == 3 && c.Columns[2].Name == "extra" && c.New[2].Text == "added" {
+				with++
+			} else {
+				without++
+			}
+		}
+	}
+	if with == 0 || without == 0 || len(ids) != 30000 || with+without != 30000 {
+		t.Fatalf("%d reads with the new column, %d without, of %d rows; want both, each of the 30000 rows once", with, without, len(ids))
+	}
+	// A chunk of 500 rows takes milliseconds; two seconds would mean a
+	// transaction held across chunks (the backfill lasts about six).
+	if oldest > 2*time.Second {
+		t.Fatalf("a backfill transaction was %s old (%s)", oldest, oldestWhat)
+	}
+	t.Logf("reads: %d before the migration, %d after it with the new column; oldest backfill transaction seen %s", without, with, oldest)
 }

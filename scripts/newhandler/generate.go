@@ -262,8 +262,11 @@ func buildSample(o options) (sample, error) {
 			}
 		}
 		switch op {
-		case change.Insert:
-			c.New = oldT // the row as first written
+		case change.Insert, change.Read:
+			c.New = oldT // the row as first written (or as a backfill read it)
+			if op == change.Read {
+				c.Backfill = "1"
+			}
 		case change.Update:
 			c.New, c.Old = newT, oldT
 		case change.Delete:

@@ -23,7 +23,7 @@ const (
 const defaultOut = "infra/handlers"
 
 // operations are the operations a DatabaseEvent can have.
-var operations = []string{"insert", "update", "delete", "truncate"}
+var operations = []string{"insert", "update", "delete", "truncate", "read"}
 
 // languages are the handler languages, with the names accepted for each.
 var languages = map[string]string{"typescript": "typescript", "ts": "typescript", "go": "go"}
@@ -88,7 +88,7 @@ var questions = []question{
 		given: func(o *options) bool { return len(o.Tables) > 0 },
 	},
 	{
-		flag: "operation", prompt: "Operations (insert, update, delete, truncate; comma separated)",
+		flag: "operation", prompt: "Operations (insert, update, delete, truncate, read; comma separated)",
 		set: func(o *options, s string) error {
 			for _, op := range splitList(s) {
 				op = strings.ToLower(op)

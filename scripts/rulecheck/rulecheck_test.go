@@ -33,7 +33,7 @@ testdata/rule-example-as-written.json: detail.operate: value must be an array, g
 		{
 			name:   "EventPattern as a JSON string, as describe-rule prints it",
 			args:   []string{"testdata/describe-rule.json"},
-			want:   `testdata/describe-rule.json: detail.operation: value "insret" never matches: expected one of insert, update, delete, truncate; did you mean "insert"?` + "\n",
+			want:   `testdata/describe-rule.json: detail.operation: value "insret" never matches: expected one of insert, update, delete, truncate, read; did you mean "insert"?` + "\n",
 			status: exitProblems,
 		},
 		{
@@ -80,7 +80,7 @@ testdata/template.json#SubRule: detail.schema: uses CloudFormation intrinsic Fn:
 		{
 			name:   "detail-type check can be turned off",
 			args:   []string{"--detail-type", "", "testdata/describe-rule.json"},
-			want:   `testdata/describe-rule.json: detail.operation: value "insret" never matches: expected one of insert, update, delete, truncate; did you mean "insert"?` + "\n",
+			want:   `testdata/describe-rule.json: detail.operation: value "insret" never matches: expected one of insert, update, delete, truncate, read; did you mean "insert"?` + "\n",
 			status: exitProblems,
 		},
 		{

@@ -39,7 +39,8 @@ type DetailHeader struct {
 	Timestamp string ` + "`json:\"timestamp\"`" + `
 	Schema    string ` + "`json:\"schema\"`" + `
 	Table     string ` + "`json:\"table\"`" + `
-	// Operation is insert, update, delete or truncate.
+	// Operation is insert, update, delete, truncate or read (a row as a
+	// backfill found it).
 	Operation string ` + "`json:\"operation\"`" + `
 	LSN       string ` + "`json:\"lsn\"`" + `
 	Seq       uint32 ` + "`json:\"seq\"`" + `
@@ -48,6 +49,8 @@ type DetailHeader struct {
 	// Cascade and RestartIdentity are the options of a truncate.
 	Cascade         bool ` + "`json:\"cascade,omitempty\"`" + `
 	RestartIdentity bool ` + "`json:\"restartIdentity,omitempty\"`" + `
+	// Backfill is set on reads: the id of the backfill that read the row.
+	Backfill string ` + "`json:\"backfill,omitempty\"`" + `
 }
 
 // Value is one column's value object. Present reports whether Value holds
@@ -206,9 +209,9 @@ func Go(tables []Table, pkg string) ([]byte, error) {
 		}
 		b.WriteString("}\n")
 		fmt.Fprintf(&b, "\n// %s is the detail of a DatabaseEvent of %s.\ntype %s struct {\n\tDetailHeader\n", detail, goComment(t.QualifiedName()), detail)
-		fmt.Fprintf(&b, "\t// NewValues is set on insert and update.\n\tNewValues *%s `json:\"newValues,omitempty\"`\n", values)
+		fmt.Fprintf(&b, "\t// NewValues is set on insert, update and read.\n\tNewValues *%s `json:\"newValues,omitempty\"`\n", values)
 		fmt.Fprintf(&b, "\t// OldValues is set on update and delete when PostgreSQL sent an old row:\n\t// every column under REPLICA IDENTITY FULL, else the key columns.\n\tOldValues *%s `json:\"oldValues,omitempty\"`\n", values)
-		b.WriteString("\t// ChangedValues names the changed columns (every column on insert and delete).\n\tChangedValues []string `json:\"changedValues,omitzero\"`\n}\n")
+		b.WriteString("\t// ChangedValues names the changed columns (every column on insert, read and delete).\n\tChangedValues []string `json:\"changedValues,omitzero\"`\n}\n")
 	}
 	out, err := format.Source(b.Bytes())
 	if err != nil {

@@ -30,17 +30,18 @@ export type Value<T extends string, V> =
   | { type: T; redacted: true };
 
 /**
- * The detail of a DatabaseEvent. newValues: insert and update (every
+ * The detail of a DatabaseEvent. newValues: insert, update and read (every
  * column). oldValues: update and delete, every column under REPLICA IDENTITY
- * FULL, else the key columns, or absent. changedValues: insert, update and
- * delete. lsn and seq identify a change: delivery is at least once.
+ * FULL, else the key columns, or absent. changedValues: insert, update,
+ * delete and read. A read is a row as a backfill found it; backfill names
+ * the backfill. lsn and seq identify a change: delivery is at least once.
  */
 export interface DetailOf<S extends string, T extends string, Values, Column extends string> {
   txnid: number;
   timestamp: string;
   schema: S;
   table: T;
-  operation: "insert" | "update" | "delete" | "truncate";
+  operation: "insert" | "update" | "delete" | "truncate" | "read";
   newValues?: Values;
   oldValues?: Partial<Values>;
   changedValues?: Column[];
@@ -49,6 +50,7 @@ export interface DetailOf<S extends string, T extends string, Values, Column ext
   changedValuesComplete?: boolean;
   cascade?: true;
   restartIdentity?: true;
+  backfill?: string;
 }
 
 /** A DatabaseEvent as EventBridge delivers it to a target. */
