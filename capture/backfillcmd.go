@@ -120,10 +120,8 @@ func waitBackfills(ctx context.Context, conn *pgx.Conn, bs []backfill.Backfill, 
 		ids[i] = b.ID
 	}
 	tty := isTerminal(stdout)
-	every := 5 * time.Second
-	if tty {
-		every = 500 * time.Millisecond
-	}
+	every := 5 * time.Second // a line this often without a terminal
+	const poll = 250 * time.Millisecond
 	drawn := 0
 	lastLine := time.Time{}
 	for {
@@ -171,7 +169,7 @@ func waitBackfills(ctx context.Context, conn *pgx.Conn, bs []backfill.Backfill, 
 		select {
 		case <-ctx.Done():
 			return nil // the backfills go on without us
-		case <-time.After(every):
+		case <-time.After(poll):
 		}
 	}
 }

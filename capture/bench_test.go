@@ -9,11 +9,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -388,4 +390,52 @@ func selfCPU(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkBackfill backfills a 1,000,000-row table (WALBRIDGE_BENCH_ROWS)
+// through a running capture into an endpoint that acknowledges at once, and
+// reads the same table with COPY (SELECT * FROM t) TO STDOUT into nothing,
+// alternating over rounds: rates, their ratio, and capture's peak RSS.
+func BenchmarkBackfill(b *testing.B) {
+	n, rounds := envInt("WALBRIDGE_BENCH_ROWS", 1000000), envInt("WALBRIDGE_BENCH_ROUNDS", 3)
+	pg := pgtest.Start(b, pgtest.Options{})
+	url := pg.CreateDatabase(b, "app")
+	pg.Exec(b, "app", `CREATE TABLE orders (id bigint PRIMARY KEY, customer int, total numeric(10,2), note text)`,
+		fmt.Sprintf(`INSERT INTO orders SELECT g, g %% 1000, (g %% 10000) / 100.0, 'order ' || g FROM generate_series(1, %d) g`, n),
+		`VACUUM ANALYZE orders`)
+	if code, out := runBenchCmd(b, url, "setup"); code != 0 {
+		b.Fatalf("setup: %s", out)
+	}
+	fk := kinesistest.StartFake(b, kinesistest.FakeOptions{Stream: "changes", Shards: 4, Discard: true})
+	p := startBenchCapture(b, url, fk.URL)
+	defer func() { p.Process.Signal(os.Interrupt); p.Wait() }()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		var copyTime, backfillTime time.Duration
+		for range rounds {
+			start := time.Now()
+			if _, err := conn.PgConn().CopyTo(ctx, io.Discard, `COPY (SELECT * FROM orders) TO STDOUT`); err != nil {
+				b.Fatal(err)
+			}
+			copyTime += time.Since(start)
+
+			start = time.Now()
+			code, out := runBenchCmd(b, url, "backfill", "--table", "orders", "--wait")
+			if code != 0 || !regexp.MustCompile(fmt.Sprintf(`done\s+%d rows`, n)).MatchString(out) {
+				b.Fatalf("backfill: %s", out)
+			}
+			backfillTime += time.Since(start)
+		}
+		total := float64(n * rounds)
+		b.ReportMetric(total/backfillTime.Seconds(), "backfill-rows/s")
+		b.ReportMetric(total/copyTime.Seconds(), "copy-rows/s")
+		b.ReportMetric(copyTime.Seconds()/backfillTime.Seconds(), "ratio")
+		b.ReportMetric(float64(peakRSS(b, p.Process.Pid))/(1<<20), "capture-peak-rss-MiB")
+	}
 }

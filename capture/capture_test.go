@@ -539,7 +539,7 @@ func counter(tb testing.TB, lines []string, name string) float64 {
 	return 0
 }
 
-func peakRSS(t *testing.T, pid int) int64 {
+func peakRSS(t testing.TB, pid int) int64 {
 	t.Helper()
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {

@@ -177,12 +177,20 @@ func (wk *Worker) work(ctx context.Context, conn *pgx.Conn, database string, b *
 	wk.log.Info("backfill running", zap.Int64("backfill", b.ID), zap.String("table", b.Name()),
 		zap.Int64("rows_done", b.RowsDone), zap.Int64("estimate", b.Estimate))
 	name := b.Name()
-	rowsC, droppedC, chunksC, retriesC := wk.rows.With(name), wk.dropped.With(name), wk.chunks.With(name), wk.retries.With(name)
-	chunkRows := b.ChunkRows
-	if r := b.MaxRowsPerSecond; r > 0 && chunkRows > r {
-		chunkRows = r // a chunk is at most a second's worth
+	p := &progress{b: b, chunkRows: b.ChunkRows, next: b.cursor,
+		rows: wk.rows.With(name), dropped: wk.dropped.With(name), chunks: wk.chunks.With(name), retries: wk.retries.With(name)}
+	if r := b.MaxRowsPerSecond; r > 0 && p.chunkRows > r {
+		p.chunkRows = r // a chunk is at most a second's worth
 	}
-	exhausted := false // the key range is read to its end; only rechecks remain
+	// Two chunks in flight: while the stream adds one chunk's reads and
+	// Kinesis acknowledges them, the next chunk is read. Chunks finish in
+	// the order they started, so the saved cursor only moves forward.
+	var inflight *pending
+	defer func() {
+		if inflight != nil {
+			wk.cfg.Coordinator.forget(inflight.w)
+		}
+	}()
 	for {
 		var state string
 		if err := conn.QueryRow(ctx, `SELECT state FROM walbridge.backfills WHERE id = $1`, b.ID).Scan(&state); err != nil {
@@ -192,84 +200,236 @@ func (wk *Worker) work(ctx context.Context, conn *pgx.Conn, database string, b *
 			wk.log.Info("backfill stopped", zap.Int64("backfill", b.ID), zap.String("table", name), zap.String("state", state))
 			return nil
 		}
-		t, err := describe(ctx, conn, wk.cfg.Publication, b.Schema, b.Table)
-		if err != nil {
-			if errors.Is(err, ErrNoTable) || errors.Is(err, ErrNotPublished) || errors.Is(err, ErrNoKey) {
-				return failure{err}
-			}
-			return err
-		}
-		cols, err := wk.columns(ctx, conn, t)
-		if err != nil {
-			return err
-		}
-		var plan *policy.Plan
-		if wk.cfg.Policy != nil {
-			if plan, err = wk.cfg.Policy.PlanOwn(t.schema, t.name, cols); err != nil {
-				return failure{fmt.Errorf("column policy: %w", err)}
-			}
-			if plan.Skip() {
-				return failure{fmt.Errorf("%s: %w", name, ErrSkipped)}
-			}
-		}
-		if err := wk.waitForRoom(ctx); err != nil {
-			return err
-		}
-		start := time.Now()
+		// The next chunk: keys to read again (one such chunk at a time, when
+		// nothing else is in flight), else the next range of keys.
+		var started *pending
 		var keys [][]*string
-		if len(b.recheck) > 0 {
-			keys = b.recheck[:min(len(b.recheck), chunkRows)]
-		} else if exhausted {
-			return wk.finish(ctx, conn, b)
-		}
-		res, err := wk.chunk(ctx, conn, database, b, t, cols, plan, chunkRows, keys)
-		if err != nil {
-			return err
-		}
-		if res.retry {
-			retriesC.Inc()
-			wk.log.Debug("backfill chunk read again: its snapshot raced a commit", zap.Int64("backfill", b.ID), zap.String("table", name))
-			continue
-		}
-		if keys != nil {
-			b.recheck = b.recheck[len(keys):]
-		} else {
-			if len(res.raw) > 0 {
-				b.cursor = res.raw[len(res.raw)-1]
-			}
-			exhausted = len(res.raw) < chunkRows
-		}
-		b.recheck = append(b.recheck, res.recheck...)
-		b.RowsDone += int64(res.emitted)
-		b.RowsDropped += int64(res.dropped)
-		b.Chunks++
-		rowsC.Add(float64(res.emitted))
-		droppedC.Add(float64(res.dropped))
-		chunksC.Inc()
-		if _, err := conn.Exec(ctx, `UPDATE walbridge.backfills SET cursor_key = $2, recheck_keys = $3, rows_done = $4, rows_dropped = $5,
-			chunks = $6, updated_at = now() WHERE id = $1`, b.ID, b.cursor, b.recheck, b.RowsDone, b.RowsDropped, b.Chunks); err != nil {
-			return fmt.Errorf("save progress of backfill %d: %w", b.ID, err)
-		}
-		wk.log.Debug("backfill chunk acknowledged", zap.Int64("backfill", b.ID), zap.String("table", name),
-			zap.Int("rows", res.emitted), zap.Int("dropped", res.dropped), zap.Int("to_read_again", len(res.recheck)), zap.Int("bytes", res.bytes))
-		// Fit the next chunk to the memory bound, and grow back after
-		// large rows have passed.
 		switch {
-		case res.bytes > wk.cfg.ChunkBytes:
-			chunkRows = max(1, int(int64(chunkRows)*int64(wk.cfg.ChunkBytes)/int64(res.bytes)))
-		case res.bytes < wk.cfg.ChunkBytes/4 && chunkRows < b.ChunkRows:
-			chunkRows = min(b.ChunkRows, chunkRows*2)
-		}
-		if r := b.MaxRowsPerSecond; r > 0 {
-			chunkRows = min(chunkRows, r)
-			if !backoff.Sleep(ctx, time.Until(start.Add(time.Duration(float64(len(res.raw))/float64(r)*float64(time.Second))))) {
-				return ctx.Err()
+		case len(b.recheck) > 0 && inflight == nil:
+			keys = b.recheck[:min(len(b.recheck), p.chunkRows)]
+			fallthrough
+		case !p.exhausted:
+			var err error
+			if started, err = wk.start(ctx, conn, database, p, keys); err != nil {
+				return err
 			}
+		}
+		if inflight != nil {
+			if err := wk.finish(ctx, conn, p, inflight); err != nil {
+				return err
+			}
+		}
+		inflight = started
+		if inflight == nil && len(b.recheck) == 0 && p.exhausted {
+			return wk.finishBackfill(ctx, conn, b)
 		}
 	}
 }
 
-func (wk *Worker) finish(ctx context.Context, conn *pgx.Conn, b *Backfill) error {
+// progress is a running backfill's state in the worker.
+type progress struct {
+	b         *Backfill
+	chunkRows int
+	next      []*string // where the next range chunk starts (the cursor once acknowledged)
+	exhausted bool      // the key range is read to its end; only rechecks remain
+	lastStart time.Time
+
+	rows, dropped, chunks, retries metrics.Counter
+}
+
+// pending is a chunk whose watermarks are written, not yet acknowledged.
+type pending struct {
+	w     *window
+	keys  [][]*string // the keys a recheck chunk asked for (nil: a range chunk)
+	raw   [][]*string // the keys read, in order
+	bytes int
+}
+
+// start runs the first half of a window: low watermark, the chunk's query,
+// high watermark. The stream does the rest when it passes them.
+func (wk *Worker) start(ctx context.Context, conn *pgx.Conn, database string, p *progress, keys [][]*string) (*pending, error) {
+	b := p.b
+	t, err := describe(ctx, conn, wk.cfg.Publication, b.Schema, b.Table)
+	if err != nil {
+		if errors.Is(err, ErrNoTable) || errors.Is(err, ErrNotPublished) || errors.Is(err, ErrNoKey) {
+			return nil, failure{err}
+		}
+		return nil, err
+	}
+	cols, err := wk.columns(ctx, conn, t)
+	if err != nil {
+		return nil, err
+	}
+	var plan *policy.Plan
+	if wk.cfg.Policy != nil {
+		if plan, err = wk.cfg.Policy.PlanOwn(t.schema, t.name, cols); err != nil {
+			return nil, failure{fmt.Errorf("column policy: %w", err)}
+		}
+		if plan.Skip() {
+			return nil, failure{fmt.Errorf("%s: %w", b.Name(), ErrSkipped)}
+		}
+	}
+	if r := b.MaxRowsPerSecond; r > 0 && !p.lastStart.IsZero() {
+		// The previous chunk's rows at the configured rate.
+		if !backoff.Sleep(ctx, time.Until(p.lastStart.Add(time.Duration(float64(p.chunkRows)/float64(r)*float64(time.Second))))) {
+			return nil, ctx.Err()
+		}
+	}
+	if err := wk.waitForRoom(ctx); err != nil {
+		return nil, err
+	}
+	p.lastStart = time.Now()
+
+	co := wk.cfg.Coordinator
+	w := co.newWindow(b.ID, t.schema, t.name)
+	pd := &pending{w: w, keys: keys}
+	abandon := func(err error) (*pending, error) {
+		co.forget(w)
+		return nil, err
+	}
+	if _, err := conn.Exec(ctx, `SELECT pg_logical_emit_message(true, $1, $2)`, WatermarkPrefix, co.watermark(w, false)); err != nil {
+		return abandon(fmt.Errorf("write low watermark: %w", err))
+	}
+	after := p.next
+	if keys != nil {
+		after = nil
+	}
+	sql, params := t.chunkSQL(b.Where, p.chunkRows, after, keys)
+	var rows []change.Change
+	var xip []uint32
+	err = pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		// Repeatable read so that the snapshot read here is the one the
+		// chunk's SELECT uses; the transaction lasts one query.
+		var snap string
+		if err := tx.QueryRow(ctx, `SELECT pg_current_snapshot()::text`).Scan(&snap); err != nil {
+			return fmt.Errorf("read snapshot: %w", err)
+		}
+		var err error
+		if xip, err = parseXIP(snap); err != nil {
+			return err
+		}
+		rr := tx.Conn().PgConn().ExecParams(ctx, sql, params, nil, nil, nil)
+		for rr.NextRow() {
+			vals := rr.Values()
+			c := change.Change{Database: database, Schema: t.schema, Table: t.name, Op: change.Read, Identity: t.identity, Columns: cols}
+			c.New = make([]change.Value, len(vals))
+			for i, v := range vals {
+				if v == nil {
+					c.New[i] = change.Value{State: change.Null}
+				} else {
+					c.New[i] = change.Value{Text: string(v)}
+					pd.bytes += len(v)
+				}
+			}
+			key := make([]*string, len(t.keys))
+			for i, ki := range t.keys {
+				if c.New[ki].State == change.Text {
+					s := c.New[ki].Text
+					key[i] = &s
+				}
+			}
+			pd.raw = append(pd.raw, key)
+			rows = append(rows, c)
+		}
+		if _, err := rr.Close(); err != nil {
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) && (pgErr.Code[:2] == "42" || pgErr.Code[:2] == "22") {
+				// Syntax, undefined column, bad cast: the filter broke (a
+				// migration renamed what it names).
+				return failure{fmt.Errorf("chunk query of %s: %s (SQLSTATE %s)", t.qualified(), pgErr.Message, pgErr.Code)}
+			}
+			return fmt.Errorf("chunk query of %s: %w", t.qualified(), err)
+		}
+		return nil
+	})
+	if err != nil {
+		return abandon(err)
+	}
+	rowKeys := make([]string, len(rows))
+	for i := range rows {
+		plan.Apply(&rows[i])
+		rowKeys[i] = string(change.AppendRowKey(nil, &rows[i], rows[i].New))
+	}
+	co.fill(w, rows, rowKeys, pd.raw, xip)
+	// The high watermark is committed with synchronous_commit on: a
+	// walsender sends only flushed WAL, and under synchronous_commit = off
+	// the chunk would otherwise wait for the WAL writer (up to
+	// wal_writer_delay) before the stream can pass it.
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = on`); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `SELECT pg_logical_emit_message(true, $1, $2)`, WatermarkPrefix, co.watermark(w, true))
+		return err
+	})
+	if err != nil {
+		return abandon(fmt.Errorf("write high watermark: %w", err))
+	}
+	if keys == nil {
+		if len(pd.raw) > 0 {
+			p.next = pd.raw[len(pd.raw)-1]
+		}
+		p.exhausted = len(pd.raw) < p.chunkRows
+	}
+	return pd, nil
+}
+
+// finish waits until the stream has passed the chunk's high watermark and
+// Kinesis has acknowledged the reads it added, then saves the progress.
+func (wk *Worker) finish(ctx context.Context, conn *pgx.Conn, p *progress, pd *pending) error {
+	b, w := p.b, pd.w
+	select {
+	case <-w.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	for wk.cfg.Sink.Confirmable() < w.durableAt {
+		if !backoff.Sleep(ctx, 2*time.Millisecond) {
+			return ctx.Err()
+		}
+	}
+	if pd.keys != nil {
+		b.recheck = b.recheck[len(pd.keys):]
+	}
+	if w.retry {
+		// The snapshot may have missed a commit: every key of the chunk is
+		// read again, by key, in a later window.
+		p.retries.Inc()
+		wk.log.Debug("backfill chunk to be read again: its snapshot raced a commit", zap.Int64("backfill", b.ID), zap.String("table", b.Name()))
+		b.recheck = append(b.recheck, pd.raw...)
+	} else {
+		b.recheck = append(b.recheck, w.recheck...)
+	}
+	if pd.keys == nil && len(pd.raw) > 0 {
+		b.cursor = pd.raw[len(pd.raw)-1]
+	}
+	b.RowsDone += int64(w.emitted)
+	b.RowsDropped += int64(w.dropped)
+	b.Chunks++
+	p.rows.Add(float64(w.emitted))
+	p.dropped.Add(float64(w.dropped))
+	p.chunks.Inc()
+	if _, err := conn.Exec(ctx, `UPDATE walbridge.backfills SET cursor_key = $2, recheck_keys = $3, rows_done = $4, rows_dropped = $5,
+		chunks = $6, updated_at = now() WHERE id = $1`, b.ID, b.cursor, b.recheck, b.RowsDone, b.RowsDropped, b.Chunks); err != nil {
+		return fmt.Errorf("save progress of backfill %d: %w", b.ID, err)
+	}
+	wk.log.Debug("backfill chunk acknowledged", zap.Int64("backfill", b.ID), zap.String("table", b.Name()),
+		zap.Int("rows", w.emitted), zap.Int("dropped", w.dropped), zap.Int("to_read_again", len(w.recheck)), zap.Int("bytes", pd.bytes))
+	// Fit later chunks to the memory bound, and grow back after large rows
+	// have passed.
+	switch {
+	case pd.bytes > wk.cfg.ChunkBytes:
+		p.chunkRows = max(1, int(int64(p.chunkRows)*int64(wk.cfg.ChunkBytes)/int64(pd.bytes)))
+	case pd.bytes < wk.cfg.ChunkBytes/4 && p.chunkRows < b.ChunkRows:
+		p.chunkRows = min(b.ChunkRows, p.chunkRows*2)
+	}
+	if r := b.MaxRowsPerSecond; r > 0 {
+		p.chunkRows = min(p.chunkRows, r)
+	}
+	return nil
+}
+
+func (wk *Worker) finishBackfill(ctx context.Context, conn *pgx.Conn, b *Backfill) error {
 	if _, err := conn.Exec(ctx, `UPDATE walbridge.backfills SET state = 'done', finished_at = now(), updated_at = now()
 		WHERE id = $1 AND state = 'running'`, b.ID); err != nil {
 		return fmt.Errorf("finish backfill %d: %w", b.ID, err)
@@ -291,105 +451,6 @@ func (wk *Worker) waitForRoom(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
-}
-
-// chunkResult is what one window gave.
-type chunkResult struct {
-	raw              [][]*string // the keys read, in order
-	recheck          [][]*string
-	emitted, dropped int
-	bytes            int
-	retry            bool
-}
-
-// chunk runs one window: low watermark, the chunk's query, high watermark,
-// then waits until the stream has passed the high watermark and Kinesis has
-// acknowledged the reads it added.
-func (wk *Worker) chunk(ctx context.Context, conn *pgx.Conn, database string, b *Backfill, t *table,
-	cols []change.Column, plan *policy.Plan, limit int, keys [][]*string) (chunkResult, error) {
-	co := wk.cfg.Coordinator
-	w := co.newWindow(b.ID, t.schema, t.name)
-	abandon := func(err error) (chunkResult, error) {
-		co.forget(w)
-		return chunkResult{}, err
-	}
-	if _, err := conn.Exec(ctx, `SELECT pg_logical_emit_message(true, $1, $2)`, WatermarkPrefix, co.watermark(w, false)); err != nil {
-		return abandon(fmt.Errorf("write low watermark: %w", err))
-	}
-	sql, params := t.chunkSQL(b.Where, limit, b.cursor, keys)
-	var res chunkResult
-	var rows []change.Change
-	var rowKeys []string
-	var xip []uint32
-	err := pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		// Repeatable read so that the snapshot read here is the one the
-		// chunk's SELECT uses; the transaction lasts one query.
-		var snap string
-		if err := tx.QueryRow(ctx, `SELECT pg_current_snapshot()::text`).Scan(&snap); err != nil {
-			return fmt.Errorf("read snapshot: %w", err)
-		}
-		var err error
-		if xip, err = parseXIP(snap); err != nil {
-			return err
-		}
-		rr := tx.Conn().PgConn().ExecParams(ctx, sql, params, nil, nil, nil)
-		for rr.NextRow() {
-			vals := rr.Values()
-			c := change.Change{Database: database, Schema: t.schema, Table: t.name, Op: change.Read, Identity: t.identity, Columns: cols}
-			c.New = make([]change.Value, len(vals))
-			for i, v := range vals {
-				if v == nil {
-					c.New[i] = change.Value{State: change.Null}
-				} else {
-					c.New[i] = change.Value{Text: string(v)}
-					res.bytes += len(v)
-				}
-			}
-			key := make([]*string, len(t.keys))
-			for i, ki := range t.keys {
-				if c.New[ki].State == change.Text {
-					s := c.New[ki].Text
-					key[i] = &s
-				}
-			}
-			res.raw = append(res.raw, key)
-			rows = append(rows, c)
-		}
-		if _, err := rr.Close(); err != nil {
-			var pgErr *pgconn.PgError
-			if errors.As(err, &pgErr) && (pgErr.Code[:2] == "42" || pgErr.Code[:2] == "22") {
-				// Syntax, undefined column, bad cast: the filter broke (a
-				// migration renamed what it names).
-				return failure{fmt.Errorf("chunk query of %s: %s (SQLSTATE %s)", t.qualified(), pgErr.Message, pgErr.Code)}
-			}
-			return fmt.Errorf("chunk query of %s: %w", t.qualified(), err)
-		}
-		return nil
-	})
-	if err != nil {
-		return abandon(err)
-	}
-	rowKeys = make([]string, len(rows))
-	for i := range rows {
-		plan.Apply(&rows[i])
-		rowKeys[i] = string(change.AppendRowKey(nil, &rows[i], rows[i].New))
-	}
-	co.fill(w, rows, rowKeys, res.raw, xip)
-	if _, err := conn.Exec(ctx, `SELECT pg_logical_emit_message(true, $1, $2)`, WatermarkPrefix, co.watermark(w, true)); err != nil {
-		return abandon(fmt.Errorf("write high watermark: %w", err))
-	}
-	select {
-	case <-w.done:
-	case <-ctx.Done():
-		return abandon(ctx.Err())
-	}
-	for wk.cfg.Sink.Confirmable() < w.durableAt {
-		if !backoff.Sleep(ctx, 5*time.Millisecond) {
-			return chunkResult{}, ctx.Err()
-		}
-	}
-	res.recheck, res.emitted, res.dropped, res.retry = w.recheck, w.emitted, w.dropped, w.retry
-	return res, nil
 }
 
 // columns resolves the table's columns as change records describe them,
