@@ -225,51 +225,128 @@ func BenchmarkLatency(b *testing.B) {
 	defer func() { p.Process.Signal(os.Interrupt); p.Wait() }()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		ctx := context.Background()
-		// Sixteen writers, each at rate/16: a single-row commit takes
-		// longer than the 200 µs between commits that one writer at 5k/s
-		// would need, and a ticker drops the ticks a slow writer misses.
-		conns := make([]*pgx.Conn, 16)
-		for j := range conns {
-			c, err := pgx.Connect(ctx, url)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer c.Close(ctx)
-			conns[j] = c
-		}
 		dur := 10 * time.Second
-		errs := make(chan error, len(conns))
-		for _, c := range conns {
-			go func(c *pgx.Conn) {
-				tick := time.NewTicker(time.Second * time.Duration(len(conns)) / time.Duration(rate))
-				defer tick.Stop()
-				stop := time.After(dur)
-				for {
-					select {
-					case <-stop:
-						errs <- nil
-						return
-					case <-tick.C:
-						if _, err := c.Exec(ctx, `INSERT INTO ticks DEFAULT VALUES`); err != nil {
-							errs <- err
-							return
-						}
-					}
-				}
-			}(c)
-		}
-		for range conns {
-			if err := <-errs; err != nil {
-				b.Fatal(err)
-			}
-		}
+		offerLoad(b, url, `INSERT INTO ticks DEFAULT VALUES`, rate, dur)
 		waitConfirmed(b, url, currentLSN(b, url), time.Minute)
 		h := scrapeHistogram(b, "http://"+addr+"/metrics", "walbridge_commit_to_ack_seconds")
 		b.ReportMetric(h.quantile(0.50)*1000, "p50-ms(bucket)")
 		b.ReportMetric(h.quantile(0.99)*1000, "p99-ms(bucket)")
 		b.ReportMetric(h.count/dur.Seconds(), "changes/s")
 		b.Logf("commit-to-ack histogram (upper bound s: cumulative count): %v / %v", h.bounds, h.cum)
+	}
+}
+
+// offerLoad commits sql in single-statement transactions at rate per
+// second for dur, from sixteen connections each at rate/16: a single-row
+// commit takes longer than the 200 µs between commits that one writer at
+// 5k/s would need, and a ticker drops the ticks a slow writer misses.
+func offerLoad(b *testing.B, url, sql string, rate int, dur time.Duration) {
+	b.Helper()
+	ctx := context.Background()
+	conns := make([]*pgx.Conn, 16)
+	for j := range conns {
+		c, err := pgx.Connect(ctx, url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close(ctx)
+		conns[j] = c
+	}
+	errs := make(chan error, len(conns))
+	for _, c := range conns {
+		go func(c *pgx.Conn) {
+			tick := time.NewTicker(time.Second * time.Duration(len(conns)) / time.Duration(rate))
+			defer tick.Stop()
+			stop := time.After(dur)
+			for {
+				select {
+				case <-stop:
+					errs <- nil
+					return
+				case <-tick.C:
+					if _, err := c.Exec(ctx, sql); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}
+		}(c)
+	}
+	for range conns {
+		if err := <-errs; err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// minus is the histogram of the observations made after earlier.
+func (h histogram) minus(earlier histogram) histogram {
+	out := histogram{bounds: h.bounds, cum: make([]float64, len(h.cum)), count: h.count - earlier.count}
+	for i := range h.cum {
+		out.cum[i] = h.cum[i] - earlier.cum[i]
+	}
+	return out
+}
+
+// BenchmarkBackfillLatency offers 1,000 live changes/s (WALBRIDGE_BENCH_RATE)
+// for 10 s without a backfill, then for 5 s while a 1,000,000-row table
+// (WALBRIDGE_BENCH_ROWS) is backfilled, and reports capture's commit-to-ack
+// quantiles of the live changes in each phase (reads are not in the
+// histogram).
+func BenchmarkBackfillLatency(b *testing.B) {
+	rate, n := envInt("WALBRIDGE_BENCH_RATE", 1000), envInt("WALBRIDGE_BENCH_ROWS", 1000000)
+	pg := pgtest.Start(b, pgtest.Options{Settings: map[string]string{"synchronous_commit": "on"}})
+	url := pg.CreateDatabase(b, "app")
+	pg.Exec(b, "app", `CREATE TABLE ticks (id bigserial PRIMARY KEY, at timestamptz DEFAULT now())`,
+		`CREATE TABLE orders (id bigint PRIMARY KEY, customer int, total numeric(10,2), note text)`,
+		fmt.Sprintf(`INSERT INTO orders SELECT g, g %% 1000, (g %% 10000) / 100.0, 'order ' || g FROM generate_series(1, %d) g`, n),
+		`VACUUM ANALYZE orders`)
+	if code, out := runBenchCmd(b, url, "setup"); code != 0 {
+		b.Fatalf("setup: %s", out)
+	}
+	fk := kinesistest.StartFake(b, kinesistest.FakeOptions{Stream: "changes", Shards: 4, Discard: true})
+	addr := freeAddr(b)
+	p := startBenchCapture(b, url, fk.URL, "WALBRIDGE_METRICS_ADDR="+addr)
+	defer func() { p.Process.Signal(os.Interrupt); p.Wait() }()
+	metricsURL := "http://" + addr + "/metrics"
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		dur := 10 * time.Second
+		offerLoad(b, url, `INSERT INTO ticks DEFAULT VALUES`, rate, dur)
+		waitConfirmed(b, url, currentLSN(b, url), time.Minute)
+		quiet := scrapeHistogram(b, metricsURL, "walbridge_commit_to_ack_seconds")
+
+		if code, out := runBenchCmd(b, url, "backfill", "--table", "orders"); code != 0 {
+			b.Fatalf("backfill: %s", out)
+		}
+		// Shorter than the backfill lasts, even unloaded (1M rows: about 6 s).
+		busyDur := 5 * time.Second
+		offerLoad(b, url, `INSERT INTO ticks DEFAULT VALUES`, rate, busyDur)
+		var rowsDuring float64
+		var state string
+		if err := conn.QueryRow(ctx, `SELECT rows_done, state FROM walbridge.backfills ORDER BY id DESC LIMIT 1`).Scan(&rowsDuring, &state); err != nil {
+			b.Fatal(err)
+		}
+		if state == "done" {
+			b.Fatalf("the backfill ended before the loaded phase did (%.0f rows): raise WALBRIDGE_BENCH_ROWS", rowsDuring)
+		}
+		waitConfirmed(b, url, currentLSN(b, url), time.Minute)
+		busy := scrapeHistogram(b, metricsURL, "walbridge_commit_to_ack_seconds").minus(quiet)
+		if rowsDuring == 0 {
+			b.Fatal("no backfill rows during the loaded phase")
+		}
+		b.ReportMetric(quiet.quantile(0.99)*1000, "quiet-p99-ms(bucket)")
+		b.ReportMetric(busy.quantile(0.50)*1000, "backfill-p50-ms(bucket)")
+		b.ReportMetric(busy.quantile(0.99)*1000, "backfill-p99-ms(bucket)")
+		b.ReportMetric(busy.count/busyDur.Seconds(), "live-changes/s")
+		b.ReportMetric(rowsDuring/busyDur.Seconds(), "backfill-rows/s")
+		b.Logf("during the backfill (upper bound s: cumulative count): %v / %v", busy.bounds, busy.cum)
 	}
 }
 

@@ -247,7 +247,9 @@ func (w *Writer) Add(ctx context.Context, c *change.Change) error {
 	}
 	n := len(w.scratch)
 	var commit int64
-	if !c.CommitTime.IsZero() {
+	if !c.CommitTime.IsZero() && c.Op != change.Read {
+		// A backfill's read is no commit of the application's: it stays
+		// out of the commit-to-ack latency.
 		commit = c.CommitTime.UnixNano()
 	}
 
