@@ -416,7 +416,16 @@ func startWriters(t *testing.T, url string, rows int) (stop func() int) {
 			}
 			defer conn.Close(context.Background())
 			rng := rand.New(rand.NewPCG(uint64(w), 7))
+			// About 500 operations a second each: busy, and leaving the two
+			// cores of a CI machine to capture and the server.
+			tick := time.NewTicker(2 * time.Millisecond)
+			defer tick.Stop()
 			for ctx.Err() == nil {
+				select {
+				case <-ctx.Done():
+					continue
+				case <-tick.C:
+				}
 				id := 1 + rng.IntN(rows*3/2)
 				var sql string
 				switch r := rng.IntN(10); {

@@ -322,7 +322,9 @@ func BenchmarkBackfillLatency(b *testing.B) {
 		waitConfirmed(b, url, currentLSN(b, url), time.Minute)
 		quiet := scrapeHistogram(b, metricsURL, "walbridge_commit_to_ack_seconds")
 
-		if code, out := runBenchCmd(b, url, "backfill", "--table", "orders"); code != 0 {
+		// WALBRIDGE_BENCH_BACKFILL_FLAGS adds flags (e.g. --max-rows-per-second 20000).
+		args := append([]string{"backfill", "--table", "orders"}, strings.Fields(os.Getenv("WALBRIDGE_BENCH_BACKFILL_FLAGS"))...)
+		if code, out := runBenchCmd(b, url, args...); code != 0 {
 			b.Fatalf("backfill: %s", out)
 		}
 		// Shorter than the backfill lasts, even unloaded (1M rows: about 6 s).
@@ -503,7 +505,7 @@ func BenchmarkBackfill(b *testing.B) {
 			copyTime += time.Since(start)
 
 			start = time.Now()
-			code, out := runBenchCmd(b, url, "backfill", "--table", "orders", "--wait")
+			code, out := runBenchCmd(b, url, append([]string{"backfill", "--table", "orders", "--wait"}, strings.Fields(os.Getenv("WALBRIDGE_BENCH_BACKFILL_FLAGS"))...)...)
 			if code != 0 || !regexp.MustCompile(fmt.Sprintf(`done\s+%d rows`, n)).MatchString(out) {
 				b.Fatalf("backfill: %s", out)
 			}

@@ -50,7 +50,7 @@ func (w *Writer) worker() {
 func (w *Writer) nextBatch(b *batch) bool {
 	b.recs = b.recs[:0]
 	w.mu.Lock()
-	for !w.stop && w.ready.len() == 0 {
+	for !w.stop && w.readyLen() == 0 {
 		w.work.Wait()
 	}
 	if w.stop {
@@ -59,18 +59,22 @@ func (w *Writer) nextBatch(b *batch) bool {
 	}
 	maxRecord := int(w.maxRecord.Load())
 	total := 0
-	for len(b.recs) < MaxRecordsPerRequest && w.ready.len() > 0 {
-		kq := *w.ready.at(0)
+	for len(b.recs) < MaxRecordsPerRequest && w.readyLen() > 0 {
+		q := &w.ready
+		if q.len() == 0 {
+			q = &w.readyLow
+		}
+		kq := *q.at(0)
 		n, size := w.packLocked(kq, maxRecord)
 		if len(b.recs) > 0 && total+size > MaxRequestBytes {
 			break
 		}
-		w.ready.pop()
+		q.pop()
 		kq.inReady, kq.inFlight = false, true
 		b.recs = append(b.recs, record{kq: kq, n: n, src: kq.buf[kq.start+1 : kq.items[kq.head+n-1].end]})
 		total += size
 	}
-	if w.ready.len() > 0 {
+	if w.readyLen() > 0 {
 		w.work.Signal() // more for another idle worker
 	}
 	w.mu.Unlock()
@@ -218,9 +222,7 @@ func (w *Writer) ackLocked(r record, now int64) {
 	if kq.head >= 64 && kq.head*2 >= len(kq.items) {
 		kq.compact()
 	}
-	kq.inReady = true
-	w.ready.push(kq)
-	w.work.Signal()
+	w.readyLocked(kq)
 }
 
 // compact moves a queue's unacknowledged changes to the front of its

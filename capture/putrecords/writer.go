@@ -134,15 +134,19 @@ type Writer struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	mu      sync.Mutex
-	work    sync.Cond // workers wait here for ready keys
-	keys    map[string]*keyQueue
-	free    []*keyQueue
-	ready   deque[*keyQueue] // keys with queued changes and nothing in flight
-	bytes   int              // encoded bytes queued or in flight
-	err     error            // first fatal error
-	closing bool             // Close was called: no more Add or Mark
-	stop    bool             // workers must exit
+	mu    sync.Mutex
+	work  sync.Cond // workers wait here for ready keys
+	keys  map[string]*keyQueue
+	free  []*keyQueue
+	ready deque[*keyQueue] // keys with queued changes and nothing in flight
+	// readyLow holds ready keys whose next change is a backfill's read:
+	// requests take them only after every ready key of live changes, so a
+	// chunk of reads never delays the live stream behind it.
+	readyLow deque[*keyQueue]
+	bytes    int   // encoded bytes queued or in flight
+	err      error // first fatal error
+	closing  bool  // Close was called: no more Add or Mark
+	stop     bool  // workers must exit
 }
 
 // keyQueue holds one partition key's changes that are not yet acknowledged:
@@ -163,6 +167,7 @@ type item struct {
 	end    int               // offset in keyQueue.buf just past this change
 	ticket checkpoint.Ticket // the change's entry in the tracker
 	commit int64             // commit time, Unix nanoseconds (0: unknown)
+	read   bool              // a backfill's read: sent after live changes
 }
 
 // NewWriter starts a writer for cfg.Stream. ctx bounds the writer's whole
@@ -275,13 +280,11 @@ func (w *Writer) Add(ctx context.Context, c *change.Change) error {
 		kq = w.newKeyQueueLocked(string(w.keyScratch))
 	}
 	kq.buf = append(kq.buf, w.scratch...)
-	kq.items = append(kq.items, item{end: len(kq.buf), ticket: w.cp.Track(), commit: commit})
+	kq.items = append(kq.items, item{end: len(kq.buf), ticket: w.cp.Track(), commit: commit, read: c.Op == change.Read})
 	w.bytes += n
 	w.m.buffered.Set(float64(w.bytes))
 	if !kq.inFlight && !kq.inReady {
-		kq.inReady = true
-		w.ready.push(kq)
-		w.work.Signal()
+		w.readyLocked(kq)
 	}
 	w.mu.Unlock()
 	if cap(w.scratch) > 1<<20 {
@@ -421,6 +424,21 @@ func (w *Writer) encode(c *change.Change) error {
 	w.log.Debug("oversized change partition key", zap.String("table", table), zap.Stringer("lsn", c.LSN), zap.ByteString("partition_key", w.keyScratch))
 	return nil
 }
+
+// readyLocked queues kq for a request: behind the live keys when its next
+// change is a read.
+func (w *Writer) readyLocked(kq *keyQueue) {
+	kq.inReady = true
+	if kq.items[kq.head].read {
+		w.readyLow.push(kq)
+	} else {
+		w.ready.push(kq)
+	}
+	w.work.Signal()
+}
+
+// readyLen is how many keys wait for a request.
+func (w *Writer) readyLen() int { return w.ready.len() + w.readyLow.len() }
 
 func (w *Writer) newKeyQueueLocked(key string) *keyQueue {
 	var kq *keyQueue
