@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -683,4 +685,61 @@ func TestBackfillLetsMigrationsThrough(t *testing.T) {
 		t.Fatalf("a backfill transaction was %s old (%s)", oldest, oldestWhat)
 	}
 	t.Logf("reads: %d before the migration, %d after it with the new column; oldest backfill transaction seen %s", without, with, oldest)
+}
+
+// TestBackfillAppliesThePolicy: reads pass the column policy exactly as live
+// changes do: excluded columns absent, hashed ones HMACs, redacted ones
+// markers, and no withheld value anywhere in the records' bytes.
+func TestBackfillAppliesThePolicy(t *testing.T) {
+	pg, url := setupDB(t, `CREATE TABLE users (id int PRIMARY KEY, email text, password_digest text, ssn text)`)
+	pg.Exec(t, "app", `INSERT INTO users SELECT g, 'user' || g || '@example.com', 'digest-secret-' || g, 'ssn-secret-' || g FROM generate_series(1, 500) g`)
+	polFile := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(polFile, []byte("columns:\n  - match: public.users.password_digest\n    action: exclude\n  - match: public.users.email\n    action: hash\n  - match: public.users.ssn\n    action: redact\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const key = "backfill-test-key"
+	fk := kinesistest.StartFake(t, kinesistest.FakeOptions{Stream: "changes", Shards: 2})
+	p := startCapture(t, append(awsEnv(fk.URL), "DATABASE_URL="+url, "WALBRIDGE_STREAM=changes", "WALBRIDGE_POLICY="+polFile,
+		"WALBRIDGE_HASH_KEY="+key, "WALBRIDGE_LOG_LEVEL=debug"))
+	id := registerBackfill(t, url, "--table", "users", "--chunk-rows", "100")
+	if state, rows := waitBackfill(t, url, id, time.Minute); state != "done" || rows != 500 {
+		t.Fatalf("backfill ended %s after %d rows", state, rows)
+	}
+	waitConfirmed(t, url, currentLSN(t, url), time.Minute)
+	p.stop(t)
+	reads := 0
+	for _, r := range fk.Records() {
+		for _, secret := range []string{"digest-secret-", "ssn-secret-", "password_digest", "@example.com"} {
+			if strings.Contains(string(r.Data), secret) {
+				t.Fatalf("%q in a Kinesis record", secret)
+			}
+		}
+		rec, err := change.Decode(r.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range rec.Changes {
+			if c.Op != change.Read {
+				continue
+			}
+			reads++
+			if len(c.Columns) != 3 || c.Columns[1].Name != "email" || c.Columns[2].Name != "ssn" {
+				t.Fatalf("read columns %+v", c.Columns)
+			}
+			if want := hmacHex(key, "user"+c.New[0].Text+"@example.com"); c.New[1].Text != want {
+				t.Fatalf("row %s: email %q, want its HMAC %q", c.New[0].Text, c.New[1].Text, want)
+			}
+			if c.New[2].State != change.Redacted {
+				t.Fatalf("row %s: ssn not redacted: %+v", c.New[0].Text, c.New[2])
+			}
+		}
+	}
+	if reads != 500 {
+		t.Fatalf("%d reads, want 500", reads)
+	}
+	for _, secret := range []string{"digest-secret-", "ssn-secret-"} {
+		if strings.Contains(p.logs.String(), secret) {
+			t.Fatalf("%q in capture's debug log", secret)
+		}
+	}
 }
