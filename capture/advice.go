@@ -25,6 +25,18 @@ func advice(err error) string {
 		return "Choose another --slot, or drop that slot."
 	case errors.Is(err, replication.ErrSlotMissing):
 		return "Run capture setup first (with the same --slot)."
+	case errors.Is(err, replication.ErrAuthentication):
+		return "Fix the user and password in DATABASE_URL (or --database-url), or the server's pg_hba.conf entry for replication connections."
+	case errors.Is(err, replication.ErrNoDatabase):
+		return "Fix the database name at the end of DATABASE_URL (or --database-url)."
+	case errors.Is(err, replication.ErrNoReplicationRight):
+		return "Grant the role of DATABASE_URL the right to replicate: ALTER ROLE <user> REPLICATION (RDS and Aurora: GRANT rds_replication TO <user>)."
+	case errors.Is(err, replication.ErrPublicationMissing):
+		return "Run capture setup first (with the same --publication), or fix WALBRIDGE_PUBLICATION."
+	case errors.Is(err, errNoRegion):
+		return "Set AWS_REGION. For a local stand-in set AWS_ENDPOINT_URL_KINESIS too (scripts/dev starts one), with AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test."
+	case errors.Is(err, errNoCredentials):
+		return "Give capture AWS credentials: on EC2 an instance role; elsewhere AWS_PROFILE or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. For a local stand-in (AWS_ENDPOINT_URL_KINESIS) any values do, e.g. test and test."
 	}
 	return ""
 }

@@ -413,6 +413,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("load AWS configuration: %w", err)
 	}
+	if err := checkAWS(ctx, awsCfg); err != nil {
+		return err
+	}
 	client := kinesis.NewFromConfig(awsCfg)
 	if cfg.CloudWatch {
 		pub := cwmetrics.New(cloudwatch.NewFromConfig(awsCfg), reg, cfg.Slot, log)
@@ -465,6 +468,31 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		runErr = fmt.Errorf("drain: %w", err)
 	}
 	return runErr
+}
+
+var (
+	errNoRegion      = errors.New("no AWS region configured")
+	errNoCredentials = errors.New("no AWS credentials found")
+)
+
+// checkAWS fails fast, in one line, on what the SDK would otherwise retry
+// through (and log) request after request: no region, no credentials.
+func checkAWS(ctx context.Context, awsCfg aws.Config) error {
+	if awsCfg.Region == "" {
+		return errNoRegion
+	}
+	if awsCfg.Credentials == nil {
+		return errNoCredentials
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if _, err := awsCfg.Credentials.Retrieve(ctx); err != nil {
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			return err
+		}
+		return fmt.Errorf("%w (the SDK's default chain: environment, shared config, SSO, container and EC2 instance roles): %v", errNoCredentials, err)
+	}
+	return nil
 }
 
 func serveMetrics(addr string, reg *metrics.Registry, log *zap.Logger) (func(), error) {

@@ -91,6 +91,7 @@ type Stream struct {
 	confirmedLSN change.LSN // last position reported to the server
 	lastMarked   change.LSN // last position handed to the sink's Mark
 	streaming    bool       // the current session started replication
+	everStreamed bool       // some session did: from then on every failure is retried
 
 	// onReconnect, when set (tests), is told each wait before a reconnect.
 	onReconnect func(delay time.Duration)
@@ -130,6 +131,35 @@ func NewStream(cfg StreamConfig, sink Sink) *Stream {
 // ErrSlotMissing is returned when the slot does not exist (setup creates it).
 var ErrSlotMissing = errors.New("replication slot does not exist")
 
+// Refusals that end Run when no session has streamed yet: retrying cannot
+// fix them, and a process that retries them forever never says it never
+// worked. Once a session has streamed, every failure is retried (a
+// password rotated mid-flight comes back; an outage ends).
+var (
+	ErrAuthentication     = errors.New("PostgreSQL refused the login")
+	ErrNoDatabase         = errors.New("the database does not exist")
+	ErrNoReplicationRight = errors.New("the role may not start logical replication")
+	ErrPublicationMissing = errors.New("the publication does not exist")
+)
+
+// firstSessionRefusal classifies an error of a session before any has
+// streamed: a wrapped refusal, or nil when it is worth retrying.
+func firstSessionRefusal(err error) error {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return nil // refused or dropped connections, timeouts: retry
+	}
+	switch pgErr.Code {
+	case "28P01", "28000": // invalid_password, invalid_authorization_specification (pg_hba)
+		return fmt.Errorf("%w: %s", ErrAuthentication, pgErr.Message)
+	case "3D000": // invalid_catalog_name
+		return fmt.Errorf("%w: %s", ErrNoDatabase, pgErr.Message)
+	case "42501": // insufficient_privilege
+		return fmt.Errorf("%w: %s", ErrNoReplicationRight, pgErr.Message)
+	}
+	return nil
+}
+
 // reconnectPolicy spaces reconnects: 100-200 ms after the first failure,
 // doubling to 12.8-25.6 s. A session that got as far as streaming resets
 // it, so each outage starts again from the shortest wait.
@@ -151,7 +181,13 @@ func (s *Stream) Run(ctx context.Context) error {
 			return fatal.err
 		}
 		if s.streaming {
+			s.everStreamed = true
 			failures = 0 // a healthy session ended: this outage is new
+		}
+		if !s.everStreamed {
+			if refusal := firstSessionRefusal(err); refusal != nil {
+				return refusal
+			}
 		}
 		delay := reconnectPolicy.Delay(failures)
 		var pgErr *pgconn.PgError
@@ -160,6 +196,9 @@ func (s *Stream) Run(ctx context.Context) error {
 			// holds the slot; wait as a hot standby.
 			s.log.Info("slot is in use by another process; standing by", zap.String("slot", s.cfg.Slot), zap.String("detail", pgErr.Message))
 			delay = 2 * time.Second
+		} else if !s.everStreamed {
+			s.log.Warn("cannot start a replication session yet; retrying", zap.Error(err), zap.Duration("in", delay), zap.Int("attempt", failures+1))
+			failures++
 		} else {
 			s.log.Warn("replication session ended; reconnecting", zap.Error(err), zap.Duration("in", delay))
 			failures++
@@ -197,6 +236,20 @@ func (s *Stream) session(ctx context.Context) error {
 	}
 	if !slotExists {
 		return fatalError{fmt.Errorf("slot %q: %w", s.cfg.Slot, ErrSlotMissing)}
+	}
+	var pubExists bool
+	if err := catConn.QueryRow(ctx, `SELECT EXISTS(SELECT 1 FROM pg_publication WHERE pubname = $1)`, s.cfg.Publication).Scan(&pubExists); err != nil {
+		return fmt.Errorf("read publication: %w", err)
+	}
+	if !pubExists {
+		// pgoutput would only fail at the first change, possibly hours
+		// later; a running capture retries (the publication may be being
+		// recreated), a starting one stops.
+		err := fmt.Errorf("publication %q: %w", s.cfg.Publication, ErrPublicationMissing)
+		if !s.everStreamed {
+			return fatalError{err}
+		}
+		return err
 	}
 	if confirmed != nil {
 		if l, err := change.ParseLSN(*confirmed); err == nil && l > s.confirmedLSN {

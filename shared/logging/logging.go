@@ -5,6 +5,7 @@ package logging
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
@@ -53,11 +54,14 @@ func AWSOptions(log *zap.Logger) []func(*awsconfig.LoadOptions) error {
 type sdkLogger struct{ log *zap.Logger }
 
 func (l sdkLogger) Logf(class smithylogging.Classification, format string, v ...any) {
-	if class == smithylogging.Warn {
-		l.log.Warn(fmt.Sprintf(format, v...))
+	msg := fmt.Sprintf(format, v...)
+	// The EC2 metadata client's fallbacks ("falling back to IMDSv1") are
+	// chatter off EC2, where the chain goes on to fail with its own error.
+	if class == smithylogging.Warn && !strings.Contains(msg, "IMDS") {
+		l.log.Warn(msg)
 		return
 	}
 	if ce := l.log.Check(zapcore.DebugLevel, "aws sdk"); ce != nil {
-		ce.Write(zap.String("detail", fmt.Sprintf(format, v...)))
+		ce.Write(zap.String("detail", msg))
 	}
 }
