@@ -553,6 +553,10 @@ func TestBackfillRefusesBadInput(t *testing.T) {
 		}
 		return n
 	}
+	if code, out := runCmd(t, env, "status", "--no-stream", "--publication", "only_a"); code != 0 ||
+		!strings.Contains(out, "tables the publication leaves out (their changes are not captured): public.b") {
+		t.Fatalf("status of a table-list publication: exit %d\n%s", code, out)
+	}
 	registerBackfill(t, url, "--table", "b")
 	for _, tc := range []struct {
 		name string

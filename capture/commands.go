@@ -116,6 +116,9 @@ func cmdSetup(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	for _, n := range rep.Notes {
 		fmt.Fprintln(stdout, "ok:  ", n)
 	}
+	if keyless == slot.KeylessExclude && !cfg.EventTrigger {
+		fmt.Fprintln(stdout, "warn: --keyless=exclude makes the publication a list of tables: tables created later are not captured until added to it (--event-trigger adds keyed ones as they are created)")
+	}
 	for _, a := range rep.Actions {
 		fmt.Fprintln(stdout, "done:", a)
 	}
@@ -254,6 +257,10 @@ func printStatus(w io.Writer, cfg config, rep statusReport) {
 	}
 	if unpublished := minus(st.Keyless, st.Broken); len(unpublished) > 0 {
 		fmt.Fprintf(w, "\nnote: tables without a key (not published): %s\n", strings.Join(unpublished, ", "))
+	}
+	if len(st.Unpublished) > 0 {
+		fmt.Fprintf(w, "\nnote: tables the publication leaves out (their changes are not captured): %s\n      (ALTER PUBLICATION %s ADD TABLE <t>; to capture one)\n",
+			strings.Join(st.Unpublished, ", "), cfg.Publication)
 	}
 	switch {
 	case rep.Stream != nil:

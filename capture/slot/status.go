@@ -73,6 +73,9 @@ type Status struct {
 	Incomplete []string `json:"incompleteOldValues"`
 	// Keyless lists tables (published or not) with no key at all.
 	Keyless []string `json:"keylessTables"`
+	// Unpublished lists tables with a key that the publication leaves out:
+	// their changes are not captured.
+	Unpublished []string `json:"unpublishedTables"`
 }
 
 // ReadStatus gathers the slot and publication state.
@@ -107,6 +110,8 @@ func ReadStatus(ctx context.Context, conn *pgx.Conn, slot, publication string) (
 		}
 		if t.Keyless() {
 			st.Keyless = append(st.Keyless, t.Name())
+		} else if !t.Published && st.PubExists {
+			st.Unpublished = append(st.Unpublished, t.Name())
 		}
 	}
 	return st, nil

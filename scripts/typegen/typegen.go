@@ -31,7 +31,7 @@ const schemaSuffix = ".schema.json"
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("typegen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	url := fs.String("database-url", "", "PostgreSQL URL of the database to read (required)")
+	url := fs.String("database-url", os.Getenv("DATABASE_URL"), "PostgreSQL URL of the database to read (required; env DATABASE_URL)")
 	publication := fs.String("publication", "walbridge", "publication whose tables to describe; every user table when it does not exist")
 	out := fs.String("out", "dbevents", "directory to write into")
 	pkg := fs.String("package", "dbevents", "package name of events.go")
@@ -55,19 +55,33 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 	}
-	if err := generate(ctx, *url, *publication, pol, *out, *pkg, stdout); err != nil {
+	explicit := false
+	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "publication" })
+	if err := generate(ctx, *url, *publication, explicit, pol, *out, *pkg, stdout); err != nil {
 		fmt.Fprintf(stderr, "typegen: %v\n", err)
 		return exitError
 	}
 	return exitOK
 }
 
-func generate(ctx context.Context, url, publication string, pol *policy.Policy, out, pkg string, stdout io.Writer) error {
+// generate writes the bindings. A publication named on the command line
+// must exist; the default one may not, and then every user table is
+// described.
+func generate(ctx context.Context, url, publication string, explicit bool, pol *policy.Policy, out, pkg string, stdout io.Writer) error {
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
+	if explicit {
+		var exists bool
+		if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)`, publication).Scan(&exists); err != nil {
+			return fmt.Errorf("look up publication %q: %w", publication, err)
+		}
+		if !exists {
+			return fmt.Errorf("publication %q does not exist (capture setup creates it; leave --publication out to describe every user table)", publication)
+		}
+	}
 	tables, err := schema.Read(ctx, conn, publication)
 	if err != nil {
 		return err

@@ -78,6 +78,7 @@ func TestRegenerateAfterMigration(t *testing.T) {
 }
 
 func TestUsage(t *testing.T) {
+	t.Setenv("DATABASE_URL", "")
 	for _, args := range [][]string{nil, {"--database-url"}, {"--database-url", "postgres://x", "extra"}} {
 		var stdout, stderr bytes.Buffer
 		if code := run(context.Background(), args, &stdout, &stderr); code != exitUsage {
@@ -86,6 +87,25 @@ func TestUsage(t *testing.T) {
 		if !strings.Contains(stderr.String(), "usage: typegen") {
 			t.Errorf("%q: no usage on stderr: %s", args, stderr.String())
 		}
+	}
+}
+
+// TestDatabaseURLAndPublication: DATABASE_URL stands in for --database-url,
+// and a publication named on the command line must exist.
+func TestDatabaseURLAndPublication(t *testing.T) {
+	pg := pgtest.Start(t, pgtest.Options{})
+	url := pg.CreateDatabase(t, "app")
+	pg.Exec(t, "app", "CREATE TABLE users (id int PRIMARY KEY)")
+	t.Setenv("DATABASE_URL", url)
+	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"--out", out, "--publication", "nope"}, &stdout, &stderr); code != exitError ||
+		!strings.Contains(stderr.String(), `publication "nope" does not exist`) {
+		t.Fatalf("unknown --publication: exit %d\n%s", code, stderr.String())
+	}
+	stderr.Reset()
+	if code := run(context.Background(), []string{"--out", out}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("with DATABASE_URL and the default publication missing: exit %d\n%s", code, stderr.String())
 	}
 }
 
