@@ -7,6 +7,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -18,9 +19,12 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/walbridge/walbridge/shared/pgtest"
 	"github.com/walbridge/walbridge/shared/repo"
@@ -108,9 +112,11 @@ func TestQuickStartCommands(t *testing.T) {
 func TestQuickStartDemo(t *testing.T) {
 	cmds := quickStart(t)
 	dir, ports, env := devEnv(t)
+	// An exported DATABASE_URL (a user's own database) is left alone.
+	mine := pgtest.Start(t, pgtest.Options{})
 	cmd := exec.Command("bash", "-c", "exec "+cmds[0])
 	cmd.Dir = repoRoot(t)
-	cmd.Env = env
+	cmd.Env = append(env, "DATABASE_URL="+mine.URL("postgres"))
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -170,6 +176,95 @@ func TestQuickStartDemo(t *testing.T) {
 	if left := processesMentioning(dir, ports); len(left) > 0 {
 		t.Errorf("processes left behind after Ctrl-C: %v", left)
 	}
+	if !strings.Contains(log.String(), "DATABASE_URL is set; scripts/dev leaves that database alone") {
+		t.Error("no note that the exported DATABASE_URL was left alone")
+	}
+	if slots, pubs := walbridgeObjects(t, mine.URL("postgres")); slots+pubs != 0 {
+		t.Errorf("the exported DATABASE_URL's database got %d slots and %d publications", slots, pubs)
+	}
+}
+
+func walbridgeObjects(t *testing.T, url string) (slots, pubs int) {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if err := conn.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM pg_replication_slots), (SELECT count(*) FROM pg_publication)`).Scan(&slots, &pubs); err != nil {
+		t.Fatal(err)
+	}
+	return slots, pubs
+}
+
+// TestExternalDatabase: scripts/dev --database-url says what setup will
+// change there before it does, and drops the slot it created on exit.
+func TestExternalDatabase(t *testing.T) {
+	_, _, env := devEnv(t)
+	pg := pgtest.Start(t, pgtest.Options{})
+	url := pg.CreateDatabase(t, "shop")
+	pg.Exec(t, "shop", `CREATE TABLE events (at timestamptz, what text)`)
+	cmd := exec.Command("bash", "scripts/dev", "--database-url", url)
+	cmd.Dir = repoRoot(t)
+	cmd.Env = env
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	deadline := time.After(3 * time.Minute)
+	for !strings.Contains(out.String(), "[dev] ready.") {
+		select {
+		case err := <-exited:
+			t.Fatalf("scripts/dev exited (%v) before it was ready:\n%s", err, out.String())
+		case <-deadline:
+			cmd.Process.Kill()
+			t.Fatalf("scripts/dev not ready within 3 minutes:\n%s", out.String())
+		case <-time.After(50 * time.Millisecond): // polling another process's output
+		}
+	}
+	text := out.String()
+	plan, setup := strings.Index(text, "capture setup will change the database shop"), strings.Index(text, "[dev] capture setup\n")
+	if plan < 0 || setup < 0 || plan > setup {
+		t.Fatalf("no account of the changes before setup:\n%s", text)
+	}
+	for _, want := range []string{"REPLICA IDENTITY FULL on tables without a primary key: public.events", "create the replication slot walbridge"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the account lacks %q", want)
+		}
+	}
+	if slots, _ := walbridgeObjects(t, url); slots != 1 {
+		t.Fatalf("%d slots while running", slots)
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	if err := <-exited; err != nil {
+		t.Fatalf("exit %v after SIGINT:\n%s", err, out.String())
+	}
+	if slots, _ := walbridgeObjects(t, url); slots != 0 {
+		t.Fatalf("the slot scripts/dev created is still there after Ctrl-C:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "dropped the replication slot walbridge this run created") {
+		t.Errorf("no word about the dropped slot:\n%s", out.String())
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // processesMentioning lists processes whose command line names the state
@@ -298,7 +393,8 @@ func TestDatabaseURLNeedsLogicalWAL(t *testing.T) {
 	_, _, env := devEnv(t)
 	cmd := exec.Command("bash", "scripts/dev")
 	cmd.Dir = repoRoot(t)
-	cmd.Env = append(env, "DATABASE_URL="+pg.URL("postgres"))
+	cmd.Args = append(cmd.Args, "--database-url", pg.URL("postgres"))
+	cmd.Env = env
 	out, err := cmd.CombinedOutput()
 	if err == nil {
 		t.Fatalf("scripts/dev accepted wal_level=replica:\n%s", out)

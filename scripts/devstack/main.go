@@ -1,7 +1,9 @@
 // Command devstack is what scripts/dev runs: the whole walbridge pipeline on
 // local stand-ins, in the foreground, with each part's output prefixed:
 //
-//	[postgres] a private cluster in .dev/ (or DATABASE_URL)
+//	[postgres] a private cluster in .dev/ (or the database of --database-url,
+//	           which setup changes only after saying how, and whose slot,
+//	           if this run created it, is dropped on exit)
 //	[kinesis]  the pinned Kinesis emulator, with the stream
 //	[capture]  capture setup, then capture run
 //	[fanout]   fanout poll, publishing to the local event bus

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -25,6 +26,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/walbridge/walbridge/capture/slot"
 	"github.com/walbridge/walbridge/shared/localbus"
 	"github.com/walbridge/walbridge/shared/pgcluster"
 	"github.com/walbridge/walbridge/shared/provision"
@@ -56,7 +58,7 @@ func parseSettings(args []string, stderr io.Writer) (settings, error) {
 	fs.SetOutput(stderr)
 	fs.BoolVar(&s.demo, "demo", false, "create the users table, insert, update and delete a row, and wait for the three events")
 	fs.StringVar(&s.dir, "dir", envOr("WALBRIDGE_DEV_DIR", ".dev"), "state folder: the private cluster, binaries, logs (env WALBRIDGE_DEV_DIR)")
-	fs.StringVar(&s.databaseURL, "database-url", os.Getenv("DATABASE_URL"), "use this database instead of a private cluster (env DATABASE_URL); it needs wal_level=logical")
+	fs.StringVar(&s.databaseURL, "database-url", "", "use this database instead of a private cluster; it needs wal_level=logical. Only this flag names one: an exported DATABASE_URL is left alone")
 	fs.IntVar(&s.pgPort, "pg-port", envInt("WALBRIDGE_DEV_PG_PORT", 54329), "private cluster's port (env WALBRIDGE_DEV_PG_PORT)")
 	fs.IntVar(&s.kinesisPort, "kinesis-port", envInt("WALBRIDGE_DEV_KINESIS_PORT", 4567), "Kinesis emulator's port (env WALBRIDGE_DEV_KINESIS_PORT)")
 	fs.IntVar(&s.busPort, "bus-port", envInt("WALBRIDGE_DEV_BUS_PORT", 4010), "local event bus's port (env WALBRIDGE_DEV_BUS_PORT)")
@@ -83,14 +85,18 @@ func envOr(name, def string) string {
 
 // stack is everything devstack started, so that it can be stopped in order.
 type stack struct {
-	s      settings
-	out    *prefixer
-	pg     *pgcluster.Cluster
-	procs  []*child
-	bus    *localbus.Bus
-	busSrv *http.Server
-	busLog *os.File
-	failed chan string // a child that exited on its own
+	s settings
+	// On a database named by --database-url: capture's environment, and
+	// whether this run's setup created the slot (dropped again on exit).
+	externalEnv []string
+	createdSlot bool
+	out         *prefixer
+	pg          *pgcluster.Cluster
+	procs       []*child
+	bus         *localbus.Bus
+	busSrv      *http.Server
+	busLog      *os.File
+	failed      chan string // a child that exited on its own
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -141,6 +147,9 @@ func (st *stack) start(ctx context.Context) error {
 		}
 	}
 
+	if s.databaseURL == "" && os.Getenv("DATABASE_URL") != "" {
+		st.out.line("dev", "DATABASE_URL is set; scripts/dev leaves that database alone and uses its private cluster (--database-url URL uses yours)")
+	}
 	st.out.line("dev", "building capture and fanout")
 	for _, name := range []string{"capture", "fanout"} {
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(s.dir, "bin", name), "./"+name)
@@ -173,11 +182,23 @@ func (st *stack) start(ctx context.Context) error {
 	if note != "" {
 		st.out.line("dev", note)
 	}
+	if s.databaseURL != "" {
+		if err := st.announceSetup(ctx, dbURL); err != nil {
+			return err
+		}
+	}
 	st.out.line("dev", "capture setup")
 	setup := exec.CommandContext(ctx, filepath.Join(s.dir, "bin", "capture"), "setup", "--keyless=full", "--event-trigger")
 	setup.Env = append(os.Environ(), env...)
-	setup.Stdout, setup.Stderr = st.out.writer("capture"), st.out.writer("capture")
-	if err := setup.Run(); err != nil {
+	var setupOut bytes.Buffer
+	setup.Stdout = io.MultiWriter(st.out.writer("capture"), &setupOut)
+	setup.Stderr = st.out.writer("capture")
+	err = setup.Run()
+	if s.databaseURL != "" {
+		st.externalEnv = env
+		st.createdSlot = strings.Contains(setupOut.String(), "created replication slot")
+	}
+	if err != nil {
 		return fmt.Errorf("capture setup failed (see above): %w", err)
 	}
 	if _, err := st.spawn("capture", env, filepath.Join(s.dir, "bin", "capture"), "run"); err != nil {
@@ -203,6 +224,67 @@ func (st *stack) start(ctx context.Context) error {
 	return nil
 }
 
+// announceSetup says, before it happens, what capture setup will change on a
+// database that is not scripts/dev's own.
+func (st *stack) announceSetup(ctx context.Context, url string) error {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return fmt.Errorf("connect to --database-url: %w", err)
+	}
+	defer conn.Close(context.Background())
+	tables, err := slot.CapturedTables(ctx, conn, "walbridge", nil, nil)
+	if err != nil {
+		return err
+	}
+	var keyless []string
+	for _, t := range tables {
+		if t.Keyless() {
+			keyless = append(keyless, t.Name())
+		}
+	}
+	var slotExists, pubExists bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS(SELECT 1 FROM pg_replication_slots WHERE slot_name = 'walbridge'),
+		EXISTS(SELECT 1 FROM pg_publication WHERE pubname = 'walbridge')`).Scan(&slotExists, &pubExists); err != nil {
+		return fmt.Errorf("look up slot and publication: %w", err)
+	}
+	say := func(s string) { st.out.line("dev", s) }
+	say("capture setup will change the database " + dbName(url) + " (--database-url):")
+	if !pubExists {
+		say("  - create the publication walbridge FOR ALL TABLES")
+	}
+	if len(keyless) > 0 {
+		say("  - set REPLICA IDENTITY FULL on tables without a primary key: " + strings.Join(keyless, ", "))
+	}
+	say("  - install the DDL event trigger walbridge_new_tables and the schema walbridge (backfill state)")
+	if slotExists {
+		say("  - use the existing replication slot walbridge (left in place on exit)")
+	} else {
+		say("  - create the replication slot walbridge, which keeps WAL on the server until dropped: scripts/dev drops it on exit")
+	}
+	return nil
+}
+
+// dropExternalSlot drops the slot this run created on a --database-url
+// database, once capture has stopped, and says what else stays.
+func (st *stack) dropExternalSlot() {
+	if st.externalEnv == nil {
+		return
+	}
+	capture := filepath.Join(st.s.dir, "bin", "capture")
+	if !st.createdSlot {
+		st.out.line("dev", "the replication slot walbridge was there before and stays; drop it with: "+capture+" teardown --yes")
+		return
+	}
+	cmd := exec.Command(capture, "teardown", "--yes")
+	cmd.Env = append(os.Environ(), st.externalEnv...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		st.out.line("dev", fmt.Sprintf("could not drop the replication slot walbridge (%v): %s; drop it with: %s teardown --yes", err, strings.TrimSpace(string(out)), capture))
+		return
+	}
+	st.out.line("dev", "dropped the replication slot walbridge this run created; the publication, event trigger and schema walbridge stay ("+
+		capture+" teardown --yes --drop-publication --drop-event-trigger --drop-schema removes them)")
+}
+
 func dbName(url string) string {
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
@@ -217,7 +299,7 @@ func (st *stack) startPostgres(ctx context.Context) (string, error) {
 	if url := st.s.databaseURL; url != "" {
 		conn, err := pgx.Connect(ctx, url)
 		if err != nil {
-			return "", fmt.Errorf("connect to DATABASE_URL: %w", err)
+			return "", fmt.Errorf("connect to --database-url: %w", err)
 		}
 		defer conn.Close(context.Background())
 		var level string
@@ -225,12 +307,12 @@ func (st *stack) startPostgres(ctx context.Context) (string, error) {
 			return "", fmt.Errorf("read wal_level: %w", err)
 		}
 		if level != "logical" {
-			return "", fmt.Errorf("the database at DATABASE_URL has wal_level = %s; walbridge needs wal_level = logical.\n"+
+			return "", fmt.Errorf("the database at --database-url has wal_level = %s; walbridge needs wal_level = logical.\n"+
 				"  Fix: run  ALTER SYSTEM SET wal_level = logical;  and restart PostgreSQL\n"+
 				"  (RDS/Aurora: set rds.logical_replication = 1 in the DB parameter group and reboot).\n"+
-				"  Or unset DATABASE_URL to use a private cluster in %s", level, st.s.dir)
+				"  Or leave --database-url out to use a private cluster in %s", level, st.s.dir)
 		}
-		st.out.line("postgres", "using DATABASE_URL (wal_level = logical)")
+		st.out.line("postgres", "using --database-url (wal_level = logical)")
 		return url, nil
 	}
 	root, err := clusterRoot(st.s.dir)
@@ -457,6 +539,7 @@ func (st *stack) stop() {
 	if st.busLog != nil {
 		st.busLog.Close()
 	}
+	st.dropExternalSlot()
 	if st.pg != nil {
 		if err := st.pg.Stop(); err != nil {
 			st.out.line("postgres", "stop: "+err.Error())
