@@ -19,8 +19,9 @@ type table struct {
 	oid          uint32
 	identity     change.Identity
 	// columns are the ones pgoutput publishes, in attribute order: not
-	// dropped, not generated, in the publication's column list if it has
-	// one.
+	// dropped, in the publication's columns (attnames, PostgreSQL 15+), and
+	// not generated before PostgreSQL 18 (from 18 a publication may publish
+	// stored generated columns, and attnames says when).
 	columns []column
 	// keys are the indexes in columns of the key columns, in the key
 	// index's order: the order chunks page in.
@@ -95,9 +96,10 @@ func describe(ctx context.Context, q querier, publication, schema, name string) 
 		  coalesce((SELECT k.n FROM pg_index i, unnest(i.indkey) WITH ORDINALITY k(att, n)
 		            WHERE i.indrelid = a.attrelid AND `+keyIndex+` AND i.indisvalid AND k.att = a.attnum LIMIT 1), 0)::int
 		FROM pg_attribute a
-		WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+		WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
+		  AND (a.attgenerated = '' OR $3)
 		  AND ($2::text[] IS NULL OR a.attname = ANY($2::text[]))
-		ORDER BY a.attnum`, t.oid, attnames)
+		ORDER BY a.attnum`, t.oid, attnames, version >= 180000 && attnames != nil)
 	if err != nil {
 		return nil, fmt.Errorf("columns of %s.%s: %w", schema, name, err)
 	}

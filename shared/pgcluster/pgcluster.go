@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -34,6 +35,8 @@ type Options struct {
 	Port    int
 	// Settings are postgresql.conf settings passed with -c.
 	Settings map[string]string
+	// BinDir holds initdb and postgres (default: BinDir()).
+	BinDir string
 }
 
 // Cluster is a running server.
@@ -51,7 +54,10 @@ var ErrExited = errors.New("postgres exited during start-up")
 // Start initialises the data directory if needed and starts the server,
 // returning once it accepts connections (or failing with its log's tail).
 func Start(ctx context.Context, opts Options) (*Cluster, error) {
-	bin, err := BinDir()
+	bin, err := opts.BinDir, error(nil)
+	if bin == "" {
+		bin, err = BinDir()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -181,8 +187,8 @@ func (c *Cluster) run(cmd *exec.Cmd) ([]byte, error) {
 	return out.Bytes(), err
 }
 
-// BinDir finds the server binaries: $PG_BIN, then pg_config --bindir, then
-// the newest /usr/lib/postgresql/*/bin.
+// BinDir finds the system's server binaries: PG_BIN, pg_config's bindir,
+// or the newest /usr/lib/postgresql/*/bin.
 func BinDir() (string, error) {
 	if d := os.Getenv("PG_BIN"); d != "" {
 		return d, nil
@@ -205,4 +211,57 @@ func BinDir() (string, error) {
 		return "", errors.New("no PostgreSQL server binaries found (initdb); run scripts/install-deps or set PG_BIN")
 	}
 	return best, nil
+}
+
+// Versions are the PostgreSQL major versions walbridge supports and tests.
+var Versions = []int{14, 15, 16, 17, 18}
+
+// BinDirFor finds the server binaries of PostgreSQL major version v: the
+// system's (BinDir) when they are that version, else the pinned build in
+// scripts/pg-versions of the repository that holds dir (scripts/install-deps
+// installs one per supported version). v = 0 means the system's.
+func BinDirFor(v int, dir string) (string, error) {
+	sys, sysErr := BinDir()
+	if v == 0 {
+		return sys, sysErr
+	}
+	if sysErr == nil {
+		if got, err := MajorVersion(sys); err == nil && got == v {
+			return sys, nil
+		}
+	}
+	if !slices.Contains(Versions, v) {
+		return "", fmt.Errorf("PostgreSQL %d is not a supported version (%v)", v, Versions)
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			bin := filepath.Join(d, "scripts", "pg-versions", "node_modules", fmt.Sprintf("pg%d", v), "native", "bin")
+			if _, err := os.Stat(filepath.Join(bin, "initdb")); err != nil {
+				return "", fmt.Errorf("PostgreSQL %d binaries are not installed in %s: run scripts/install-deps", v, bin)
+			}
+			return bin, nil
+		}
+		if filepath.Dir(d) == d {
+			return "", fmt.Errorf("PostgreSQL %d: no repository (go.mod) above %s to find scripts/pg-versions in", v, dir)
+		}
+	}
+}
+
+// MajorVersion is the major version of the postgres binary in bin.
+func MajorVersion(bin string) (int, error) {
+	out, err := exec.Command(filepath.Join(bin, "postgres"), "--version").Output()
+	if err != nil {
+		return 0, fmt.Errorf("%s/postgres --version: %w", bin, err)
+	}
+	// "postgres (PostgreSQL) 15.14 (Debian 15.14-0+deb12u1)"
+	fields := strings.Fields(string(out))
+	if len(fields) < 3 {
+		return 0, fmt.Errorf("unexpected postgres --version output %q", out)
+	}
+	major, _, _ := strings.Cut(fields[2], ".")
+	n, err := strconv.Atoi(major)
+	if err != nil {
+		return 0, fmt.Errorf("unexpected postgres --version output %q", out)
+	}
+	return n, nil
 }

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -81,7 +82,12 @@ func New(opts Options) (*Cluster, error) {
 			os.RemoveAll(root)
 			return nil, err
 		}
-		c, err := pgcluster.Start(context.Background(), pgcluster.Options{DataDir: filepath.Join(root, "data"), Port: port, Settings: settings})
+		bin, err := testBinDir()
+		if err != nil {
+			os.RemoveAll(root)
+			return nil, err
+		}
+		c, err := pgcluster.Start(context.Background(), pgcluster.Options{DataDir: filepath.Join(root, "data"), Port: port, Settings: settings, BinDir: bin})
 		if err == nil {
 			return &Cluster{Cluster: c, root: root}, nil
 		}
@@ -124,8 +130,43 @@ func (pg *Cluster) Stop() error {
 	return err
 }
 
-// BinDir finds the server binaries (see pgcluster.BinDir).
+// BinDir finds the system's server binaries and tools such as
+// pg_recvlogical (see pgcluster.BinDir); clusters may run another version
+// (WALBRIDGE_TEST_PG).
 func BinDir() (string, error) { return pgcluster.BinDir() }
+
+// VersionEnv picks the PostgreSQL major version test clusters run
+// (14-18); unset, the system's.
+const VersionEnv = "WALBRIDGE_TEST_PG"
+
+// Version is the major version WALBRIDGE_TEST_PG asks for (0: the system's).
+func Version() (int, error) {
+	v := os.Getenv(VersionEnv)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, fmt.Errorf("%s=%q: want a major version such as 17", VersionEnv, v)
+	}
+	return n, nil
+}
+
+func testBinDir() (string, error) {
+	v, err := Version()
+	if err != nil {
+		return "", err
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	bin, err := pgcluster.BinDirFor(v, wd)
+	if err != nil && v != 0 {
+		return "", fmt.Errorf("%s=%d: %w", VersionEnv, v, err)
+	}
+	return bin, err
+}
 
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -219,7 +219,11 @@ func readColumns(ctx context.Context, q Querier, rels []relation, version int) (
 		switch {
 		case published[i] != nil && !published[i][col.Name]:
 			continue
-		case published[i] == nil && isGenerated && version < 180000:
+		case isGenerated && (published[i] == nil || version < 180000):
+			// Before PostgreSQL 18 pgoutput never sends generated columns;
+			// from 18 only a publication that says so (its column list, or
+			// publish_generated_columns = stored) does, and attnames then
+			// lists them.
 			continue
 		}
 		col.Dims = int(dims)
