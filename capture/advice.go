@@ -21,6 +21,8 @@ func advice(err error) string {
 		return "Recreate the publication with --tables, or use --keyless=full."
 	case errors.Is(err, slot.ErrTriggerNeedsPolicy):
 		return "Add --keyless=full or --keyless=exclude (or --replica-identity-full) to --event-trigger."
+	case errors.Is(err, slot.ErrNeedsVersion):
+		return "Leave --failover out on this server (after a failover, run capture setup on the new primary and backfill: capture backfill --all)."
 	case errors.Is(err, slot.ErrForeignSlot):
 		return "Choose another --slot, or drop that slot."
 	case errors.Is(err, replication.ErrSlotMissing):

@@ -670,3 +670,44 @@ func TestUsageErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestSetupFailover: --failover creates a failover slot on PostgreSQL 17+,
+// and on older servers is refused with the version it needs.
+func TestSetupFailover(t *testing.T) {
+	pg := pgtest.Start(t, pgtest.Options{})
+	url := pg.CreateDatabase(t, "app")
+	pg.Exec(t, "app", `CREATE TABLE t (id int PRIMARY KEY)`)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var version int
+	if err := conn.QueryRow(ctx, `SELECT current_setting('server_version_num')::int / 10000`).Scan(&version); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"DATABASE_URL": url}
+	code, out := runCmd(t, env, "setup", "--failover")
+	if version < 17 {
+		want := fmt.Sprintf("PostgreSQL 17 or later, and this server runs %d", version)
+		if code == 0 || !strings.Contains(out, want) || !strings.Contains(out, "Leave --failover out") {
+			t.Fatalf("setup --failover on PostgreSQL %d: exit %d\n%s", version, code, out)
+		}
+		var slots int
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_replication_slots`).Scan(&slots); err != nil || slots != 0 {
+			t.Fatalf("%d slots after the refusal (%v)", slots, err)
+		}
+		return
+	}
+	if code != 0 || !strings.Contains(out, "(pgoutput, failover)") {
+		t.Fatalf("setup --failover on PostgreSQL %d: exit %d\n%s", version, code, out)
+	}
+	var failover bool
+	if err := conn.QueryRow(ctx, `SELECT failover FROM pg_replication_slots WHERE slot_name = 'walbridge'`).Scan(&failover); err != nil || !failover {
+		t.Fatalf("slot failover = %v (%v)", failover, err)
+	}
+	if code, out := runCmd(t, env, "status", "--json", "--no-stream"); code != 0 || !strings.Contains(out, `"failover": true`) {
+		t.Fatalf("status: exit %d\n%s", code, out)
+	}
+}

@@ -58,7 +58,7 @@ func connect(ctx context.Context, url string) (*pgx.Conn, error) {
 
 func cmdSetup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cfg config
-	fs := newFlagSet("setup", &cfg, stderr, "database-url", "slot", "publication", "schemas", "tables", "replica-identity-full", "keyless", "event-trigger", "policy", "strict-policy")
+	fs := newFlagSet("setup", &cfg, stderr, "database-url", "slot", "publication", "schemas", "tables", "replica-identity-full", "keyless", "event-trigger", "policy", "strict-policy", "failover")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -96,7 +96,8 @@ func cmdSetup(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Slot: cfg.Slot, Publication: cfg.Publication,
 		Schemas: splitList(cfg.Schemas), Tables: splitList(cfg.Tables),
 		ReplicaIdentityFull: cfg.IdentityFull, Keyless: keyless, EventTrigger: cfg.EventTrigger,
-		Leave: func(schema, table string) bool { _, skip := pol.Table(schema, table); return skip },
+		Leave:    func(schema, table string) bool { _, skip := pol.Table(schema, table); return skip },
+		Failover: cfg.Failover,
 	})
 	if err != nil {
 		return err
@@ -238,6 +239,9 @@ func printStatus(w io.Writer, cfg config, rep statusReport) {
 		}
 		fmt.Fprintf(tw, "  active\t%s\n  confirmed_flush_lsn\t%s\n  restart_lsn\t%s\n  WAL retained\t%s\n  wal_status\t%s\n",
 			active, st.Slot.ConfirmedFlushLSN, st.Slot.RestartLSN, humanBytes(st.Slot.WALRetainedBytes), st.Slot.WALStatus)
+		if st.Slot.Failover != nil {
+			fmt.Fprintf(tw, "  failover\t%v\n", *st.Slot.Failover)
+		}
 	}
 	fmt.Fprintf(tw, "PUBLICATION\t%s\n", cfg.Publication)
 	if !st.PubExists {

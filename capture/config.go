@@ -38,6 +38,7 @@ type config struct {
 	CloudWatch    bool
 	Policy        string
 	StrictPolicy  bool
+	Failover      bool
 }
 
 // newFlagSet declares the flags a command accepts, with env-var defaults.
@@ -107,6 +108,7 @@ func newFlagSet(cmd string, cfg *config, stderr io.Writer, names ...string) *fla
 	boolean(&cfg.EventTrigger, "event-trigger", "WALBRIDGE_EVENT_TRIGGER", "install a DDL event trigger applying the keyless policy to tables created later")
 	boolean(&cfg.CloudWatch, "cloudwatch", "WALBRIDGE_CLOUDWATCH", "run: publish the alarm metrics to CloudWatch (namespace walbridge) every minute")
 	boolean(&cfg.SkipStreamChk, "no-stream", "WALBRIDGE_NO_STREAM", "status: don't query Kinesis")
+	boolean(&cfg.Failover, "failover", "WALBRIDGE_FAILOVER", "setup: create a failover slot (PostgreSQL 17+) that standbys with sync_replication_slots keep, so capture resumes on a promoted standby")
 	boolean(&cfg.StrictPolicy, "strict-policy", "WALBRIDGE_STRICT_POLICY", "setup: refuse while published columns that look sensitive are covered by no policy rule")
 	if want["json"] {
 		fs.BoolVar(&cfg.JSON, "json", false, "print JSON instead of a table")

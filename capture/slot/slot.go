@@ -49,7 +49,15 @@ type SetupOptions struct {
 	// Leave, when set, names tables a table-list publication leaves out
 	// (the column policy's skipped tables).
 	Leave func(schema, table string) bool
+	// Failover creates the slot as a failover slot (PostgreSQL 17+), which
+	// a physical standby with sync_replication_slots keeps in step, so that
+	// capture goes on from the new primary after a failover.
+	Failover bool
 }
+
+// ErrNeedsVersion marks an option the server's PostgreSQL is too old for;
+// the error names the version needed and the server's.
+var ErrNeedsVersion = errors.New("needs a newer PostgreSQL")
 
 // SetupReport says what Setup found and did.
 type SetupReport struct {
@@ -97,6 +105,15 @@ func Setup(ctx context.Context, conn *pgx.Conn, opts SetupOptions) (*SetupReport
 	rep := &SetupReport{}
 	if err := CheckPrerequisites(ctx, conn, opts.Slot); err != nil {
 		return nil, err
+	}
+	if opts.Failover {
+		var version int
+		if err := conn.QueryRow(ctx, `SELECT current_setting('server_version_num')::int`).Scan(&version); err != nil {
+			return nil, fmt.Errorf("server version: %w", err)
+		}
+		if version < 170000 {
+			return nil, fmt.Errorf("failover slots %w: PostgreSQL 17 or later, and this server runs %d", ErrNeedsVersion, version/10000)
+		}
 	}
 	tables, err := CapturedTables(ctx, conn, opts.Publication, opts.Schemas, opts.Tables)
 	if err != nil {
@@ -193,10 +210,14 @@ func Setup(ctx context.Context, conn *pgx.Conn, opts SetupOptions) (*SetupReport
 	err = conn.QueryRow(ctx, `SELECT plugin, database FROM pg_replication_slots WHERE slot_name = $1`, opts.Slot).Scan(&plugin, &db)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		if _, err := conn.Exec(ctx, `SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, opts.Slot); err != nil {
+		create, what := `SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, " (pgoutput)"
+		if opts.Failover {
+			create, what = `SELECT pg_create_logical_replication_slot($1, 'pgoutput', false, false, true)`, " (pgoutput, failover)"
+		}
+		if _, err := conn.Exec(ctx, create, opts.Slot); err != nil {
 			return nil, fmt.Errorf("create replication slot %q: %w", opts.Slot, err)
 		}
-		rep.Actions = append(rep.Actions, "created replication slot "+opts.Slot+" (pgoutput)")
+		rep.Actions = append(rep.Actions, "created replication slot "+opts.Slot+what)
 	case err != nil:
 		return nil, fmt.Errorf("look up slot: %w", err)
 	default:

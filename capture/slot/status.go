@@ -59,6 +59,8 @@ type SlotStatus struct {
 	RestartLSN        string `json:"restartLsn,omitempty"`
 	WALRetainedBytes  int64  `json:"walRetainedBytes"`
 	WALStatus         string `json:"walStatus,omitempty"`
+	// Failover is the slot's failover flag (PostgreSQL 17+; absent before).
+	Failover *bool `json:"failover,omitempty"`
 }
 
 // Status is what `capture status` reports about the database side.
@@ -91,6 +93,15 @@ func ReadStatus(ctx context.Context, conn *pgx.Conn, slot, publication string) (
 		return nil, fmt.Errorf("read slot: %w", err)
 	default:
 		st.Slot.Exists = true
+		var version int
+		if err := conn.QueryRow(ctx, `SELECT current_setting('server_version_num')::int`).Scan(&version); err != nil {
+			return nil, fmt.Errorf("server version: %w", err)
+		}
+		if version >= 170000 {
+			if err := conn.QueryRow(ctx, `SELECT failover FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&st.Slot.Failover); err != nil {
+				return nil, fmt.Errorf("read slot: %w", err)
+			}
+		}
 	}
 	if err := conn.QueryRow(ctx, `SELECT EXISTS(SELECT 1 FROM pg_publication WHERE pubname = $1)`, publication).Scan(&st.PubExists); err != nil {
 		return nil, fmt.Errorf("read publication: %w", err)

@@ -319,9 +319,13 @@ func (st *stack) startPostgres(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	st.out.line("postgres", "starting the private cluster in "+root+" on port "+strconv.Itoa(st.s.pgPort))
+	version, bin, err := devPostgres(filepath.Join(root, "data"))
+	if err != nil {
+		return "", err
+	}
+	st.out.line("postgres", fmt.Sprintf("starting the private cluster (PostgreSQL %d) in %s on port %d", version, root, st.s.pgPort))
 	c, err := pgcluster.Start(ctx, pgcluster.Options{
-		DataDir: filepath.Join(root, "data"), Port: st.s.pgPort,
+		DataDir: filepath.Join(root, "data"), Port: st.s.pgPort, BinDir: bin,
 		Settings: map[string]string{"wal_level": "logical", "listen_addresses": "127.0.0.1", "max_replication_slots": "10", "max_wal_senders": "10"},
 	})
 	if err != nil {
@@ -348,6 +352,38 @@ func (st *stack) startPostgres(ctx context.Context) (string, error) {
 // clusterRoot is dir/pg, unless the postgres OS user (which the server runs
 // as when we are root) cannot reach it: then a folder under /var/tmp named
 // after dir, linked from dir/pg.
+// devPostgres picks the private cluster's PostgreSQL: WALBRIDGE_DEV_PG_VERSION,
+// else the version of an existing data directory (a cluster made by an
+// earlier run keeps working), else pgcluster.DefaultVersion.
+func devPostgres(dataDir string) (int, string, error) {
+	existing := 0
+	if b, err := os.ReadFile(filepath.Join(dataDir, "PG_VERSION")); err == nil {
+		existing, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+	}
+	version := pgcluster.DefaultVersion
+	if v := os.Getenv("WALBRIDGE_DEV_PG_VERSION"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return 0, "", fmt.Errorf("WALBRIDGE_DEV_PG_VERSION=%q: want a major version such as 17", v)
+		}
+		if existing != 0 && existing != n {
+			return 0, "", fmt.Errorf("the private cluster in %s is PostgreSQL %d, not %d: remove that folder to start over on %d, or unset WALBRIDGE_DEV_PG_VERSION", dataDir, existing, n, n)
+		}
+		version = n
+	} else if existing != 0 {
+		version = existing
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return 0, "", err
+	}
+	bin, err := pgcluster.BinDirFor(version, wd)
+	if err != nil {
+		return 0, "", fmt.Errorf("PostgreSQL %d for the private cluster: %w", version, err)
+	}
+	return version, bin, nil
+}
+
 func clusterRoot(dir string) (string, error) {
 	want := filepath.Join(dir, "pg")
 	if os.Geteuid() != 0 || othersCanTraverse(dir) {

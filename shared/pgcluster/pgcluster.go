@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"os"
 	"os/exec"
 	"os/user"
@@ -216,6 +217,10 @@ func BinDir() (string, error) {
 // Versions are the PostgreSQL major versions walbridge supports and tests.
 var Versions = []int{14, 15, 16, 17, 18}
 
+// DefaultVersion is the version test clusters and scripts/dev run when none
+// is asked for: the newest that passes the whole suite.
+const DefaultVersion = 18
+
 // BinDirFor finds the server binaries of PostgreSQL major version v: the
 // system's (BinDir) when they are that version, else the pinned build in
 // scripts/pg-versions of the repository that holds dir (scripts/install-deps
@@ -239,10 +244,50 @@ func BinDirFor(v int, dir string) (string, error) {
 			if _, err := os.Stat(filepath.Join(bin, "initdb")); err != nil {
 				return "", fmt.Errorf("PostgreSQL %d binaries are not installed in %s: run scripts/install-deps", v, bin)
 			}
-			return bin, nil
+			return reachable(bin, v)
 		}
 		if filepath.Dir(d) == d {
 			return "", fmt.Errorf("PostgreSQL %d: no repository (go.mod) above %s to find scripts/pg-versions in", v, dir)
+		}
+	}
+}
+
+// reachable returns bin, or when root runs the server as the postgres user
+// and that user cannot reach bin (a checkout under /root), a copy of its
+// build under /var/tmp that it can.
+func reachable(bin string, v int) (string, error) {
+	if os.Geteuid() != 0 || othersCanTraverse(bin) {
+		return bin, nil
+	}
+	native := filepath.Dir(bin)
+	h := fnv.New32a()
+	h.Write([]byte(native))
+	dst := filepath.Join("/var/tmp", fmt.Sprintf("walbridge-pg%d-%x", v, h.Sum32()))
+	if _, err := os.Stat(filepath.Join(dst, "bin", "initdb")); err == nil {
+		return filepath.Join(dst, "bin"), nil
+	}
+	tmp := fmt.Sprintf("%s.tmp%d", dst, os.Getpid()) // test binaries of several packages may copy at once
+	os.RemoveAll(tmp)
+	if out, err := exec.Command("cp", "-a", native, tmp).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("copy PostgreSQL %d where the postgres user can run it: %v: %s", v, err, out)
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		os.RemoveAll(tmp)
+		if _, statErr := os.Stat(filepath.Join(dst, "bin", "initdb")); statErr != nil {
+			return "", fmt.Errorf("copy PostgreSQL %d: %w", v, err)
+		}
+	}
+	return filepath.Join(dst, "bin"), nil
+}
+
+func othersCanTraverse(path string) bool {
+	for d := path; ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil || fi.Mode().Perm()&0o001 == 0 {
+			return false
+		}
+		if d == "/" {
+			return true
 		}
 	}
 }

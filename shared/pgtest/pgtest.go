@@ -136,14 +136,15 @@ func (pg *Cluster) Stop() error {
 func BinDir() (string, error) { return pgcluster.BinDir() }
 
 // VersionEnv picks the PostgreSQL major version test clusters run
-// (14-18); unset, the system's.
+// (14-18); unset, pgcluster.DefaultVersion.
 const VersionEnv = "WALBRIDGE_TEST_PG"
 
-// Version is the major version WALBRIDGE_TEST_PG asks for (0: the system's).
+// Version is the major version test clusters run: WALBRIDGE_TEST_PG, else
+// pgcluster.DefaultVersion.
 func Version() (int, error) {
 	v := os.Getenv(VersionEnv)
 	if v == "" {
-		return 0, nil
+		return pgcluster.DefaultVersion, nil
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil {
@@ -162,10 +163,10 @@ func testBinDir() (string, error) {
 		return "", err
 	}
 	bin, err := pgcluster.BinDirFor(v, wd)
-	if err != nil && v != 0 {
-		return "", fmt.Errorf("%s=%d: %w", VersionEnv, v, err)
+	if err != nil {
+		return "", fmt.Errorf("PostgreSQL %d (%s): %w", v, VersionEnv, err)
 	}
-	return bin, err
+	return bin, nil
 }
 
 func freePort() (int, error) {
