@@ -101,12 +101,9 @@ func (co *Coordinator) forget(w *window) {
 	}
 }
 
-// watermark is the content of a watermark message for w.
-func (co *Coordinator) watermark(w *window, high bool) string {
-	kind := "low"
-	if high {
-		kind = "high"
-	}
+// watermark is the content of a watermark message for w: kind is low,
+// high, or locked (a read under row locks, committed with the message).
+func (co *Coordinator) watermark(w *window, kind string) string {
 	return co.run + " " + strconv.FormatUint(w.id, 10) + " " + kind
 }
 
@@ -198,7 +195,13 @@ func (co *Coordinator) passWatermark(m *change.Change) []change.Change {
 		co.open = w
 		return nil
 	}
-	if kind != "high" || !w.opened || !w.filled {
+	if kind == "locked" && w.filled {
+		// Rows read under row locks, this message committed in the same
+		// transaction: no change to them can commit between the read and
+		// this point, so there is no window and nothing to drop.
+		w.opened = true
+	}
+	if (kind != "high" && kind != "locked") || !w.opened || !w.filled {
 		// A high watermark before its low one or its rows cannot happen
 		// within one process; treat it as a race and read again.
 		w.retry = true

@@ -25,7 +25,11 @@ func row(op change.Op, id, v string, xid uint32) change.Change {
 }
 
 func watermark(co *Coordinator, w *window, high bool, lsn change.LSN) *change.Change {
-	return &change.Change{Op: change.Message, Prefix: WatermarkPrefix, Content: []byte(co.watermark(w, high)),
+	kind := "low"
+	if high {
+		kind = "high"
+	}
+	return &change.Change{Op: change.Message, Prefix: WatermarkPrefix, Content: []byte(co.watermark(w, kind)),
 		Transactional: true, XID: 99, CommitLSN: lsn + 8, LSN: lsn}
 }
 
@@ -131,6 +135,21 @@ func TestWindow(t *testing.T) {
 				t.Fatal("a replayed high watermark emitted rows again")
 			}
 		})
+	}
+}
+
+// TestLockedRead: a read under row locks has no window: every row goes out,
+// whatever live changes passed before it.
+func TestLockedRead(t *testing.T) {
+	co := NewCoordinator()
+	w := co.newWindow(3, "public", "t")
+	live := row(change.Update, "2", "", 10)
+	co.Observe(&live)
+	chunkOf(co, w, 2, nil)
+	m := &change.Change{Op: change.Message, Prefix: WatermarkPrefix, Content: []byte(co.watermark(w, "locked")), LSN: 50, CommitLSN: 58}
+	out, keep := co.Observe(m)
+	if keep || !reflect.DeepEqual(ids(out), []string{"1", "2"}) || w.dropped != 0 {
+		t.Fatalf("locked read gave %v (dropped %d, keep %v)", ids(out), w.dropped, keep)
 	}
 }
 

@@ -22,8 +22,9 @@
 //     watermark, the chunk is read again.
 //   - An update under REPLICA IDENTITY DEFAULT may leave a TOASTed value out
 //     ("unchanged"). A consumer that gets such an update for a row whose read
-//     was dropped cannot know that value, so the row is read again in a
-//     later window.
+//     was dropped cannot know that value, so the row is read again: under
+//     row locks (FOR SHARE) in the transaction that commits the watermark,
+//     so that a row updated all the time cannot be dropped again forever.
 //
 // State lives in the database (walbridge.backfills): the request, the
 // cursor (the last key whose read Kinesis acknowledged), the keys waiting to

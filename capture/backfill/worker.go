@@ -287,27 +287,10 @@ func (wk *Worker) start(ctx context.Context, conn *pgx.Conn, database string, p 
 		co.forget(w)
 		return nil, err
 	}
-	if _, err := conn.Exec(ctx, `SELECT pg_logical_emit_message(true, $1, $2)`, WatermarkPrefix, co.watermark(w, false)); err != nil {
-		return abandon(fmt.Errorf("write low watermark: %w", err))
-	}
-	after := p.next
-	if keys != nil {
-		after = nil
-	}
-	sql, params := t.chunkSQL(b.Where, p.chunkRows, after, keys)
+	sql, params := t.chunkSQL(b.Where, p.chunkRows, p.next, keys)
 	var rows []change.Change
-	var xip []uint32
-	err = pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		// Repeatable read so that the snapshot read here is the one the
-		// chunk's SELECT uses; the transaction lasts one query.
-		var snap string
-		if err := tx.QueryRow(ctx, `SELECT pg_current_snapshot()::text`).Scan(&snap); err != nil {
-			return fmt.Errorf("read snapshot: %w", err)
-		}
-		var err error
-		if xip, err = parseXIP(snap); err != nil {
-			return err
-		}
+	// scan reads the chunk's rows into rows and pd.raw.
+	scan := func(tx pgx.Tx, sql string) error {
 		rr := tx.Conn().PgConn().ExecParams(ctx, sql, params, nil, nil, nil)
 		for rr.NextRow() {
 			vals := rr.Values()
@@ -341,16 +324,69 @@ func (wk *Worker) start(ctx context.Context, conn *pgx.Conn, database string, p 
 			return fmt.Errorf("chunk query of %s: %w", t.qualified(), err)
 		}
 		return nil
+	}
+	// fill applies the policy and hands the rows to the stream.
+	fill := func(xip []uint32) {
+		rowKeys := make([]string, len(rows))
+		for i := range rows {
+			plan.Apply(&rows[i])
+			rowKeys[i] = string(change.AppendRowKey(nil, &rows[i], rows[i].New))
+		}
+		co.fill(w, rows, rowKeys, pd.raw, xip)
+	}
+
+	if keys != nil {
+		// Rows to read again: a live update hit them inside their window,
+		// and a hot row would be hit again in every later one. They are
+		// read under row locks (FOR SHARE, a ROW SHARE table lock) in a
+		// transaction that also commits the watermark: no change to them
+		// can commit in between, so there is no window. The locks last one
+		// short query; a row locked longer by the application is left for
+		// the next try (lock_timeout).
+		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '1s'; SET LOCAL synchronous_commit = on`); err != nil {
+				return err
+			}
+			if err := scan(tx, sql+" FOR SHARE"); err != nil {
+				return err
+			}
+			fill(nil)
+			_, err := tx.Exec(ctx, `SELECT pg_logical_emit_message(true, $1, $2)`, WatermarkPrefix, co.watermark(w, "locked"))
+			return err
+		})
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "55P03" { // lock_not_available
+			co.forget(w)
+			wk.log.Debug("backfill rows to read again are locked; trying later", zap.Int64("backfill", b.ID), zap.String("table", b.Name()))
+			return nil, backoffErr(ctx, time.Second)
+		}
+		if err != nil {
+			return abandon(fmt.Errorf("read rows again: %w", err))
+		}
+		return pd, nil
+	}
+
+	if _, err := conn.Exec(ctx, `SELECT pg_logical_emit_message(true, $1, $2)`, WatermarkPrefix, co.watermark(w, "low")); err != nil {
+		return abandon(fmt.Errorf("write low watermark: %w", err))
+	}
+	var xip []uint32
+	err = pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		// Repeatable read so that the snapshot read here is the one the
+		// chunk's SELECT uses; the transaction lasts one query.
+		var snap string
+		if err := tx.QueryRow(ctx, `SELECT pg_current_snapshot()::text`).Scan(&snap); err != nil {
+			return fmt.Errorf("read snapshot: %w", err)
+		}
+		var err error
+		if xip, err = parseXIP(snap); err != nil {
+			return err
+		}
+		return scan(tx, sql)
 	})
 	if err != nil {
 		return abandon(err)
 	}
-	rowKeys := make([]string, len(rows))
-	for i := range rows {
-		plan.Apply(&rows[i])
-		rowKeys[i] = string(change.AppendRowKey(nil, &rows[i], rows[i].New))
-	}
-	co.fill(w, rows, rowKeys, pd.raw, xip)
+	fill(xip)
 	// The high watermark is committed with synchronous_commit on: a
 	// walsender sends only flushed WAL, and under synchronous_commit = off
 	// the chunk would otherwise wait for the WAL writer (up to
@@ -359,7 +395,7 @@ func (wk *Worker) start(ctx context.Context, conn *pgx.Conn, database string, p 
 		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = on`); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `SELECT pg_logical_emit_message(true, $1, $2)`, WatermarkPrefix, co.watermark(w, true))
+		_, err := tx.Exec(ctx, `SELECT pg_logical_emit_message(true, $1, $2)`, WatermarkPrefix, co.watermark(w, "high"))
 		return err
 	})
 	if err != nil {
@@ -436,6 +472,15 @@ func (wk *Worker) finishBackfill(ctx context.Context, conn *pgx.Conn, b *Backfil
 	}
 	wk.log.Info("backfill done", zap.Int64("backfill", b.ID), zap.String("table", b.Name()),
 		zap.Int64("rows", b.RowsDone), zap.Int64("dropped", b.RowsDropped), zap.Int64("chunks", b.Chunks))
+	return nil
+}
+
+// backoffErr waits d (a pause before trying again) and reports only ctx's
+// end.
+func backoffErr(ctx context.Context, d time.Duration) error {
+	if !backoff.Sleep(ctx, d) {
+		return ctx.Err()
+	}
 	return nil
 }
 
