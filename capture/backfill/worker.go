@@ -316,10 +316,14 @@ func (wk *Worker) start(ctx context.Context, conn *pgx.Conn, database string, p 
 		}
 		if _, err := rr.Close(); err != nil {
 			var pgErr *pgconn.PgError
-			if errors.As(err, &pgErr) && (pgErr.Code[:2] == "42" || pgErr.Code[:2] == "22") {
-				// Syntax, undefined column, bad cast: the filter broke (a
-				// migration renamed what it names).
+			switch {
+			case errors.As(err, &pgErr) && pgErr.Code[:2] == "42":
+				// Syntax, undefined column: the filter broke (a migration
+				// renamed what it names). The message names SQL, not rows.
 				return failure{fmt.Errorf("chunk query of %s: %s (SQLSTATE %s)", t.qualified(), pgErr.Message, pgErr.Code)}
+			case errors.As(err, &pgErr) && pgErr.Code[:2] == "22":
+				// A data exception's message may quote a value: only its code.
+				return failure{fmt.Errorf("chunk query of %s: data exception (SQLSTATE %s)", t.qualified(), pgErr.Code)}
 			}
 			return fmt.Errorf("chunk query of %s: %w", t.qualified(), err)
 		}
