@@ -176,6 +176,12 @@ func TestQuickStartDemo(t *testing.T) {
 	if left := processesMentioning(dir, ports); len(left) > 0 {
 		t.Errorf("processes left behind after Ctrl-C: %v", left)
 	}
+	// One line per event by default, naming the rules and their files.
+	for _, re := range []string{`\[bus\] public\.users insert id=\d+ → `, `\[bus\] public\.users update id=\d+ changed: email`, `\[bus\] public\.users delete id=\d+`} {
+		if !regexp.MustCompile(re).MatchString(log.String()) {
+			t.Errorf("no line matching %s in the output", re)
+		}
+	}
 	if !strings.Contains(log.String(), "DATABASE_URL is set; scripts/dev leaves that database alone") {
 		t.Error("no note that the exported DATABASE_URL was left alone")
 	}

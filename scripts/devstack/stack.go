@@ -40,6 +40,7 @@ type settings struct {
 	demo        bool
 	dir         string
 	databaseURL string
+	verbose     bool
 	pgPort      int
 	kinesisPort int
 	busPort     int
@@ -56,6 +57,7 @@ func parseSettings(args []string, stderr io.Writer) (settings, error) {
 	var s settings
 	fs := flag.NewFlagSet("scripts/dev", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.BoolVar(&s.verbose, "verbose", false, "print each event's whole JSON instead of one line")
 	fs.BoolVar(&s.demo, "demo", false, "create the users table, insert, update and delete a row, and wait for the three events")
 	fs.StringVar(&s.dir, "dir", envOr("WALBRIDGE_DEV_DIR", ".dev"), "state folder: the private cluster, binaries, logs (env WALBRIDGE_DEV_DIR)")
 	fs.StringVar(&s.databaseURL, "database-url", "", "use this database instead of a private cluster; it needs wal_level=logical. Only this flag names one: an exported DATABASE_URL is left alone")
@@ -216,8 +218,13 @@ func (st *stack) start(ctx context.Context) error {
 	st.out.line("dev", "and try:")
 	st.out.line("dev", "  CREATE TABLE notes (id serial PRIMARY KEY, body text);")
 	st.out.line("dev", "  INSERT INTO notes (body) VALUES ('hello');")
-	st.out.line("dev", "Each change appears below as a DatabaseEvent ([bus]), with the infra/ rules it matches.")
-	st.out.line("dev", "Events are also written to "+filepath.Join(s.dir, "events.jsonl")+". Ctrl-C stops everything.")
+	if s.verbose {
+		st.out.line("dev", "Each change appears below as a DatabaseEvent ([bus]), with the infra/ rules it matches.")
+	} else {
+		st.out.line("dev", "Each change appears below as one line ([bus]): table, operation, first column, changed columns → the infra/ rules it matches (--verbose: the whole event).")
+	}
+	st.out.line("dev", "Events are also written, whole, to "+filepath.Join(s.dir, "events.jsonl")+". Ctrl-C stops everything.")
+	st.out.line("dev", "After a restart some events may come again: delivery is at least once; consumers drop repeats by lsn and seq.")
 	if s.demo {
 		return st.demo(ctx, dbURL)
 	}
@@ -467,7 +474,7 @@ func (st *stack) startBus(database string) (string, error) {
 		return "", err
 	}
 	st.busLog = f
-	st.bus = localbus.New(rs.Rules, localbus.Options{Out: st.out.writer("bus"), JSONLines: f})
+	st.bus = localbus.New(rs.Rules, localbus.Options{Out: st.out.writer("bus"), JSONLines: f, Compact: !st.s.verbose})
 	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(st.s.busPort))
 	if err != nil {
 		return "", fmt.Errorf("event bus: %w", err)

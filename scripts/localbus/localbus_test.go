@@ -127,7 +127,7 @@ func TestRun(t *testing.T) {
 	<-copied
 
 	id := aws.ToString(res.Entries[0].EventId)
-	for _, want := range []string{"event " + id + " on bus walbridge\n", `"region": "eu-central-1"`, "  matched rule UsersInsertRule → target WelcomeQueue (AWS::SQS::Queue)\n"} {
+	for _, want := range []string{"event " + id + " on bus walbridge\n", `"region": "eu-central-1"`, "  matched rule UsersInsertRule (" + filepath.Join(dir, "template.yaml") + ") → target WelcomeQueue (AWS::SQS::Queue)\n"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("stdout lacks %q:\n%s", want, stdout.String())
 		}

@@ -45,6 +45,7 @@
 package localbus
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -70,9 +71,13 @@ type Options struct {
 	// MaxRequestBytes limits a PutEvents request's entries together, by the
 	// documented entry size (default 1 MiB).
 	MaxRequestBytes int
-	// Out receives a readable block per event and a line per delivery
-	// outcome; nil discards them.
+	// Out receives a readable block per event (one line with Compact) and
+	// a line per delivery outcome; nil discards them.
 	Out io.Writer
+	// Compact writes one line per event to Out (its table, operation, first
+	// column, changed columns and the rules it matched with their files)
+	// instead of the event's whole JSON.
+	Compact bool
 	// JSONLines, when set, receives each Record as one line of JSON.
 	JSONLines io.Writer
 	// Retry governs deliveries to HTTP targets.
@@ -122,6 +127,7 @@ type Record struct {
 // shows them.
 type Match struct {
 	Rule    string   `json:"rule"`
+	File    string   `json:"file,omitempty"` // where the rule is defined
 	Targets []string `json:"targets"`
 }
 
@@ -136,7 +142,8 @@ type Bus struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	outMu sync.Mutex // Out and JSONLines
+	outMu  sync.Mutex      // Out and JSONLines, and hinted
+	hinted map[string]bool // tables whose missing old values Compact explained
 
 	mu         sync.Mutex
 	closed     bool
@@ -273,7 +280,7 @@ func (b *Bus) route(bus string, ev Event) {
 		if ok, err := r.Pattern.Match(js); err != nil || !ok {
 			continue
 		}
-		m := Match{Rule: r.Name, Targets: []string{}}
+		m := Match{Rule: r.Name, File: r.File, Targets: []string{}}
 		for j := range r.Targets {
 			t := &r.Targets[j]
 			m.Targets = append(m.Targets, t.String())
@@ -298,16 +305,36 @@ func (b *Bus) route(bus string, ev Event) {
 // logRecord writes a record's readable block, and its JSON line.
 func (b *Bus) logRecord(rec Record) {
 	var s strings.Builder
+	if b.opts.Compact {
+		line, table, noOld := compactLine(rec)
+		s.WriteString(line)
+		s.WriteByte('\n')
+		b.outMu.Lock()
+		defer b.outMu.Unlock()
+		if noOld && !b.hinted[table] {
+			if b.hinted == nil {
+				b.hinted = map[string]bool{}
+			}
+			b.hinted[table] = true
+			fmt.Fprintf(&s, "  hint: updates of %s carry no old values, so changedValues can only name key columns; "+
+				"ALTER TABLE %s REPLICA IDENTITY FULL; sends the whole old row\n", table, table)
+		}
+		io.WriteString(b.opts.Out, s.String())
+		if b.opts.JSONLines != nil {
+			b.opts.JSONLines.Write(append(marshal(rec, ""), '\n'))
+		}
+		return
+	}
 	fmt.Fprintf(&s, "event %s on bus %s\n%s\n", rec.Event.ID, rec.Bus, marshal(rec.Event, "  "))
 	if len(rec.Matches) == 0 {
 		s.WriteString("  no rule matched\n")
 	}
 	for _, m := range rec.Matches {
 		if len(m.Targets) == 0 {
-			fmt.Fprintf(&s, "  matched rule %s (no targets)\n", m.Rule)
+			fmt.Fprintf(&s, "  matched rule %s%s (no targets)\n", m.Rule, inFile(m.File))
 		}
 		for _, t := range m.Targets {
-			fmt.Fprintf(&s, "  matched rule %s → target %s\n", m.Rule, t)
+			fmt.Fprintf(&s, "  matched rule %s%s → target %s\n", m.Rule, inFile(m.File), t)
 		}
 	}
 	b.outMu.Lock()
@@ -363,4 +390,84 @@ func (b *Bus) listRules(w http.ResponseWriter, body []byte) {
 
 func (b *Bus) busArn(name string) string {
 	return fmt.Sprintf("arn:aws:events:%s:%s:event-bus/%s", b.opts.Region, Account, name)
+}
+
+func inFile(f string) string {
+	if f == "" {
+		return ""
+	}
+	return " (" + f + ")"
+}
+
+// compactLine is an event in one line: for a DatabaseEvent
+// "public.users update id=7 changed: email → UsersHook (infra/x.yaml)";
+// for anything else its source and detail-type. It also returns the table
+// and whether the event is an update without old values.
+func compactLine(rec Record) (line, table string, noOld bool) {
+	var d struct {
+		Schema, Table, Operation string
+		NewValues, OldValues     json.RawMessage
+		ChangedValues            []string
+		Backfill                 string
+	}
+	var s strings.Builder
+	if json.Unmarshal(rec.Event.Detail, &d) == nil && d.Table != "" && d.Operation != "" {
+		fmt.Fprintf(&s, "%s.%s %s", d.Schema, d.Table, d.Operation)
+		values := d.NewValues
+		if len(values) == 0 {
+			values = d.OldValues
+		}
+		if col, val, ok := firstValue(values); ok {
+			fmt.Fprintf(&s, " %s=%s", col, val)
+		}
+		table = d.Schema + "." + d.Table
+		if d.Operation == "update" {
+			changed := strings.Join(d.ChangedValues, ", ")
+			if changed == "" {
+				changed = "-"
+			}
+			fmt.Fprintf(&s, " changed: %s", changed)
+			noOld = len(d.OldValues) == 0
+		}
+		if d.Backfill != "" {
+			fmt.Fprintf(&s, " (backfill %s)", d.Backfill)
+		}
+	} else {
+		fmt.Fprintf(&s, "%s %s", rec.Event.Source, rec.Event.DetailType)
+	}
+	if len(rec.Matches) == 0 {
+		s.WriteString(" → no rule matched")
+	}
+	for i, m := range rec.Matches {
+		sep := ", "
+		if i == 0 {
+			sep = " → "
+		}
+		s.WriteString(sep + m.Rule + inFile(m.File))
+	}
+	return s.String(), table, noOld
+}
+
+// firstValue is the first column of a values object and its value, short.
+func firstValue(values json.RawMessage) (string, string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(values))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return "", "", false
+	}
+	t, err := dec.Token()
+	col, ok := t.(string)
+	if err != nil || !ok {
+		return "", "", false
+	}
+	var v struct {
+		Value json.RawMessage `json:"value"`
+	}
+	if err := dec.Decode(&v); err != nil {
+		return "", "", false
+	}
+	val := string(v.Value)
+	if len(val) > 40 {
+		val = val[:40] + "…"
+	}
+	return col, val, true
 }

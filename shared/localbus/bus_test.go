@@ -181,7 +181,7 @@ func TestPutEventsDeliveredForm(t *testing.T) {
 	if !strings.Contains(log, "event "+ev.ID+" on bus walbridge\n{\n  \"version\": \"0\",\n") {
 		t.Errorf("log lacks the indented event:\n%s", log)
 	}
-	if !strings.Contains(log, "  matched rule UsersInsertRule → target WelcomeQueue (AWS::SQS::Queue)\n") {
+	if !strings.Contains(log, "  matched rule UsersInsertRule (testdata/infra/template.yaml) → target WelcomeQueue (AWS::SQS::Queue)\n") {
 		t.Errorf("log lacks the match line:\n%s", log)
 	}
 }
@@ -198,9 +198,9 @@ func TestSeedRuleMatchesInsertNotUpdate(t *testing.T) {
 		t.Fatalf("%d records, want 3", len(recs))
 	}
 	wantMatches := [][]Match{
-		{{Rule: "UsersInsertRule", Targets: []string{"WelcomeQueue (AWS::SQS::Queue)"}}},
+		{{Rule: "UsersInsertRule", File: "testdata/infra/template.yaml", Targets: []string{"WelcomeQueue (AWS::SQS::Queue)"}}},
 		// The update matches only the rule whose bus is an intrinsic (any bus).
-		{{Rule: "AnyBusUpdateRule", Targets: []string{"audit (arn:aws:sqs:us-east-1:123456789012:audit)"}}},
+		{{Rule: "AnyBusUpdateRule", File: "testdata/infra/template.yaml", Targets: []string{"audit (arn:aws:sqs:us-east-1:123456789012:audit)"}}},
 		// On the default bus the walbridge bus's rules do not apply.
 		{},
 	}
@@ -610,5 +610,35 @@ func TestMaxRecords(t *testing.T) {
 	recs := b.Records()
 	if len(recs) != 2 || recs[0].Event.ID != ids[1] || recs[1].Event.ID != ids[2] {
 		t.Errorf("records %+v, want the last two of %v", recs, ids)
+	}
+}
+
+func TestCompactLine(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		detail  string
+		matches []Match
+		want    string
+		noOld   bool
+	}{
+		{"insert", `{"schema":"public","table":"users","operation":"insert","newValues":{"id":{"type":"integer","value":7},"email":{"type":"string","value":"a@b"}},"changedValues":["id","email"]}`,
+			[]Match{{Rule: "UsersInsertRule", File: "infra/template.yaml"}, {Rule: "Audit"}}, "public.users insert id=7 → UsersInsertRule (infra/template.yaml), Audit", false},
+		{"update without old values", `{"schema":"public","table":"users","operation":"update","newValues":{"id":{"type":"integer","value":7}},"changedValues":[]}`,
+			nil, "public.users update id=7 changed: - → no rule matched", true},
+		{"update with old values", `{"schema":"public","table":"users","operation":"update","newValues":{"id":{"type":"integer","value":7}},"oldValues":{"id":{"type":"integer","value":7}},"changedValues":["email"]}`,
+			nil, "public.users update id=7 changed: email → no rule matched", false},
+		{"delete", `{"schema":"s","table":"t","operation":"delete","oldValues":{"k":{"type":"string","value":"x"}},"changedValues":["k"]}`,
+			nil, `s.t delete k="x" → no rule matched`, false},
+		{"read", `{"schema":"s","table":"t","operation":"read","newValues":{"k":{"type":"integer","value":1}},"backfill":"4"}`,
+			nil, "s.t read k=1 (backfill 4) → no rule matched", false},
+		{"other event", `{"hello":"world"}`, nil, "app Thing → no rule matched", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := Record{Event: Event{Source: "app", DetailType: "Thing", Detail: json.RawMessage(tc.detail)}, Matches: tc.matches}
+			line, _, noOld := compactLine(rec)
+			if line != tc.want || noOld != tc.noOld {
+				t.Fatalf("got %q (noOld %v), want %q (%v)", line, noOld, tc.want, tc.noOld)
+			}
+		})
 	}
 }
