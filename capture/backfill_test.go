@@ -325,11 +325,7 @@ func TestBackfillBasics(t *testing.T) {
 // stream per key ends equal to the table. Then again with --where.
 func TestBackfillConsistency(t *testing.T) {
 	const rows = 200000
-	pg, url := setupDB(t, `CREATE TABLE items (id bigint PRIMARY KEY, n int NOT NULL, note text, price numeric(12,2),
-		at timestamptz, tags text[], doc text)`)
-	pg.Exec(t, "app", fmt.Sprintf(`INSERT INTO items SELECT g, 0, 'note ' || g, g / 100.0, now(), array['a', g::text],
-		CASE WHEN g %% 100 = 0 THEN (SELECT string_agg(md5(g::text || x), '') FROM generate_series(1, 100) x) END
-		FROM generate_series(1, %d) g`, rows))
+	url := itemsTable(t, rows)
 	fk := kinesistest.StartFake(t, kinesistest.FakeOptions{Stream: "changes", Shards: 4})
 	p := startCapture(t, append(awsEnv(fk.URL), "DATABASE_URL="+url, "WALBRIDGE_STREAM=changes"))
 
@@ -380,6 +376,18 @@ func TestBackfillConsistency(t *testing.T) {
 		})
 	}
 	p.stop(t)
+}
+
+// itemsTable sets up a database whose items table holds rows rows of
+// several types, every hundredth with a TOASTed doc, and returns its URL.
+func itemsTable(t *testing.T, rows int) string {
+	t.Helper()
+	pg, url := setupDB(t, `CREATE TABLE items (id bigint PRIMARY KEY, n int NOT NULL, note text, price numeric(12,2),
+		at timestamptz, tags text[], doc text)`)
+	pg.Exec(t, "app", fmt.Sprintf(`INSERT INTO items SELECT g, 0, 'note ' || g, g / 100.0, now(), array['a', g::text],
+		CASE WHEN g %% 100 = 0 THEN (SELECT string_agg(md5(g::text || x), '') FROM generate_series(1, 100) x) END
+		FROM generate_series(1, %d) g`, rows))
+	return url
 }
 
 // dedupeRecords groups the fake's records by partition key, in arrival
@@ -469,11 +477,7 @@ func startWriters(t *testing.T, url string, rows int) (stop func() int) {
 // acknowledged chunk and the consumer still ends equal to the table.
 func TestBackfillCrashSafety(t *testing.T) {
 	const rows = 60000
-	pg, url := setupDB(t, `CREATE TABLE items (id bigint PRIMARY KEY, n int NOT NULL, note text, price numeric(12,2),
-		at timestamptz, tags text[], doc text)`)
-	pg.Exec(t, "app", fmt.Sprintf(`INSERT INTO items SELECT g, 0, 'note ' || g, g / 100.0, now(), array['a', g::text],
-		CASE WHEN g %% 100 = 0 THEN (SELECT string_agg(md5(g::text || x), '') FROM generate_series(1, 100) x) END
-		FROM generate_series(1, %d) g`, rows))
+	url := itemsTable(t, rows)
 	fk := kinesistest.StartFake(t, kinesistest.FakeOptions{Stream: "changes", Shards: 4})
 	env := append(awsEnv(fk.URL), "DATABASE_URL="+url, "WALBRIDGE_STREAM=changes")
 	stop := startWriters(t, url, rows)

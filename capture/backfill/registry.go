@@ -162,9 +162,11 @@ func Install(ctx context.Context, conn *pgx.Conn) error {
 }
 
 // Installed reports whether walbridge.backfills exists.
-func Installed(ctx context.Context, conn *pgx.Conn) (bool, error) {
+func Installed(ctx context.Context, conn *pgx.Conn) (bool, error) { return installed(ctx, conn) }
+
+func installed(ctx context.Context, q querier) (bool, error) {
 	var exists bool
-	if err := conn.QueryRow(ctx, `SELECT to_regclass('walbridge.backfills') IS NOT NULL`).Scan(&exists); err != nil {
+	if err := q.QueryRow(ctx, `SELECT to_regclass('walbridge.backfills') IS NOT NULL`).Scan(&exists); err != nil {
 		return false, fmt.Errorf("look up walbridge.backfills: %w", err)
 	}
 	return exists, nil
@@ -377,14 +379,11 @@ func query(ctx context.Context, q querier, where string, args ...any) ([]Backfil
 }
 
 func checkInstalled(ctx context.Context, q querier) error {
-	var exists bool
-	if err := q.QueryRow(ctx, `SELECT to_regclass('walbridge.backfills') IS NOT NULL`).Scan(&exists); err != nil {
-		return fmt.Errorf("look up walbridge.backfills: %w", err)
+	ok, err := installed(ctx, q)
+	if err == nil && !ok {
+		err = ErrNotInstalled
 	}
-	if !exists {
-		return ErrNotInstalled
-	}
-	return nil
+	return err
 }
 
 // notify writes the RequestPrefix message that wakes the running capture.

@@ -356,9 +356,6 @@ func (st *stack) startPostgres(ctx context.Context) (string, error) {
 	return c.URL("app"), nil
 }
 
-// clusterRoot is dir/pg, unless the postgres OS user (which the server runs
-// as when we are root) cannot reach it: then a folder under /var/tmp named
-// after dir, linked from dir/pg.
 // devPostgres picks the private cluster's PostgreSQL: WALBRIDGE_DEV_PG_VERSION,
 // else the version of an existing data directory (a cluster made by an
 // earlier run keeps working), else pgcluster.DefaultVersion.
@@ -391,9 +388,12 @@ func devPostgres(dataDir string) (int, string, error) {
 	return version, bin, nil
 }
 
+// clusterRoot is dir/pg, unless the postgres OS user (which the server runs
+// as when we are root) cannot reach it: then a folder under /var/tmp named
+// after dir, linked from dir/pg.
 func clusterRoot(dir string) (string, error) {
 	want := filepath.Join(dir, "pg")
-	if os.Geteuid() != 0 || othersCanTraverse(dir) {
+	if os.Geteuid() != 0 || pgcluster.OthersCanTraverse(dir) {
 		return want, os.MkdirAll(want, 0o700)
 	}
 	if target, err := os.Readlink(want); err == nil {
@@ -405,18 +405,6 @@ func clusterRoot(dir string) (string, error) {
 	}
 	os.RemoveAll(want)
 	return alt, os.Symlink(alt, want)
-}
-
-func othersCanTraverse(dir string) bool {
-	for d := dir; ; d = filepath.Dir(d) {
-		fi, err := os.Stat(d)
-		if err != nil || fi.Mode().Perm()&0o001 == 0 {
-			return false
-		}
-		if d == "/" {
-			return true
-		}
-	}
 }
 
 func (st *stack) startKinesis(ctx context.Context) (string, error) {

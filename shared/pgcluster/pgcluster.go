@@ -256,7 +256,7 @@ func BinDirFor(v int, dir string) (string, error) {
 // and that user cannot reach bin (a checkout under /root), a copy of its
 // build under /var/tmp that it can.
 func reachable(bin string, v int) (string, error) {
-	if os.Geteuid() != 0 || othersCanTraverse(bin) {
+	if os.Geteuid() != 0 || OthersCanTraverse(bin) {
 		return bin, nil
 	}
 	native := filepath.Dir(bin)
@@ -280,7 +280,10 @@ func reachable(bin string, v int) (string, error) {
 	return filepath.Join(dst, "bin"), nil
 }
 
-func othersCanTraverse(path string) bool {
+// OthersCanTraverse reports whether every directory from path up to / lets
+// other users through: whether the postgres OS user, which the server runs
+// as when we are root, can reach path.
+func OthersCanTraverse(path string) bool {
 	for d := path; ; d = filepath.Dir(d) {
 		fi, err := os.Stat(d)
 		if err != nil || fi.Mode().Perm()&0o001 == 0 {
