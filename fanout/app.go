@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"go.uber.org/zap"
 
+	"github.com/walbridge/walbridge/fanout/orderedbus"
 	"github.com/walbridge/walbridge/fanout/poll"
 	"github.com/walbridge/walbridge/fanout/publish"
 	"github.com/walbridge/walbridge/shared/metrics"
@@ -59,7 +60,15 @@ func newApp(ctx context.Context, getenv func(string) string, stdout io.Writer) (
 		log.Warn("WALBRIDGE_OFFLOAD_BUCKET is set, but offloading large values to S3 is not implemented: oversized events are sent with omitted markers",
 			zap.String("bucket", cfg.OffloadBucket))
 	}
-	pub := publish.New(api, publish.Config{EventBus: cfg.EventBus, MaxRequestBytes: cfg.MaxEventBytes, Concurrency: cfg.Concurrency, Logger: log})
+	pcfg := publish.Config{EventBus: cfg.EventBus, MaxRequestBytes: cfg.MaxEventBytes, Concurrency: cfg.Concurrency, Logger: log}
+	pub := publish.New(api, pcfg)
+	if cfg.Ordered && stdout == nil {
+		ob, err := orderedbus.New(awsCfg, cfg.EventBus)
+		if err != nil {
+			return nil, err
+		}
+		pub = publish.NewOrdered(ob, pcfg)
+	}
 	reg := metrics.New()
 	return &app{cfg: cfg, log: log, aws: awsCfg, reg: reg, handler: newHandler(pub, cfg, log, reg)}, nil
 }
@@ -75,7 +84,8 @@ source mapping. Elsewhere:
 Configuration is read from the environment: WALBRIDGE_EVENT_BUS,
 WALBRIDGE_SOURCE, WALBRIDGE_DETAIL_TYPE, WALBRIDGE_RESOURCE,
 WALBRIDGE_MAX_EVENT_BYTES, WALBRIDGE_PUBLISH_MESSAGES,
-WALBRIDGE_PUBLISH_CONCURRENCY, WALBRIDGE_STREAM, WALBRIDGE_LOG_LEVEL, and the
+WALBRIDGE_PUBLISH_CONCURRENCY, WALBRIDGE_BUS_KIND, WALBRIDGE_STREAM,
+WALBRIDGE_LOG_LEVEL, and the
 AWS SDK's standard variables (AWS_REGION, AWS_ENDPOINT_URL_KINESIS,
 AWS_ENDPOINT_URL_EVENTBRIDGE, ...).
 `

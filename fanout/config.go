@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/walbridge/walbridge/fanout/orderedbus"
 	"github.com/walbridge/walbridge/fanout/publish"
 	"github.com/walbridge/walbridge/shared/event"
 	"github.com/walbridge/walbridge/shared/logging"
@@ -21,6 +22,10 @@ import (
 type config struct {
 	// EventBus is WALBRIDGE_EVENT_BUS: a bus name or ARN ("default").
 	EventBus string
+	// Ordered is true for an ordered bus (EventBridgeV2): WALBRIDGE_EVENT_BUS
+	// is an event-busv2 ARN, or WALBRIDGE_BUS_KIND=ordered (which then
+	// requires one). WALBRIDGE_BUS_KIND=classic forces the classic API.
+	Ordered bool
 	// Event holds WALBRIDGE_SOURCE (default "walbridge.database"),
 	// WALBRIDGE_DETAIL_TYPE ("DatabaseEvent") and WALBRIDGE_RESOURCE (the
 	// record's database name).
@@ -61,6 +66,18 @@ func loadConfig(getenv func(string) string) (config, error) {
 		c.EventBus = v
 	}
 	var problems []string
+	switch kind := getenv("WALBRIDGE_BUS_KIND"); kind {
+	case "":
+		c.Ordered = orderedbus.IsBusARN(c.EventBus)
+	case "classic":
+	case "ordered":
+		if !orderedbus.IsBusARN(c.EventBus) {
+			problems = append(problems, fmt.Sprintf("WALBRIDGE_BUS_KIND=ordered needs WALBRIDGE_EVENT_BUS to be an ordered bus ARN (arn:aws:events:REGION:ACCOUNT:event-busv2/NAME/ID), not %q", c.EventBus))
+		}
+		c.Ordered = true
+	default:
+		problems = append(problems, fmt.Sprintf("WALBRIDGE_BUS_KIND=%q: want classic or ordered", kind))
+	}
 	intVar := func(name string, dst *int, min int) {
 		if v := getenv(name); v != "" {
 			n, err := strconv.Atoi(v)

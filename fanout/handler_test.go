@@ -181,7 +181,20 @@ func TestLoadConfig(t *testing.T) {
 		cfg.Event.DetailType != "RowChange" || cfg.Event.Resource != "orders" || cfg.MaxEventBytes != 262144 || !cfg.PublishMessages {
 		t.Errorf("overrides: %+v, %v", cfg, err)
 	}
+	if cfg.Ordered {
+		t.Error("a classic bus ARN chose the ordered bus")
+	}
+	const v2 = "arn:aws:events:us-east-1:123456789012:event-busv2/cdc/abcdefghijklmnopqrstuvwxy"
+	for _, tc := range []struct {
+		kind    string
+		ordered bool
+	}{{"", true}, {"ordered", true}, {"classic", false}} {
+		if cfg, err := loadConfig(env("WALBRIDGE_EVENT_BUS", v2, "WALBRIDGE_BUS_KIND", tc.kind)); err != nil || cfg.Ordered != tc.ordered {
+			t.Errorf("WALBRIDGE_BUS_KIND=%q with an ordered bus ARN: ordered %v, %v", tc.kind, cfg.Ordered, err)
+		}
+	}
 	for _, bad := range [][]string{
+		{"WALBRIDGE_BUS_KIND", "ordered"}, {"WALBRIDGE_BUS_KIND", "fifo"},
 		{"WALBRIDGE_MAX_EVENT_BYTES", "big"}, {"WALBRIDGE_MAX_EVENT_BYTES", "10"}, {"WALBRIDGE_PUBLISH_MESSAGES", "maybe"},
 		{"WALBRIDGE_SOURCE", "aws.rds"}, {"WALBRIDGE_DETAIL_TYPE", strings.Repeat("x", 129)}, {"WALBRIDGE_LOG_LEVEL", "loud"},
 		{"WALBRIDGE_PUBLISH_CONCURRENCY", "0"},

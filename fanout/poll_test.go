@@ -12,7 +12,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
+	"github.com/walbridge/walbridge/fanout/orderedbus/orderedbustest"
 	"github.com/walbridge/walbridge/shared/change"
 	"github.com/walbridge/walbridge/shared/eventbridgetest"
 	"github.com/walbridge/walbridge/shared/kinesistest"
@@ -194,4 +196,82 @@ func TestPollFlags(t *testing.T) {
 	if code := command(context.Background(), []string{"frobnicate"}, getenv, &bytes.Buffer{}, &bytes.Buffer{}); code != 2 {
 		t.Errorf("unknown subcommand exited %d, want 2", code)
 	}
+}
+
+// TestPollOrderedBus runs "fanout poll" against the Kinesis emulator and the
+// in-test ordered bus with 30% of entries failing and requests throttled.
+// Every change is in the stream twice (what capture writes again after a
+// crash); each reaches the bus's FIFO subscriber once, in order per row, and
+// a replay of the whole stream from its start (a new checkpoint) delivers
+// nothing again: the bus answers every entry DEDUPLICATED.
+func TestPollOrderedBus(t *testing.T) {
+	const bus = "arn:aws:events:us-east-1:123456789012:event-busv2/cdc/abcdefghijklmnopqrstuvwxy"
+	k := kinesistest.StartEmulator(t)
+	kc := kinesistest.Client(t, k.URL)
+	kinesistest.CreateStream(t, kc, "changes", 2)
+	f := orderedbustest.Start(t, orderedbustest.Options{Bus: bus, FailRate: 0.3, ThrottleEvery: 5, Seed: 9})
+	pollEnv(t, k.URL, "http://127.0.0.1:1") // the classic endpoint must not be used
+	t.Setenv("AWS_ENDPOINT_URL_EVENTBRIDGEV2", f.URL)
+	t.Setenv("WALBRIDGE_EVENT_BUS", bus)
+
+	ctx := context.Background()
+	var entries []types.PutRecordsRequestEntry
+	const rows, rounds = 8, 5
+	for round := 0; round < rounds; round++ {
+		for row := 1; row <= rows; row++ {
+			c := userChange(row, uint32(round))
+			c.CommitLSN = change.LSN(0x10000 + round*0x100 + row)
+			data := change.Encode(nil, &change.Record{Changes: []change.Change{c}})
+			for range 2 {
+				entries = append(entries, types.PutRecordsRequestEntry{PartitionKey: aws.String(change.PartitionKey(&c)), Data: data})
+			}
+		}
+	}
+	// One PutRecords call keeps each key's records in order on its shard.
+	if out, err := kc.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String("changes"), Records: entries}); err != nil || aws.ToInt32(out.FailedRecordCount) != 0 {
+		t.Fatalf("PutRecords: %v", err)
+	}
+	run := func(checkpoint string) {
+		t.Helper()
+		var stderr bytes.Buffer
+		args := []string{"poll", "-stream", "changes", "-checkpoint", checkpoint, "-batch-size", "7", "-idle-exit",
+			"-poll-interval", "20ms", "-timeout", "20s"}
+		if code := command(ctx, args, os.Getenv, &bytes.Buffer{}, &stderr); code != 0 {
+			t.Fatalf("poll exited %d: %s", code, stderr.String())
+		}
+	}
+	check := func() {
+		t.Helper()
+		all := f.All()
+		if len(all) != rows*rounds {
+			t.Fatalf("the subscriber received %d events for %d changes (fake %+v)", len(all), rows*rounds, f.Stats())
+		}
+		last := map[string]string{}
+		for _, d := range all {
+			var det struct {
+				LSN string `json:"lsn"`
+				Seq int    `json:"seq"`
+			}
+			if err := json.Unmarshal([]byte(d.Detail), &det); err != nil {
+				t.Fatal(err)
+			}
+			if d.DeduplicationID != fmt.Sprintf("%s:%d", det.LSN, det.Seq) || !strings.HasPrefix(d.Group, "public.users/") {
+				t.Fatalf("group %q, deduplication id %q for lsn %s", d.Group, d.DeduplicationID, det.LSN)
+			}
+			if det.LSN <= last[d.Group] { // same-length hex: string order is LSN order
+				t.Fatalf("group %s: %s after %s", d.Group, det.LSN, last[d.Group])
+			}
+			last[d.Group] = det.LSN
+		}
+	}
+	dir := t.TempDir()
+	run(filepath.Join(dir, "cp.json"))
+	check()
+	first := f.Stats()
+	if first.Failed == 0 || first.Throttled == 0 || first.Deduplicated < rows*rounds {
+		t.Fatalf("fake %+v: failures or the stream's repeats not exercised", first)
+	}
+	run(filepath.Join(dir, "replay.json"))
+	check()
+	t.Logf("first run: %+v; after the replay: %+v", first, f.Stats())
 }

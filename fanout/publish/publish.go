@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -28,6 +29,7 @@ import (
 	"github.com/aws/smithy-go"
 	"go.uber.org/zap"
 
+	"github.com/walbridge/walbridge/fanout/orderedbus"
 	"github.com/walbridge/walbridge/shared/backoff"
 	"github.com/walbridge/walbridge/shared/event"
 )
@@ -38,9 +40,15 @@ type API interface {
 	PutEvents(ctx context.Context, in *eventbridge.PutEventsInput, optFns ...func(*eventbridge.Options)) (*eventbridge.PutEventsOutput, error)
 }
 
+// OrderedAPI is the ordered bus's PutEvents; *orderedbus.Client implements
+// it.
+type OrderedAPI interface {
+	PutEvents(ctx context.Context, entries []orderedbus.Entry) (*orderedbus.Output, error)
+}
+
 // Limits of PutEvents.
 const (
-	MaxEntries = 10 // entries per request
+	MaxEntries = 10 // entries per request on a classic bus (an ordered bus takes orderedbus.MaxEntries)
 	// DefaultMaxRequestBytes is the request (and so entry) size limit by
 	// PutEvents' size calculation: 1 MiB. Accounts that still have the old
 	// limit need 262144.
@@ -93,13 +101,26 @@ func (c Config) withDefaults() Config {
 // Publisher sends events with PutEvents. It is safe for concurrent use; each
 // Publish call is independent.
 type Publisher struct {
-	api API
-	cfg Config
+	api        API
+	ordered    OrderedAPI
+	maxEntries int
+	cfg        Config
 }
 
-// New returns a Publisher that calls api.
+// New returns a Publisher that calls api (a classic bus).
 func New(api API, cfg Config) *Publisher {
-	return &Publisher{api: api, cfg: cfg.withDefaults()}
+	return &Publisher{api: api, maxEntries: MaxEntries, cfg: cfg.withDefaults()}
+}
+
+// NewOrdered returns a Publisher for an ordered bus: each entry carries its
+// item's Key as EventGroupId (orderedbus.GroupID) and "lsn:seq" as
+// DeduplicationId, so the bus delivers each row's events in order and drops
+// repeats inside its deduplication window. An entry answered DEDUPLICATED
+// counts as accepted. Per-key order in flight is kept exactly as for the
+// classic bus: the bus orders what it accepted, so a retried entry must
+// still not be overtaken by its successor.
+func NewOrdered(api OrderedAPI, cfg Config) *Publisher {
+	return &Publisher{ordered: api, maxEntries: orderedbus.MaxEntries, cfg: cfg.withDefaults()}
 }
 
 // MaxRequestBytes is the size limit in force.
@@ -136,6 +157,9 @@ type Stats struct {
 	Shrunk   int // events over the size limit that were sent with values omitted
 	Omitted  int // values replaced by omitted markers in those events
 	Dropped  int // events too large even with every value omitted: skipped
+	// Deduplicated counts entries an ordered bus accepted as repeats of
+	// an event it already had (included in Accepted).
+	Deduplicated int
 }
 
 // EntriesPerRequest is the average request fill.
@@ -157,6 +181,7 @@ func (s *Stats) Add(o Stats) {
 	s.Shrunk += o.Shrunk
 	s.Omitted += o.Omitted
 	s.Dropped += o.Dropped
+	s.Deduplicated += o.Deduplicated
 }
 
 // EntryError is an entry EventBridge refused for good.
@@ -211,6 +236,7 @@ type run struct {
 type sent struct {
 	batch []int
 	out   *eventbridge.PutEventsOutput
+	dedup []bool // entries an ordered bus accepted as repeats
 	err   error
 }
 
@@ -246,7 +272,7 @@ func (p *Publisher) Publish(ctx context.Context, items []Item) Result {
 				// With nothing out, send what there is.
 				minEntries := 1
 				if inflight > 0 {
-					minEntries = MaxEntries
+					minEntries = p.maxEntries
 				}
 				batch := r.nextBatch(now, minEntries)
 				if len(batch) == 0 {
@@ -255,10 +281,11 @@ func (p *Publisher) Publish(ctx context.Context, items []Item) Result {
 				inflight++
 				r.stats.Requests++
 				r.stats.Entries += len(batch)
-				in := r.request(batch)
+				call := r.call(batch)
 				go func() {
-					out, err := p.api.PutEvents(sendCtx, in)
-					results <- sent{batch: batch, out: out, err: err}
+					s := call(sendCtx)
+					s.batch = batch
+					results <- s
 				}()
 			}
 		}
@@ -352,7 +379,7 @@ func (r *run) nextBatch(now time.Time, minEntries int) []int {
 	var batch []int
 	var later []*keyQueue
 	size := 0
-	for r.ready.Len() > 0 && len(batch) < MaxEntries && len(later) < maxSkipped {
+	for r.ready.Len() > 0 && len(batch) < r.p.maxEntries && len(later) < maxSkipped {
 		k := heap.Pop(&r.ready).(*keyQueue)
 		i := k.head()
 		switch {
@@ -369,7 +396,7 @@ func (r *run) nextBatch(now time.Time, minEntries int) []int {
 			break
 		}
 	}
-	full := len(batch) == MaxEntries || r.ready.Len() > 0 && len(batch) > 0 && size+r.sizes[r.ready[0].head()] > r.p.cfg.MaxRequestBytes
+	full := len(batch) == r.p.maxEntries || r.ready.Len() > 0 && len(batch) > 0 && size+r.sizes[r.ready[0].head()] > r.p.cfg.MaxRequestBytes
 	if len(batch) < minEntries && !full {
 		for _, i := range batch {
 			r.state[i] = pending
@@ -398,6 +425,51 @@ func (r *run) nextWake() (time.Time, bool) {
 		}
 	}
 	return at, found
+}
+
+// call builds the request for a batch (now, on the loop's goroutine) and
+// returns the call that sends it, its answer in the classic bus's shape.
+func (r *run) call(batch []int) func(context.Context) sent {
+	if r.p.ordered == nil {
+		in := r.request(batch)
+		return func(ctx context.Context) sent {
+			out, err := r.p.api.PutEvents(ctx, in)
+			return sent{out: out, err: err}
+		}
+	}
+	entries := make([]orderedbus.Entry, len(batch))
+	for j, i := range batch {
+		it := r.items[i]
+		ev := it.Event
+		entries[j] = orderedbus.Entry{Source: ev.Source, DetailType: ev.DetailType, Detail: string(ev.Detail), Resources: ev.Resources,
+			Time: ev.Time, EventGroupID: orderedbus.GroupID(it.Key), DeduplicationID: DeduplicationID(ev)}
+	}
+	api := r.p.ordered
+	return func(ctx context.Context) sent {
+		out, err := api.PutEvents(ctx, entries)
+		if err != nil {
+			return sent{err: err}
+		}
+		s := sent{out: &eventbridge.PutEventsOutput{FailedEntryCount: int32(out.FailedEntryCount), Entries: make([]types.PutEventsResultEntry, len(out.Entries))},
+			dedup: make([]bool, len(out.Entries))}
+		for j, e := range out.Entries {
+			if e.OK() {
+				s.out.Entries[j] = types.PutEventsResultEntry{EventId: aws.String(e.EventID)}
+				s.dedup[j] = e.SuccessCode == orderedbus.Deduplicated
+				continue
+			}
+			s.out.Entries[j] = types.PutEventsResultEntry{ErrorCode: aws.String(e.ErrorCode), ErrorMessage: aws.String(e.ErrorMessage)}
+		}
+		return s
+	}
+}
+
+// DeduplicationID is an event's id on an ordered bus: its commit LSN and
+// its sequence number within the transaction ("16/B374D848:3"), the same
+// for every delivery of the same change, so crashes, retries and replays
+// inside the bus's window are dropped there.
+func DeduplicationID(ev *event.Event) string {
+	return ev.LSN.String() + ":" + strconv.FormatUint(uint64(ev.Seq), 10)
 }
 
 func (r *run) request(batch []int) *eventbridge.PutEventsInput {
@@ -453,6 +525,9 @@ func (r *run) handle(sendCtx context.Context, s sent) {
 		case s.out.Entries[j].ErrorCode == nil:
 			r.state[i] = accepted
 			r.stats.Accepted++
+			if s.dedup != nil && s.dedup[j] {
+				r.stats.Deduplicated++
+			}
 			k.pos++
 		default:
 			e := s.out.Entries[j]
