@@ -410,23 +410,46 @@ func TestCrashSafety(t *testing.T) {
 	const keys = 40
 	pg.Exec(t, "app", fmt.Sprintf(`INSERT INTO counters SELECT g, 0 FROM generate_series(1, %d) g`, keys))
 
-	// The writer: transactions of 1-5 counter increments, committed until told to stop.
-	ctx, stopWriter := context.WithCancel(context.Background())
+	stopWriter := startCounterWriter(t, url, keys, 6000)
+
+	rng := rand.New(rand.NewPCG(3, 4))
+	const kills = 20
+	for i := 0; i < kills; i++ {
+		p := startCapture(t, env)
+		time.Sleep(time.Duration(100+rng.IntN(700)) * time.Millisecond) // a random moment to crash at
+		p.kill()
+	}
+	committed, total := stopWriter()
+	// A last, clean run catches up; then SIGTERM drains and confirms.
+	p := startCapture(t, env)
+	waitConfirmed(t, url, currentLSN(t, url), 3*time.Minute)
+	p.stop(t)
+
+	t.Logf("%d kills; %d committed updates over %d rows", kills, total, keys)
+	checkCounters(t, dedupe(t, streamChanges(t, k.URL, "changes")), keys, committed)
+}
+
+// startCounterWriter commits transactions of 1-5 increments of random
+// counters (ids 1..keys) until stopped or maxTxns transactions (bounded so
+// that the final catch-up stays quick on a loaded machine); stop returns how
+// many increments of each counter were committed, and their total.
+func startCounterWriter(t *testing.T, url string, keys, maxTxns int) (stop func() (map[int]int, int)) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
 	committed := map[int]int{}
-	writerDone := make(chan error, 1)
+	done := make(chan error, 1)
 	go func() {
 		conn, err := pgx.Connect(context.Background(), url)
 		if err != nil {
-			writerDone <- err
+			done <- err
 			return
 		}
 		defer conn.Close(context.Background())
 		rng := rand.New(rand.NewPCG(1, 2))
-		// Bounded so that the final catch-up stays quick on a loaded machine.
-		for txns := 0; ctx.Err() == nil && txns < 6000; txns++ {
+		for txns := 0; ctx.Err() == nil && txns < maxTxns; txns++ {
 			tx, err := conn.Begin(context.Background())
 			if err != nil {
-				writerDone <- err
+				done <- err
 				return
 			}
 			ids := map[int]bool{}
@@ -437,43 +460,32 @@ func TestCrashSafety(t *testing.T) {
 				}
 				ids[id] = true
 				if _, err := tx.Exec(context.Background(), `UPDATE counters SET n = n + 1 WHERE id = $1`, id); err != nil {
-					writerDone <- err
+					done <- err
 					return
 				}
 			}
 			if err := tx.Commit(context.Background()); err != nil {
-				writerDone <- err
+				done <- err
 				return
 			}
 			for id := range ids {
 				committed[id]++
 			}
 		}
-		writerDone <- nil
+		done <- nil
 	}()
-
-	rng := rand.New(rand.NewPCG(3, 4))
-	const kills = 20
-	for i := 0; i < kills; i++ {
-		p := startCapture(t, env)
-		time.Sleep(time.Duration(100+rng.IntN(700)) * time.Millisecond) // a random moment to crash at
-		p.kill()
+	return func() (map[int]int, int) {
+		t.Helper()
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("writer: %v", err)
+		}
+		total := 0
+		for _, n := range committed {
+			total += n
+		}
+		return committed, total
 	}
-	stopWriter()
-	if err := <-writerDone; err != nil {
-		t.Fatalf("writer: %v", err)
-	}
-	// A last, clean run catches up; then SIGTERM drains and confirms.
-	p := startCapture(t, env)
-	waitConfirmed(t, url, currentLSN(t, url), 3*time.Minute)
-	p.stop(t)
-
-	total := 0
-	for _, n := range committed {
-		total += n
-	}
-	t.Logf("%d kills; %d committed updates over %d rows", kills, total, keys)
-	checkCounters(t, dedupe(t, streamChanges(t, k.URL, "changes")), keys, committed)
 }
 
 // TestLargeTransactionMemory streams a 1,000,000-row transaction and reads

@@ -154,10 +154,7 @@ func TestPolicyLeak(t *testing.T) {
 
 	// fanout, as a process, to the in-test EventBridge.
 	eb := eventbridgetest.Start(t, eventbridgetest.Options{})
-	fanoutBin := filepath.Join(dir, "fanout")
-	if out, err := exec.Command("go", "build", "-o", fanoutBin, "../fanout").CombinedOutput(); err != nil {
-		t.Fatalf("build fanout: %v\n%s", err, out)
-	}
+	fanoutBin := buildFanout(t)
 	cmd := exec.Command(fanoutBin, "poll", "-stream", "changes", "-idle-exit", "-poll-interval", "20ms", "-on-failure", filepath.Join(dir, "failures.jsonl"))
 	cmd.Env = append(os.Environ(), "AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_EC2_METADATA_DISABLED=true",
 		"AWS_ENDPOINT_URL_KINESIS="+k.URL, "AWS_ENDPOINT_URL_EVENTBRIDGE="+eb.URL, "WALBRIDGE_LOG_LEVEL=debug", "AWS_LAMBDA_RUNTIME_API=")
