@@ -430,6 +430,7 @@ func TestFanoutRoleGrants(t *testing.T) {
 		want   map[string][]string
 	}{
 		{"defaults", nil, base(attPlaceholder("EventBus", "Arn"))},
+		{"ordered bus", map[string]string{"BusKind": "ordered"}, base(refPlaceholder("OrderedEventBus"))},
 		{"default bus, enhanced fan-out, customer key", map[string]string{
 			"EventBusName": "default", "UseEnhancedFanOut": "true", "StreamKmsKeyId": keyARN,
 		}, efo},

@@ -8,17 +8,25 @@ import (
 	"testing"
 )
 
-// staleSpecFindings are cfn-lint findings that only mean its bundled
-// resource schemas predate a CloudFormation property. Each is tolerated
-// only while cfn-lint says the property is unexpected.
-var staleSpecFindings = []struct {
+// staleSpec is a cfn-lint finding that only means its bundled resource
+// schemas predate a CloudFormation property or resource type. Each is
+// tolerated only while cfn-lint says exactly that (message has says).
+type staleSpec struct {
 	rule string
 	path []string
-}{
+	says string
+}
+
+var staleSpecFindings = []staleSpec{
 	// AWS::Kinesis::Stream RecordDistributionStrategy: in CloudFormation (and
 	// the CDK's generated CfnStream) since 2026; cfn-lint 1.51's schemas
 	// (May 2026) do not have it yet.
-	{"E3002", []string{"Resources", "Stream", "Properties", "RecordDistributionStrategy"}},
+	{"E3002", []string{"Resources", "Stream", "Properties", "RecordDistributionStrategy"}, "unexpected"},
+	// AWS::EventsV2 (EventBridge's Custom Event Bus, 2026): newer than
+	// cfn-lint 1.51's schemas, so it checks nothing inside these two;
+	// TestOrderedBusResources checks them against the documented properties.
+	{"E3006", []string{"Resources", "OrderedEventBus", "Type"}, "does not exist"},
+	{"E3006", []string{"Resources", "WelcomeEmailSubscriber", "Type"}, "does not exist"},
 }
 
 type lintFinding struct {
@@ -56,11 +64,8 @@ func TestCfnLint(t *testing.T) {
 		for i, p := range f.Location.Path {
 			path[i] = scalarString(p)
 		}
-		stale := slices.ContainsFunc(staleSpecFindings, func(s struct {
-			rule string
-			path []string
-		}) bool {
-			return s.rule == f.Rule.Id && slices.Equal(s.path, path) && strings.Contains(f.Message, "unexpected")
+		stale := slices.ContainsFunc(staleSpecFindings, func(s staleSpec) bool {
+			return s.rule == f.Rule.Id && slices.Equal(s.path, path) && strings.Contains(f.Message, s.says)
 		})
 		if stale {
 			t.Logf("cfn-lint (stale schema, tolerated): %s %s at %s", f.Rule.Id, f.Message, strings.Join(path, "/"))

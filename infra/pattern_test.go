@@ -44,7 +44,9 @@ func infraPatterns(t *testing.T) ([]foundPattern, map[string]*template) {
 		templates[path] = tpl
 		walk(tpl.Raw["Resources"], []string{"Resources"}, func(p []string, v any) {
 			key := p[len(p)-1]
-			if key == "EventPattern" || (key == "Pattern" && len(p) >= 3 && p[len(p)-3] == "Events") {
+			// A subscriber's filter: FilterConfiguration.Filters[i].Pattern.
+			filter := key == "Pattern" && len(p) >= 3 && p[len(p)-3] == "Filters"
+			if key == "EventPattern" || (key == "Pattern" && len(p) >= 3 && p[len(p)-3] == "Events") || filter {
 				found = append(found, foundPattern{path, strings.Join(p, "."), v})
 			}
 		})

@@ -22,7 +22,7 @@ func TestTemplateIsSAM(t *testing.T) {
 	}
 	allowed := map[string]bool{
 		"AWSTemplateFormatVersion": true, "Transform": true, "Description": true,
-		"Metadata": true, "Parameters": true, "Conditions": true,
+		"Metadata": true, "Parameters": true, "Rules": true, "Conditions": true,
 		"Resources": true, "Outputs": true,
 	}
 	for k := range tpl.Raw {
@@ -134,12 +134,52 @@ func (c *refChecker) target(where, name string, active map[string]bool, inCondit
 	}
 }
 
-func with(active map[string]bool, cond string) map[string]bool {
+// with is active plus cond, and what cond implies: X for a condition
+// defined as Fn::And of [Condition X, ...].
+func (c *refChecker) with(active map[string]bool, cond string) map[string]bool {
 	out := make(map[string]bool, len(active)+1)
 	for k := range active {
 		out[k] = true
 	}
-	out[cond] = true
+	var add func(string)
+	add = func(name string) {
+		if out[name] {
+			return
+		}
+		out[name] = true
+		if fn, arg, ok := intrinsic(c.tpl.Conditions[name]); ok && fn == "Fn::And" {
+			for _, a := range asSlice(arg) {
+				if fn, x, ok := intrinsic(a); ok && fn == "Condition" {
+					add(scalarString(x))
+				}
+			}
+		}
+	}
+	add(cond)
+	return out
+}
+
+// without is active plus what holds where cond is false: a condition
+// defined as Fn::Not [Condition cond], and X when cond is defined as
+// Fn::Not [Condition X].
+func (c *refChecker) without(active map[string]bool, cond string) map[string]bool {
+	out := active
+	negation := func(v any) (string, bool) {
+		fn, arg, ok := intrinsic(v)
+		if !ok || fn != "Fn::Not" || len(asSlice(arg)) != 1 {
+			return "", false
+		}
+		fn, x, ok := intrinsic(asSlice(arg)[0])
+		return scalarString(x), ok && fn == "Condition"
+	}
+	for name, def := range c.tpl.Conditions {
+		if x, ok := negation(def); ok && x == cond {
+			out = c.with(out, name)
+		}
+	}
+	if x, ok := negation(c.tpl.Conditions[cond]); ok {
+		out = c.with(out, x)
+	}
 	return out
 }
 
@@ -183,8 +223,8 @@ func (c *refChecker) check(where string, v any, active map[string]bool, inCondit
 			}
 			cond := scalarString(parts[0])
 			c.condition(where, cond)
-			c.check(where, parts[1], with(active, cond), inConditions)
-			c.check(where, parts[2], active, inConditions)
+			c.check(where, parts[1], c.with(active, cond), inConditions)
+			c.check(where, parts[2], c.without(active, cond), inConditions)
 			return
 		case "Fn::Sub":
 			var s string
@@ -241,7 +281,7 @@ func TestReferencesResolve(t *testing.T) {
 		active := map[string]bool{}
 		if cond, ok := res["Condition"]; ok {
 			c.condition("Resources."+name, scalarString(cond))
-			active[scalarString(cond)] = true
+			active = c.with(active, scalarString(cond))
 		}
 		c.check("Resources."+name+".Properties", res["Properties"], active, false)
 		var deps []any
@@ -262,7 +302,7 @@ func TestReferencesResolve(t *testing.T) {
 		active := map[string]bool{}
 		if cond, ok := o["Condition"]; ok {
 			c.condition("Outputs."+name, scalarString(cond))
-			active[scalarString(cond)] = true
+			active = c.with(active, scalarString(cond))
 		}
 		c.check("Outputs."+name+".Value", o["Value"], active, false)
 	}
@@ -287,8 +327,10 @@ func TestReferencesResolve(t *testing.T) {
 	bad.check("x", map[string]any{"Fn::GetAtt": []any{"EventBus", "Arn"}}, nil, false) // conditional
 	bad.check("x", map[string]any{"Fn::Sub": "${NoSuchParam}"}, nil, false)
 	bad.check("x", map[string]any{"Fn::If": []any{"NoSuchCondition", "a", "b"}}, nil, false)
-	if len(bad.errs) != 5 {
-		t.Errorf("refChecker found %d problems in 5 bad references: %v", len(bad.errs), bad.errs)
+	// The false branch of an If on IsClassicBus is the ordered bus.
+	bad.check("x", map[string]any{"Fn::If": []any{"IsClassicBus", "a", map[string]any{"Ref": "WelcomeEmailQueue"}}}, nil, false)
+	if len(bad.errs) != 6 {
+		t.Errorf("refChecker found %d problems in 6 bad references: %v", len(bad.errs), bad.errs)
 	}
 }
 
@@ -400,6 +442,7 @@ func TestFanoutFunction(t *testing.T) {
 	env := asMap(dig(fn, "Environment", "Variables"))
 	wantEnv := map[string]any{
 		"WALBRIDGE_EVENT_BUS":   refPlaceholder("EventBus"),
+		"WALBRIDGE_BUS_KIND":    "classic",
 		"WALBRIDGE_SOURCE":      "walbridge.database",
 		"WALBRIDGE_DETAIL_TYPE": "DatabaseEvent",
 		"WALBRIDGE_RESOURCE":    requiredParamValues["ResourceName"],
@@ -514,6 +557,18 @@ func TestEventBridge(t *testing.T) {
 	}{
 		{"walbridge", true, refPlaceholder("EventBus"), attPlaceholder("EventBus", "Arn")},
 		{"default", false, "default", defaultBusARN},
+	}
+	ordered := newRenderer(t, tpl, map[string]string{"BusKind": "ordered"})
+	fn, _ := ordered.resource(t, "FanoutFunction")
+	if got := asMap(dig(fn, "Environment", "Variables")); got["WALBRIDGE_EVENT_BUS"] != refPlaceholder("OrderedEventBus") || got["WALBRIDGE_BUS_KIND"] != "ordered" {
+		t.Errorf("ordered bus: fanout's environment %v, want the bus ARN (Ref) and WALBRIDGE_BUS_KIND=ordered", got)
+	}
+	out := asMap(ordered.mustRender(t, tpl.Outputs))
+	if got := dig(out, "EventBusArn", "Value"); got != refPlaceholder("OrderedEventBus") {
+		t.Errorf("ordered bus: output EventBusArn = %v", got)
+	}
+	if c := dig(asMap(tpl.Outputs), "EventArchiveName", "Condition"); c != "IsClassicBus" {
+		t.Errorf("output EventArchiveName has Condition %v, want IsClassicBus (the ordered bus has no archive)", c)
 	}
 	for _, tt := range tests {
 		t.Run("EventBusName="+tt.bus, func(t *testing.T) {
