@@ -162,6 +162,40 @@ func TestRulecheckSeesTheSameRules(t *testing.T) {
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("%s: rulecheck sees rules\n%v\nthe tests see\n%v", file, got, want)
 		}
+
+		// The same for subscribers' filters (Resources.X.Properties.FilterConfiguration.Filters.i.Pattern).
+		want, got = map[string]any{}, map[string]any{}
+		for _, f := range found {
+			p := strings.Split(f.where, ".")
+			if f.file == file && len(p) == 7 && tpl.Resources[p[1]]["Type"] == "AWS::EventsV2::Subscriber" {
+				var v any
+				if err := json.Unmarshal(renderPattern(t, r, f.raw), &v); err != nil {
+					t.Fatal(err)
+				}
+				want[p[1]+".Filters["+p[5]+"]"] = v
+			}
+		}
+		filters, err := cfnrules.Subscribers([]byte(readFile(t, file)), cfnrules.Options{Params: params, Defaults: true})
+		if err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		for _, f := range filters {
+			if f.Err != nil {
+				t.Errorf("%s: rulecheck cannot resolve %s: %v", file, f.ID(), f.Err)
+				continue
+			}
+			var v any
+			if err := json.Unmarshal(f.Pattern, &v); err != nil {
+				t.Errorf("%s: %s: %v", file, f.ID(), err)
+			}
+			got[f.ID()] = v
+		}
+		if filepath.Clean(file) == filepath.Clean(templatePath) && len(want) == 0 {
+			t.Errorf("%s: no subscriber filters found", file)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: rulecheck sees subscriber filters\n%v\nthe tests see\n%v", file, got, want)
+		}
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/walbridge/walbridge/shared/cfnrules"
@@ -103,11 +104,13 @@ func loadColumns(name string) (map[string][]string, error) {
 
 // found is one event pattern located in a file. where names it inside a
 // template ("" for a file that is one pattern); err is set when the pattern
-// could not be turned into JSON for checking.
+// could not be turned into JSON for checking. filter is set for a filter of
+// an ordered-bus subscriber.
 type found struct {
-	where string
-	json  []byte
-	err   *pattern.FieldError
+	where  string
+	json   []byte
+	err    *pattern.FieldError
+	filter *cfnrules.Filter
 }
 
 // checkFile returns the problem lines for one file, empty when it passes.
@@ -147,11 +150,87 @@ func checkFile(name string, opts pattern.CheckOptions, tpl cfnrules.Options) []s
 			lines = append(lines, label+": "+p.err.Error())
 			continue
 		}
+		if p.filter != nil {
+			for _, e := range filterProblems(*p.filter, opts) {
+				lines = append(lines, label+": "+e)
+			}
+			continue
+		}
 		for _, e := range pattern.CheckJSON(p.json, opts) {
 			lines = append(lines, label+": "+e.Error())
 		}
 	}
 	return lines
+}
+
+// Limits of an ordered-bus subscriber's FilterConfiguration (EventBridgeV2
+// API reference).
+const (
+	maxFilters       = 50
+	maxFilterPattern = 4096
+)
+
+// filterProblems checks a subscriber's filter. A DATA filter sees the
+// PutEvents envelope, so it must fit the DatabaseEvent contract like a
+// rule; METADATA and SYSTEM_METADATA filters are checked for syntax only.
+// Subscriber filters lack the wildcard operator that rules have.
+func filterProblems(f cfnrules.Filter, opts pattern.CheckOptions) []string {
+	var out []string
+	switch f.Scope {
+	case "DATA":
+		for _, e := range pattern.CheckJSON(f.Pattern, opts) {
+			out = append(out, e.Error())
+		}
+	case "METADATA", "SYSTEM_METADATA":
+		if _, err := pattern.Parse(f.Pattern); err != nil {
+			out = append(out, err.Error())
+		}
+	default:
+		out = append(out, fmt.Sprintf("Scope %q: want DATA (the event: source, detail-type, detail, ...), METADATA or SYSTEM_METADATA", f.Scope))
+	}
+	if f.Language != "" && f.Language != "EVENT_BRIDGE_PATTERN" {
+		out = append(out, fmt.Sprintf("Language %q: the only filter language is EVENT_BRIDGE_PATTERN", f.Language))
+	}
+	if n := len(f.Pattern); n > maxFilterPattern {
+		out = append(out, fmt.Sprintf("the pattern is %d characters; a subscriber filter holds at most %d", n, maxFilterPattern))
+	}
+	if f.Index == 0 && (f.Count < 1 || f.Count > maxFilters) {
+		out = append(out, fmt.Sprintf("%d filters; a subscriber has 1 to %d", f.Count, maxFilters))
+	}
+	for _, path := range operatorPaths(f.Pattern, "wildcard") {
+		out = append(out, fmt.Sprintf("%s: subscriber filters have no \"wildcard\" operator (rules do): use prefix, suffix or equals-ignore-case", path))
+	}
+	return out
+}
+
+// operatorPaths returns the field paths at which a pattern uses the named
+// operator ({"op": ...} inside a field's list).
+func operatorPaths(data []byte, op string) []string {
+	var v any
+	if json.Unmarshal(data, &v) != nil {
+		return nil // CheckJSON reports it
+	}
+	var out []string
+	var walk func(v any, path string, inList bool)
+	walk = func(v any, path string, inList bool) {
+		switch x := v.(type) {
+		case map[string]any:
+			if _, ok := x[op]; ok && inList {
+				out = append(out, path)
+				return
+			}
+			for k, c := range x {
+				walk(c, pattern.JoinPath(path, k), false)
+			}
+		case []any:
+			for _, c := range x {
+				walk(c, path, true)
+			}
+		}
+	}
+	walk(v, "", false)
+	slices.Sort(out)
+	return out
 }
 
 // extract finds the event patterns in a file of any supported form. A .json
@@ -163,6 +242,9 @@ func extract(name string, data []byte, tpl cfnrules.Options) ([]found, error) {
 		if json.Unmarshal(data, &top) == nil {
 			if raw, ok := top["EventPattern"]; ok {
 				return []found{patternFromRaw(raw)}, nil
+			}
+			if raw, ok := top["FilterConfiguration"]; ok {
+				return subscriberFilters(raw, string(top["Type"]))
 			}
 			if _, ok := top["Resources"]; !ok {
 				return []found{{json: data}}, nil
@@ -187,14 +269,48 @@ func extract(name string, data []byte, tpl cfnrules.Options) ([]found, error) {
 	case err != nil:
 		return nil, err
 	}
-	out := make([]found, 0, len(rules))
+	filters, err := cfnrules.Subscribers(data, tpl)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]found, 0, len(rules)+len(filters))
+	for _, f := range filters {
+		out = append(out, found{where: f.ID(), json: f.Pattern, err: deployTime(f.Err), filter: &f})
+	}
 	for _, r := range rules {
-		f := found{where: r.ID, json: r.Pattern}
-		if r.Err != nil {
-			// Deploy-time values (intrinsic functions) can't be vouched for.
-			f.err = &pattern.FieldError{Path: r.Err.Path, Msg: r.Err.Msg + "; rulecheck cannot check it (--param NAME=VALUE or --defaults resolves parameters)"}
-		}
-		out = append(out, f)
+		out = append(out, found{where: r.ID, json: r.Pattern, err: deployTime(r.Err)})
+	}
+	return out, nil
+}
+
+// deployTime explains a pattern that could not be resolved: deploy-time
+// values (intrinsic functions) can't be vouched for.
+func deployTime(err *pattern.FieldError) *pattern.FieldError {
+	if err == nil {
+		return nil
+	}
+	return &pattern.FieldError{Path: err.Path, Msg: err.Msg + "; rulecheck cannot check it (--param NAME=VALUE or --defaults resolves parameters)"}
+}
+
+// subscriberFilters reads a subscriber as the EventBridgeV2 API shows it
+// (describe-subscriber, or a CreateSubscriber input): its
+// FilterConfiguration's filters.
+func subscriberFilters(raw json.RawMessage, typ string) ([]found, error) {
+	var fc struct {
+		Language string
+		Filters  []struct{ Pattern, Scope string }
+	}
+	if err := json.Unmarshal(raw, &fc); err != nil {
+		return nil, fmt.Errorf("FilterConfiguration: want {\"Filters\": [{\"Scope\": ..., \"Pattern\": \"...\"}]}: %w", err)
+	}
+	if len(fc.Filters) == 0 {
+		return []found{{where: "FilterConfiguration", err: &pattern.FieldError{Msg: fmt.Sprintf("no filters; a subscriber's FilterConfiguration has 1 to %d", maxFilters)}}}, nil
+	}
+	out := make([]found, len(fc.Filters))
+	for i, f := range fc.Filters {
+		filter := cfnrules.Filter{Subscriber: "FilterConfiguration", Index: i, Count: len(fc.Filters), Scope: f.Scope,
+			Language: fc.Language, Pattern: []byte(f.Pattern), Type: strings.Trim(typ, `"`)}
+		out[i] = found{where: filter.ID(), json: filter.Pattern, filter: &filter}
 	}
 	return out, nil
 }

@@ -72,6 +72,23 @@ testdata/template.json#SubRule: detail.schema: uses CloudFormation intrinsic Fn:
 			status: exitProblems,
 		},
 		{
+			name: "ordered-bus subscribers in a template",
+			args: []string{"--defaults", "testdata/subscribers.yaml"},
+			want: `testdata/subscribers.yaml#Mistakes.Filters[0]: detail.operate: unknown field; did you mean detail.operation?
+testdata/subscribers.yaml#Mistakes.Filters[0]: Language "JSONATA": the only filter language is EVENT_BRIDGE_PATTERN
+testdata/subscribers.yaml#Mistakes.Filters[0]: detail.table: subscriber filters have no "wildcard" operator (rules do): use prefix, suffix or equals-ignore-case
+testdata/subscribers.yaml#Mistakes.Filters[1]: Scope "PAYLOAD": want DATA (the event: source, detail-type, detail, ...), METADATA or SYSTEM_METADATA
+testdata/subscribers.yaml#Mistakes.Filters[1]: Language "JSONATA": the only filter language is EVENT_BRIDGE_PATTERN
+`,
+			status: exitProblems,
+		},
+		{
+			name:   "a subscriber as describe-subscriber prints it",
+			args:   []string{"testdata/describe-subscriber.json"},
+			want:   `testdata/describe-subscriber.json#FilterConfiguration.Filters[0]: detail.operation: value "insret" never matches: expected one of insert, update, delete, truncate, read; did you mean "insert"?` + "\n",
+			status: exitProblems,
+		},
+		{
 			name:   "bare YAML pattern",
 			args:   []string{"testdata/pattern.yaml"},
 			want:   "testdata/pattern.yaml: ok\n",

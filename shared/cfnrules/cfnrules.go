@@ -1,9 +1,10 @@
 // Package cfnrules reads the EventBridge rules that CloudFormation and SAM
 // templates declare (AWS::Events::Rule, and SAM EventBridgeRule and
-// CloudWatchEvent events), turning each event pattern written in YAML,
-// intrinsic functions resolved where a value is given, into the JSON text
-// package pattern parses. rulecheck, the local bus and the infra tests read
-// templates through it.
+// CloudWatchEvent events), and the filters of subscribers to an ordered
+// bus (AWS::EventsV2::Subscriber), turning each event pattern written in
+// YAML, intrinsic functions resolved where a value is given, into the JSON
+// text package pattern parses. rulecheck, the local bus and the infra tests
+// read templates through it.
 package cfnrules
 
 import (
@@ -87,15 +88,11 @@ func (o Options) resolving() bool { return o.Params != nil || o.Defaults }
 // pattern (schedules) are left out. A document that parses but is not a
 // template gives an error wrapping ErrNotTemplate.
 func Rules(data []byte, opts Options) ([]Rule, error) {
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("not valid JSON or YAML: %w", err)
+	t, err := parse(data, opts)
+	if err != nil {
+		return nil, err
 	}
-	resources := unalias(lookup(unalias(&doc), "Resources"))
-	if resources == nil || resources.Kind != yaml.MappingNode {
-		return nil, ErrNotTemplate
-	}
-	t := &template{opts: opts, params: unalias(lookup(unalias(&doc), "Parameters")), resources: resources}
+	resources := t.resources
 	var out []Rule
 	for i := 0; i+1 < len(resources.Content); i += 2 {
 		id := resources.Content[i].Value
@@ -134,6 +131,98 @@ func Rules(data []byte, opts Options) ([]Rule, error) {
 		}
 	}
 	return out, nil
+}
+
+// Filter is one filter of an AWS::EventsV2::Subscriber: an event pattern
+// with the part of the event it applies to. A subscriber receives an event
+// only when every one of its filters matches.
+type Filter struct {
+	// Subscriber is the subscriber's logical ID; Index is the filter's
+	// place in its FilterConfiguration.Filters, of Count.
+	Subscriber   string
+	Index, Count int
+	// Scope is the filter's Scope as written: DATA (for PutEvents, the
+	// envelope with the detail under "detail"), METADATA or SYSTEM_METADATA.
+	Scope string
+	// Language is FilterConfiguration.Language as written (empty: the
+	// default, EVENT_BRIDGE_PATTERN).
+	Language string
+	// Pattern is the filter's pattern as JSON text, nil when Err is set.
+	Pattern []byte
+	Err     *pattern.FieldError
+	// Type is the subscriber's Type as written: FIFO or UNORDERED.
+	Type string
+	// State is the subscriber's State as written.
+	State string
+	// EventBus is EventBusArn when the template gives it as a literal;
+	// EventBusIntrinsic names the intrinsic function it is computed with.
+	EventBus, EventBusIntrinsic string
+	// Target is InvokeConfiguration.TargetArn.
+	Target Target
+}
+
+// ID names the filter in the template: "Subscriber.Filters[i]".
+func (f Filter) ID() string { return fmt.Sprintf("%s.Filters[%d]", f.Subscriber, f.Index) }
+
+// Subscribers returns the filters of the template's ordered-bus
+// subscribers, in template order. A subscriber without filters (it
+// receives every event) has none here.
+func Subscribers(data []byte, opts Options) ([]Filter, error) {
+	t, err := parse(data, opts)
+	if err != nil {
+		return nil, err
+	}
+	var out []Filter
+	for i := 0; i+1 < len(t.resources.Content); i += 2 {
+		id := t.resources.Content[i].Value
+		res := unalias(t.resources.Content[i+1])
+		if scalar(lookup(res, "Type")) != "AWS::EventsV2::Subscriber" {
+			continue
+		}
+		props := lookup(res, "Properties")
+		fc := lookup(props, "FilterConfiguration")
+		filters := unalias(lookup(fc, "Filters"))
+		if filters == nil || filters.Kind != yaml.SequenceNode {
+			continue
+		}
+		base := Filter{Subscriber: id, Count: len(filters.Content), Language: scalar(lookup(fc, "Language")),
+			Type: scalar(lookup(props, "Type")), State: scalar(lookup(props, "State"))}
+		if bus := lookup(props, "EventBusArn"); bus != nil {
+			if name := intrinsicName(bus); name != "" {
+				base.EventBusIntrinsic = name
+			} else {
+				base.EventBus = scalar(bus)
+			}
+		}
+		if arn := unalias(lookup(lookup(props, "InvokeConfiguration"), "TargetArn")); arn != nil {
+			if intrinsicName(arn) == "" {
+				base.Target.Arn = scalar(arn)
+			} else if res := t.referencedResource(arn); res != "" {
+				base.Target.Resource = res
+				base.Target.ResourceType = scalar(lookup(lookup(t.resources, res), "Type"))
+			}
+		}
+		for j, fl := range filters.Content {
+			f := base
+			f.Index, f.Scope = j, scalar(lookup(fl, "Scope"))
+			f.Pattern, f.Err = t.patternJSON(lookup(fl, "Pattern"))
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
+// parse reads a template's Parameters and Resources.
+func parse(data []byte, opts Options) (*template, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("not valid JSON or YAML: %w", err)
+	}
+	resources := unalias(lookup(unalias(&doc), "Resources"))
+	if resources == nil || resources.Kind != yaml.MappingNode {
+		return nil, ErrNotTemplate
+	}
+	return &template{opts: opts, params: unalias(lookup(unalias(&doc), "Parameters")), resources: resources}, nil
 }
 
 // YAMLPattern returns the JSON text of an event pattern written in YAML (or
@@ -221,12 +310,24 @@ func (t *template) referencedResource(n *yaml.Node) string {
 	return id
 }
 
-// patternJSON turns a YAML pattern into JSON text. A string node is taken as
-// JSON text, which CloudFormation also accepts.
+// patternJSON turns a YAML pattern into JSON text. A string is taken as
+// JSON text, which CloudFormation also accepts (a subscriber's filter is
+// always one), and so is a string an intrinsic function gives (!Sub).
 func (t *template) patternJSON(n *yaml.Node) ([]byte, *pattern.FieldError) {
 	n = unalias(n)
 	if n != nil && n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str" {
 		return []byte(n.Value), nil
+	}
+	if name := intrinsicName(n); name != "" {
+		s, err := t.resolve(name, intrinsicArg(n), "")
+		if err != nil {
+			var fe *pattern.FieldError
+			if errors.As(err, &fe) {
+				return nil, fe
+			}
+			return nil, &pattern.FieldError{Msg: err.Error()}
+		}
+		return []byte(s), nil
 	}
 	var buf bytes.Buffer
 	if err := t.writeJSON(&buf, n, ""); err != nil {

@@ -227,3 +227,72 @@ func TestYAMLPattern(t *testing.T) {
 		})
 	}
 }
+
+const subscriberTemplate = `
+Parameters:
+  EventSource:
+    Type: String
+    Default: walbridge
+Resources:
+  Bus:
+    Type: AWS::EventsV2::EventBus
+    Properties:
+      Name: cdc
+  Orders:
+    Type: AWS::EventsV2::Subscriber
+    Properties:
+      Name: orders
+      EventBusArn: !Ref Bus
+      Type: FIFO
+      FilterConfiguration:
+        Language: EVENT_BRIDGE_PATTERN
+        Filters:
+          - Scope: DATA
+            Pattern: !Sub '{"source":["${EventSource}"],"detail":{"table":["orders"]}}'
+          - Scope: SYSTEM_METADATA
+            Pattern: '{"EventGroupId":[{"prefix":"public.orders/"}]}'
+      InvokeConfiguration:
+        TargetArn: !GetAtt Queue.Arn
+        RoleArn: arn:aws:iam::123456789012:role/deliver
+  Everything:
+    Type: AWS::EventsV2::Subscriber
+    Properties:
+      Name: all
+      EventBusArn: arn:aws:events:us-east-1:123456789012:event-busv2/cdc/abcdefghijklmnopqrstuvwxy
+      InvokeConfiguration:
+        TargetArn: arn:aws:lambda:us-east-1:123456789012:function:all
+        RoleArn: arn:aws:iam::123456789012:role/deliver
+  Queue:
+    Type: AWS::SQS::Queue
+`
+
+func TestSubscribers(t *testing.T) {
+	got, err := Subscribers([]byte(subscriberTemplate), Options{Defaults: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := Target{Resource: "Queue", ResourceType: "AWS::SQS::Queue"}
+	want := []Filter{
+		{Subscriber: "Orders", Index: 0, Count: 2, Scope: "DATA", Language: "EVENT_BRIDGE_PATTERN", Type: "FIFO", EventBusIntrinsic: "!Ref", Target: target,
+			Pattern: []byte(`{"source":["walbridge"],"detail":{"table":["orders"]}}`)},
+		{Subscriber: "Orders", Index: 1, Count: 2, Scope: "SYSTEM_METADATA", Language: "EVENT_BRIDGE_PATTERN", Type: "FIFO", EventBusIntrinsic: "!Ref", Target: target,
+			Pattern: []byte(`{"EventGroupId":[{"prefix":"public.orders/"}]}`)},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Subscribers =\n%+v\nwant\n%+v", got, want)
+	}
+	if id := got[1].ID(); id != "Orders.Filters[1]" {
+		t.Errorf("ID = %q", id)
+	}
+	// Without values for parameters the !Sub pattern is a deploy-time value.
+	got, err = Subscribers([]byte(subscriberTemplate), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[0].Err == nil || got[0].Pattern != nil || got[1].Err != nil {
+		t.Errorf("unresolved: %+v", got)
+	}
+	if _, err := Subscribers([]byte("a: 1\n"), Options{}); !errors.Is(err, ErrNotTemplate) {
+		t.Errorf("not a template: %v", err)
+	}
+}
