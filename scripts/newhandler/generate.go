@@ -61,12 +61,18 @@ func generate(o options) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, ruleJSON); err != nil {
+		return "", err
+	}
 	data := templateData{
 		Name:        o.Name,
 		ID:          logicalID(o.Name),
 		Selection:   o.selection(),
 		Language:    o.Language,
+		Ordered:     o.BusKind == "ordered",
 		PatternYAML: patternYAML,
+		PatternJSON: compact.String(),
 		SampleTable: sample.table,
 		SampleOp:    sample.op,
 		SampleRow:   sample.columns,
@@ -304,9 +310,13 @@ func buildSample(o options) (sample, error) {
 // templateData is what the templates see.
 type templateData struct {
 	Name, ID, Selection, Language string
-	PatternYAML                   string
-	SampleTable, SampleOp         string
-	SampleRow                     []string
+	// Ordered: a FIFO subscriber of the ordered bus instead of a rule.
+	Ordered bool
+	// The rule's pattern as YAML lines (a rule) and as one line of JSON (a
+	// subscriber's filter is JSON text).
+	PatternYAML, PatternJSON string
+	SampleTable, SampleOp    string
+	SampleRow                []string
 	// Go: the package's folder from the module root, the binary's path
 	// there, and CodeUri (the binary's folder from the template).
 	GoPackageDir, GoBinary, GoCodeURI string

@@ -40,8 +40,11 @@ type options struct {
 	Operations []string
 	Changed    []string
 	Language   string
-	Out        string
-	Force      bool
+	// BusKind is the walbridge stack's BusKind: "classic" (a rule on the
+	// bus) or "ordered" (a FIFO subscriber of the ordered bus).
+	BusKind string
+	Out     string
+	Force   bool
 }
 
 // question is one thing newhandler needs, as a flag and as a prompt.
@@ -187,11 +190,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, terminal bool
 		fs.Var(listFlag{q, &opts}, q.flag, q.prompt)
 	}
 	fs.StringVar(&opts.Out, "out", defaultOut, "folder to write the handler's folder into")
+	fs.StringVar(&opts.BusKind, "bus-kind", "classic", "the walbridge stack's BusKind: classic (an EventBridge rule) or ordered (a FIFO subscriber of the ordered bus, each row's events in order)")
 	fs.BoolVar(&opts.Force, "force", false, "overwrite an existing handler of the same name")
 	interactive := fs.Bool("interactive", false, "ask for what is not given even when stdin is not a terminal")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: newhandler --name NAME --table [SCHEMA.]TABLE[,...] --operation OP[,...] [--changed COLUMN[,...]]")
-		fmt.Fprintln(stderr, "                  --language typescript|go [--out infra/handlers] [--force] [--interactive]")
+		fmt.Fprintln(stderr, "                  --language typescript|go [--bus-kind classic|ordered] [--out infra/handlers] [--force] [--interactive]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -274,6 +278,9 @@ func (o *options) check() error {
 	}
 	if o.Out == "" {
 		return errors.New("--out is empty")
+	}
+	if o.BusKind != "classic" && o.BusKind != "ordered" {
+		return fmt.Errorf("--bus-kind %q: want classic or ordered (the walbridge stack's BusKind)", o.BusKind)
 	}
 	return nil
 }

@@ -432,3 +432,54 @@ func TestRulePatterns(t *testing.T) {
 		})
 	}
 }
+
+// TestOrderedBusHandler: with --bus-kind ordered the template subscribes
+// the function to the ordered bus with a FIFO subscriber whose DATA filter
+// is rule.json, invoked one event at a time and synchronously (so each
+// row's events are handled in order), through a delivery role; rulecheck
+// and cfn-lint pass it. The handler's code is the classic one's: a
+// subscriber delivers the PutEvents envelope unchanged.
+func TestOrderedBusHandler(t *testing.T) {
+	root, dir := inModule(t)
+	newhandler(t, "--name", "welcome-ordered", "--table", "users", "--operation", "insert,update", "--language", "go", "--bus-kind", "ordered", "--out", dir)
+	hdir := filepath.Join(dir, "welcome-ordered")
+	tpl := readFile(t, filepath.Join(hdir, "template.yaml"))
+	if rules, err := cfnrules.Rules(tpl, cfnrules.Options{}); err != nil || len(rules) != 0 {
+		t.Errorf("rules %+v (%v), want none on the ordered bus", rules, err)
+	}
+	filters, err := cfnrules.Subscribers(tpl, cfnrules.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(filters) != 1 || filters[0].Err != nil {
+		t.Fatalf("subscriber filters %+v, want one with a literal pattern", filters)
+	}
+	f := filters[0]
+	if f.Scope != "DATA" || f.Type != "FIFO" || f.Target.ResourceType != "AWS::Serverless::Function" || f.EventBusIntrinsic == "" {
+		t.Errorf("filter %+v: want a DATA filter of a FIFO subscriber to the function, on the EventBusArn parameter", f)
+	}
+	if !sameJSON(t, f.Pattern, readFile(t, filepath.Join(hdir, "rule.json"))) {
+		t.Errorf("the filter %s is not rule.json's pattern", f.Pattern)
+	}
+	for _, want := range []string{"InvocationType: REQUEST_RESPONSE", "MaxBatchSize: 1", "Action: lambda:InvokeFunction", "OnFailureConfiguration:"} {
+		if !bytes.Contains(tpl, []byte(want)) {
+			t.Errorf("template.yaml lacks %q", want)
+		}
+	}
+	if bytes.Contains(tpl, []byte("AWS::Lambda::Permission")) || bytes.Contains(tpl, []byte("AWS::Events::Rule")) {
+		t.Error("template.yaml has the classic rule's resources")
+	}
+	res := command(t, root, "go", "run", "./scripts/rulecheck", filepath.Join(hdir, "template.yaml"))
+	if !strings.HasSuffix(res, ": ok\n") {
+		t.Errorf("rulecheck:\n%s", res)
+	}
+	if lint := command(t, hdir, "cfn-lint", "--include-checks", "I", "--", "template.yaml"); strings.TrimSpace(lint) != "" {
+		t.Errorf("cfn-lint:\n%s", lint)
+	}
+	command(t, root, "go", "vet", "./"+strings.TrimPrefix(filepath.ToSlash(hdir), filepath.ToSlash(root)+"/"))
+
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"--name", "x", "--table", "t", "--operation", "insert", "--language", "go", "--bus-kind", "fifo", "--out", dir}, strings.NewReader(""), &stdout, &stderr, true); code != exitUsage || !strings.Contains(stderr.String(), "--bus-kind") {
+		t.Errorf("--bus-kind fifo: exit %d, %s", code, stderr.String())
+	}
+}

@@ -12,8 +12,9 @@
 // AWS::Events::Rule EventPattern, every SAM EventBridgeRule/CloudWatchEvent
 // Pattern and every AWS::EventsV2::Subscriber filter is checked. A
 // subscriber's DATA filter must fit the DatabaseEvent contract like a rule,
-// and subscribers' own limits apply: the scopes, one filter language, 1 to
-// 50 filters of at most 4,096 characters, no wildcard operator. It prints
+// and subscribers' own limits apply: the scopes (one filter each), one
+// filter language, 1 to 50 filters of at most 4,096 characters, no wildcard
+// operator. It prints
 // one line per problem, "FILE: FIELD: message", or "FILE: ok", and exits 1
 // if any file has a problem.
 package main

@@ -141,6 +141,7 @@ func checkFile(name string, opts pattern.CheckOptions, tpl cfnrules.Options) []s
 		return []string{fmt.Sprintf("%s: no event patterns found", name)}
 	}
 	var lines []string
+	scopes := map[[2]string]bool{} // subscriber, scope
 	for _, p := range patterns {
 		label := name
 		if p.where != "" {
@@ -154,6 +155,11 @@ func checkFile(name string, opts pattern.CheckOptions, tpl cfnrules.Options) []s
 			for _, e := range filterProblems(*p.filter, opts) {
 				lines = append(lines, label+": "+e)
 			}
+			key := [2]string{p.filter.Subscriber, p.filter.Scope}
+			if scopes[key] {
+				lines = append(lines, fmt.Sprintf("%s: a second %s filter: a subscriber has at most one filter per scope", label, p.filter.Scope))
+			}
+			scopes[key] = true
 			continue
 		}
 		for _, e := range pattern.CheckJSON(p.json, opts) {

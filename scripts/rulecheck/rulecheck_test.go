@@ -79,6 +79,8 @@ testdata/subscribers.yaml#Mistakes.Filters[0]: Language "JSONATA": the only filt
 testdata/subscribers.yaml#Mistakes.Filters[0]: detail.table: subscriber filters have no "wildcard" operator (rules do): use prefix, suffix or equals-ignore-case
 testdata/subscribers.yaml#Mistakes.Filters[1]: Scope "PAYLOAD": want DATA (the event: source, detail-type, detail, ...), METADATA or SYSTEM_METADATA
 testdata/subscribers.yaml#Mistakes.Filters[1]: Language "JSONATA": the only filter language is EVENT_BRIDGE_PATTERN
+testdata/subscribers.yaml#Mistakes.Filters[2]: Language "JSONATA": the only filter language is EVENT_BRIDGE_PATTERN
+testdata/subscribers.yaml#Mistakes.Filters[2]: a second DATA filter: a subscriber has at most one filter per scope
 `,
 			status: exitProblems,
 		},
