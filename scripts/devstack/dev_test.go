@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/walbridge/walbridge/shared/localbus"
 	"github.com/walbridge/walbridge/shared/pgtest"
 	"github.com/walbridge/walbridge/shared/repo"
 )
@@ -444,5 +446,105 @@ func TestPolicyEnv(t *testing.T) {
 	env, _ = policyEnv(dir, func(k string) string { return map[string]string{"WALBRIDGE_HASH_KEY": "mine"}[k] })
 	if len(env) != 1 {
 		t.Fatalf("with WALBRIDGE_HASH_KEY set: %v", env)
+	}
+}
+
+// TestDemoOnTheOrderedBus: scripts/dev --demo --bus-kind ordered runs the
+// local bus as an ordered bus; fanout publishes through the ordered bus's
+// protocol, each event in the row's group with its lsn:seq as
+// DeduplicationId, and reaches the template's FIFO subscriber (not the
+// classic rule).
+func TestDemoOnTheOrderedBus(t *testing.T) {
+	dir, _, env := devEnv(t)
+	cmd := exec.Command("bash", "scripts/dev", "--demo", "--bus-kind", "ordered")
+	cmd.Dir = repoRoot(t)
+	cmd.Env = env
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var out syncBuffer
+	ready := make(chan bool, 1)
+	exited := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			out.Write([]byte(sc.Text() + "\n"))
+			if strings.HasPrefix(sc.Text(), "[demo] received insert, update, delete") {
+				select {
+				case ready <- true:
+				default:
+				}
+			}
+		}
+		exited <- cmd.Wait()
+	}()
+	defer func() {
+		if t.Failed() {
+			t.Logf("scripts/dev output:\n%s", out.String())
+		}
+	}()
+	select {
+	case <-ready:
+	case err := <-exited:
+		t.Fatalf("scripts/dev --demo --bus-kind ordered exited before the three events (%v)", err)
+	case <-time.After(5 * time.Minute):
+		cmd.Process.Kill()
+		t.Fatal("the three demo events did not arrive within 5 minutes")
+	}
+	checkDemoEvents(t, filepath.Join(dir, "events.jsonl"))
+	cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("scripts/dev exited with %v after SIGINT", err)
+		}
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("scripts/dev did not stop within 60s of SIGINT")
+	}
+
+	data, err := os.ReadFile(filepath.Join(dir, "events.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var rec localbus.Record
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("events.jsonl: %v", err)
+		}
+		var d struct {
+			Table, LSN string
+			Seq        int
+		}
+		json.Unmarshal(rec.Event.Detail, &d)
+		if d.Table != "users" {
+			continue
+		}
+		users++
+		if !rec.Ordered || !strings.HasPrefix(rec.Group, "public.users/") || rec.DeduplicationID != fmt.Sprintf("%s:%d", d.LSN, d.Seq) {
+			t.Errorf("record on bus %s: ordered %v, group %q, deduplication id %q (lsn %s seq %d)", rec.Bus, rec.Ordered, rec.Group, rec.DeduplicationID, d.LSN, d.Seq)
+		}
+		if d := "WelcomeEmailSubscriber"; len(rec.Matches) == 0 || !slices.ContainsFunc(rec.Matches, func(m localbus.Match) bool { return m.Rule == d }) {
+			if strings.Contains(string(rec.Event.Detail), `"operation":"insert"`) {
+				t.Errorf("the users insert matched %+v, want %s", rec.Matches, d)
+			}
+		}
+		for _, m := range rec.Matches {
+			if m.Rule == "WelcomeEmailRule" {
+				t.Errorf("an ordered bus's event matched the classic rule %s", m.Rule)
+			}
+		}
+	}
+	if users < 3 {
+		t.Errorf("%d users events in events.jsonl, want the demo's 3", users)
+	}
+	if !strings.Contains(out.String(), "subscriber WelcomeEmailSubscriber") {
+		t.Error("the bus did not report the template's subscriber")
 	}
 }

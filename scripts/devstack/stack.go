@@ -44,6 +44,7 @@ type settings struct {
 	pgPort      int
 	kinesisPort int
 	busPort     int
+	busKind     string
 }
 
 func envInt(name string, def int) int {
@@ -64,8 +65,12 @@ func parseSettings(args []string, stderr io.Writer) (settings, error) {
 	fs.IntVar(&s.pgPort, "pg-port", envInt("WALBRIDGE_DEV_PG_PORT", 54329), "private cluster's port (env WALBRIDGE_DEV_PG_PORT)")
 	fs.IntVar(&s.kinesisPort, "kinesis-port", envInt("WALBRIDGE_DEV_KINESIS_PORT", 4567), "Kinesis emulator's port (env WALBRIDGE_DEV_KINESIS_PORT)")
 	fs.IntVar(&s.busPort, "bus-port", envInt("WALBRIDGE_DEV_BUS_PORT", 4010), "local event bus's port (env WALBRIDGE_DEV_BUS_PORT)")
+	fs.StringVar(&s.busKind, "bus-kind", envOr("WALBRIDGE_DEV_BUS_KIND", "classic"), "classic: the local bus as a classic bus with the infra/ rules; ordered: as an ordered bus (FIFO per row, repeats within 5 minutes dropped) with the infra/ subscribers (env WALBRIDGE_DEV_BUS_KIND)")
 	if err := fs.Parse(args); err != nil {
 		return s, err
+	}
+	if s.busKind != "classic" && s.busKind != "ordered" {
+		return s, fmt.Errorf("--bus-kind %q: want classic or ordered", s.busKind)
 	}
 	if fs.NArg() > 0 {
 		return s, fmt.Errorf("unexpected argument %q", fs.Arg(0))
@@ -84,6 +89,10 @@ func envOr(name, def string) string {
 	}
 	return def
 }
+
+// orderedBusARN names the local bus when it runs as an ordered bus
+// (--bus-kind ordered); only its form matters to fanout.
+const orderedBusARN = "arn:aws:events:us-east-1:" + localbus.Account + ":event-busv2/walbridge/walbridgedevbus0000000000"
 
 // stack is everything devstack started, so that it can be stopped in order.
 type stack struct {
@@ -177,7 +186,13 @@ func (st *stack) start(ctx context.Context) error {
 		"DATABASE_URL=" + dbURL, "WALBRIDGE_STREAM=" + streamName,
 		"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=local", "AWS_SECRET_ACCESS_KEY=local", "AWS_EC2_METADATA_DISABLED=true",
 		"AWS_ENDPOINT_URL_KINESIS=" + kinesisURL, "AWS_ENDPOINT_URL_EVENTBRIDGE=" + busURL,
-		"WALBRIDGE_EVENT_BUS=default",
+	}
+	if s.busKind == "ordered" {
+		// fanout picks the ordered bus's client for an event-busv2 ARN.
+		env = append(env, "WALBRIDGE_EVENT_BUS="+orderedBusARN, "AWS_ENDPOINT_URL_EVENTBRIDGEV2="+busURL)
+		st.out.line("dev", "the local bus is an ordered bus ("+orderedBusARN+"): FIFO per row, repeats within 5 minutes dropped")
+	} else {
+		env = append(env, "WALBRIDGE_EVENT_BUS=default")
 	}
 	polEnv, note := policyEnv(".", os.Getenv)
 	env = append(env, polEnv...)

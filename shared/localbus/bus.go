@@ -39,6 +39,19 @@
 // until the RetryPolicy's attempts or event age run out; any other status is
 // final. Close stops the workers, abandoning what they have not delivered.
 //
+// # The ordered bus
+//
+// A POST to putevents.OrderedPath is PutEvents of an ordered bus
+// (EventBridge's Custom Event Bus, rpcv2Cbor), as fanout sends it for an
+// event-busv2 ARN: entries are checked like the classic bus's, a
+// DeduplicationId its event group had within putevents.DedupeWindow is
+// answered DEDUPLICATED and not delivered again, and accepted events go,
+// in request order (so each group in order), to the subscribers
+// (AWS::EventsV2::Subscriber) loaded from templates and to dev rules.
+// Template rules see only classic buses' events, subscribers only ordered
+// ones. A subscriber's DATA filter is matched against the event, its
+// SYSTEM_METADATA filter against {"EventGroupId", "DeduplicationId"}.
+//
 // Size: about 1,050 lines for one development tool: the PutEvents endpoint,
 // rule loading (rules.go) and delivery to HTTP targets (deliver.go) share
 // the Bus and its event log. Package eventbridgetest builds on it.
@@ -116,11 +129,15 @@ type Hooks struct {
 }
 
 // Record is one event the bus accepted: the bus it was sent to, the event as
-// delivered, and the rules it matched.
+// delivered, and the rules it matched. Group and DeduplicationID are an
+// ordered bus's SystemMetadata.
 type Record struct {
-	Bus     string  `json:"bus"`
-	Event   Event   `json:"event"`
-	Matches []Match `json:"matches"`
+	Bus             string  `json:"bus"`
+	Ordered         bool    `json:"ordered,omitempty"`
+	Group           string  `json:"group,omitempty"`
+	DeduplicationID string  `json:"deduplicationId,omitempty"`
+	Event           Event   `json:"event"`
+	Matches         []Match `json:"matches"`
 }
 
 // Match is one rule an event matched, with its targets as Target.String
@@ -145,10 +162,13 @@ type Bus struct {
 	outMu  sync.Mutex      // Out and JSONLines, and hinted
 	hinted map[string]bool // tables whose missing old values Compact explained
 
-	mu         sync.Mutex
-	closed     bool
-	records    []Record
-	deliveries []Delivery
+	dedupe putevents.Deduper // the ordered buses' DeduplicationIds
+
+	mu           sync.Mutex
+	closed       bool
+	records      []Record
+	deliveries   []Delivery
+	deduplicated int
 }
 
 // New returns a bus evaluating rules, with a delivery worker running for
@@ -241,8 +261,13 @@ func (b *Bus) Records() []Record {
 
 // ServeHTTP answers EventBridge's JSON 1.1 protocol: PutEvents, plus a
 // minimal DescribeEventBus and ListRules; other operations get an
-// UnknownOperationException.
+// UnknownOperationException. A POST to putevents.OrderedPath is an ordered
+// bus's PutEvents (rpcv2Cbor).
 func (b *Bus) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == putevents.OrderedPath {
+		b.putOrderedEvents(w, r)
+		return
+	}
 	if ct := r.Header.Get("Content-Type"); r.Method != http.MethodPost || !strings.HasPrefix(ct, contentTypeJSON11) {
 		writeError(w, &putevents.Error{Status: http.StatusBadRequest, Code: "SerializationException", Message: fmt.Sprintf("expected a POST of %s, got %s %q", contentTypeJSON11, r.Method, ct)})
 		return
@@ -266,19 +291,38 @@ func (b *Bus) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// route matches an accepted event against the rules of its bus, logs it and
-// queues it for the HTTP targets of the rules it matched.
-func (b *Bus) route(bus string, ev Event) {
+// route matches an accepted event against the rules of its bus (for an
+// event of an ordered bus, rec.Ordered, its subscribers), logs it and queues
+// it for the HTTP targets of the rules it matched.
+func (b *Bus) route(rec Record) {
+	ev := rec.Event
 	js := marshal(ev, "")
-	rec := Record{Bus: bus, Event: ev, Matches: []Match{}}
+	rec.Matches = []Match{}
+	var system []byte
+	if rec.Ordered {
+		system = marshal(map[string]string{"EventGroupId": rec.Group, "DeduplicationId": rec.DeduplicationID}, "")
+	}
 	var queued []*worker
 	for i := range b.rules {
 		r := &b.rules[i]
-		if r.EventBus != AnyBus && r.EventBus != bus {
+		if r.EventBus != AnyBus && r.EventBus != rec.Bus {
 			continue
 		}
-		if ok, err := r.Pattern.Match(js); err != nil || !ok {
+		if !r.Dev && r.Subscriber != rec.Ordered {
 			continue
+		}
+		if r.Pattern != nil {
+			if ok, err := r.Pattern.Match(js); err != nil || !ok {
+				continue
+			}
+		}
+		if r.NoMetadata {
+			continue
+		}
+		if r.SystemPattern != nil {
+			if ok, err := r.SystemPattern.Match(system); err != nil || !ok {
+				continue
+			}
 		}
 		m := Match{Rule: r.Name, File: r.File, Targets: []string{}}
 		for j := range r.Targets {

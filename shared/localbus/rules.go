@@ -39,9 +39,22 @@ type Rule struct {
 	EventBus string
 	// BusNote says why a template rule applies to any bus.
 	BusNote string
-	// Pattern is the rule's event pattern, and PatternJSON its text.
+	// Pattern is the rule's event pattern, and PatternJSON its text. For a
+	// subscriber they are its DATA filter, nil when it has none.
 	Pattern     *pattern.Pattern
 	PatternJSON []byte
+	// Subscriber marks a subscriber of an ordered bus (a template's
+	// AWS::EventsV2::Subscriber): it sees only events published to an
+	// ordered bus, and template rules only events of classic buses. Dev
+	// rules see both.
+	Subscriber bool
+	// Dev marks a dev rule file's rule.
+	Dev bool
+	// SystemPattern is a subscriber's SYSTEM_METADATA filter, matched
+	// against {"EventGroupId": ..., "DeduplicationId": ...}. A METADATA
+	// filter can never match: PutEvents events carry no metadata.
+	SystemPattern *pattern.Pattern
+	NoMetadata    bool
 	// Targets are where matching events go. Template targets are only
 	// named; dev rule targets are HTTP endpoints the bus delivers to.
 	Targets []Target
@@ -110,9 +123,9 @@ type LoadOptions struct {
 	Params map[string]string
 }
 
-// Load reads the rules of every CloudFormation or SAM template (*.yaml,
-// *.yml, *.json) under dir, recursively, and of the dev rule files
-// dir/dev-rules/*.json. Files that are not templates are passed over, as are
+// Load reads the rules and ordered-bus subscribers of every CloudFormation
+// or SAM template (*.yaml, *.yml, *.json) under dir, recursively, and the
+// dev rule files dir/dev-rules/*.json. Files that are not templates are passed over, as are
 // hidden folders and node_modules.
 //
 // A template rule's EventPattern may use Ref and Fn::Sub of parameters (and
@@ -210,6 +223,67 @@ func (rs *RuleSet) loadTemplate(file string, opts cfnrules.Options) {
 		}
 		rs.add(r, tr.Pattern)
 	}
+	rs.loadSubscribers(file, data, opts)
+}
+
+// loadSubscribers adds a template's ordered-bus subscribers, each as one
+// Rule holding its filters.
+func (rs *RuleSet) loadSubscribers(file string, data []byte, opts cfnrules.Options) {
+	filters, err := cfnrules.Subscribers(data, opts)
+	if err != nil {
+		rs.Skipped = append(rs.Skipped, Problem{File: file, Err: err})
+		return
+	}
+	var sub *Rule
+	var dataFilter []byte
+	broken := false
+	flush := func() {
+		if sub != nil && !broken {
+			if dataFilter == nil {
+				rs.Rules = append(rs.Rules, *sub) // no DATA filter: every event
+			} else {
+				rs.add(*sub, dataFilter)
+			}
+		}
+		sub, dataFilter, broken = nil, nil, false
+	}
+	for _, f := range filters {
+		if sub == nil || sub.Name != f.Subscriber {
+			flush()
+			sub = &Rule{Name: f.Subscriber, File: file, Subscriber: true, EventBus: orderedBusName(f.EventBus)}
+			if f.EventBusIntrinsic != "" {
+				sub.EventBus = AnyBus
+				sub.BusNote = "EventBusArn is " + f.EventBusIntrinsic + ", known only at deploy time"
+			}
+			sub.Targets = []Target{{ID: f.Target.Arn, Resource: f.Target.Resource, ResourceType: f.Target.ResourceType, Arn: f.Target.Arn}}
+		}
+		if broken {
+			continue
+		}
+		if f.Err != nil {
+			rs.Skipped = append(rs.Skipped, Problem{File: file, Rule: f.ID(), Err: pattern.Errors{f.Err}})
+			broken = true
+			continue
+		}
+		switch f.Scope {
+		case "DATA":
+			dataFilter = f.Pattern
+		case "SYSTEM_METADATA":
+			p, err := pattern.Parse(f.Pattern)
+			if err != nil {
+				rs.Skipped = append(rs.Skipped, Problem{File: file, Rule: f.ID(), Err: err})
+				broken = true
+				continue
+			}
+			sub.SystemPattern = p
+		case "METADATA":
+			sub.NoMetadata = true
+		default:
+			rs.Skipped = append(rs.Skipped, Problem{File: file, Rule: f.ID(), Err: fmt.Errorf("scope %q: want DATA, METADATA or SYSTEM_METADATA", f.Scope)})
+			broken = true
+		}
+	}
+	flush()
 }
 
 // devRule is the dev rule file format; see the package documentation.
@@ -274,7 +348,7 @@ func devRuleToRule(dr devRule, name, file string) (Rule, []byte, error) {
 	if len(dr.Targets) == 0 {
 		return Rule{}, nil, errors.New("Targets: give at least one {\"Id\": ..., \"Url\": ...}")
 	}
-	r := Rule{Name: name, File: file, EventBus: AnyBus}
+	r := Rule{Name: name, File: file, EventBus: AnyBus, Dev: true}
 	if dr.EventBusName != AnyBus {
 		r.EventBus = busName(dr.EventBusName)
 	}
@@ -329,7 +403,11 @@ func (rs *RuleSet) Report(w io.Writer) {
 		if len(targets) == 0 {
 			targets = []string{"no targets"}
 		}
-		fmt.Fprintf(w, "rule %s (%s) on %s → %s\n", r.Name, r.File, bus, strings.Join(targets, ", "))
+		kind := "rule"
+		if r.Subscriber {
+			kind, bus = "subscriber", "ordered "+bus
+		}
+		fmt.Fprintf(w, "%s %s (%s) on %s → %s\n", kind, r.Name, r.File, bus, strings.Join(targets, ", "))
 	}
 	for _, p := range rs.Warnings {
 		writeProblem(w, "warning: rule "+p.Rule+" ("+p.File+") loaded, but it likely never matches a DatabaseEvent:", p.Err)
@@ -353,6 +431,16 @@ func writeProblem(w io.Writer, head string, err error) {
 	for _, e := range errs {
 		fmt.Fprintf(w, "  %v\n", e)
 	}
+}
+
+// orderedBusName is the name in an ordered bus's ARN
+// (arn:...:event-busv2/NAME/ID), or s itself.
+func orderedBusName(s string) string {
+	if _, rest, ok := strings.Cut(s, ":event-busv2/"); ok {
+		name, _, _ := strings.Cut(rest, "/")
+		return name
+	}
+	return s
 }
 
 // busName turns an EventBusName (a name or an event bus ARN, empty for the
