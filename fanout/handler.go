@@ -3,12 +3,15 @@ package main
 import (
 	"context"
 	"errors"
+	"io"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"go.uber.org/zap"
 
 	"github.com/walbridge/walbridge/fanout/publish"
+	"github.com/walbridge/walbridge/fanout/report"
 	"github.com/walbridge/walbridge/shared/change"
 	"github.com/walbridge/walbridge/shared/event"
 	"github.com/walbridge/walbridge/shared/metrics"
@@ -23,6 +26,12 @@ type Handler struct {
 	publishMessages bool
 	log             *zap.Logger
 	m               handlerMetrics
+	// emf, when set, gets each batch's figures as an Embedded Metric
+	// Format line (Lambda: stdout, which CloudWatch Logs turns into
+	// metrics), dimensioned by function; now stamps them.
+	emf      io.Writer
+	function string
+	now      func() time.Time
 }
 
 type handlerMetrics struct {
@@ -45,7 +54,14 @@ func newHandler(pub *publish.Publisher, cfg config, log *zap.Logger, reg *metric
 		shrunk:          c("events_shrunk_total", "Events over the size limit sent with values omitted."),
 		omittedValues:   c("omitted_values_total", "Values replaced by omitted markers for size."),
 		dropped:         c("events_dropped_total", "Events too large to send even with every value omitted."),
-	}}
+	}, now: time.Now}
+}
+
+// withEMF makes the handler write each batch's EMF line to w, under the
+// function's name.
+func (h *Handler) withEMF(w io.Writer, function string) *Handler {
+	h.emf, h.function = w, function
+	return h
 }
 
 // Outcome is what a batch came to: the response for Lambda, and, when a
@@ -109,11 +125,14 @@ records:
 		first = res.FirstUnpublished
 	}
 	h.count(len(in.Records), firstBad >= 0, skipped, res)
+	batch := report.Batch{Records: len(in.Records), Result: res}
+	h.writeEMF(batch)
 
 	out := events.KinesisEventResponse{BatchItemFailures: []events.KinesisBatchItemFailure{}}
 	fields := []zap.Field{zap.Int("records", len(in.Records)), zap.Int("events", res.Events), zap.Int("accepted", res.Accepted),
 		zap.Int("skippedMessages", skipped), zap.Int("requests", res.Requests), zap.Float64("entriesPerRequest", res.EntriesPerRequest()),
 		zap.Int("retries", res.Retries), zap.Int("shrunk", res.Shrunk), zap.Int("dropped", res.Dropped)}
+	fields = append(fields, batch.Fields()...)
 	if len(in.Records) > 0 {
 		fields = append(fields, zap.String("shard", shardOf(&in.Records[0])))
 	}
@@ -135,6 +154,21 @@ records:
 	}
 	h.log.Warn("batch partly published; resuming at the first record not fully published", fields...)
 	return Outcome{KinesisEventResponse: out, Reason: reason}
+}
+
+// writeEMF writes the batch's metrics line, when the handler has a writer
+// for them. A line that cannot be written is logged, never fatal.
+func (h *Handler) writeEMF(b report.Batch) {
+	if h.emf == nil {
+		return
+	}
+	line, err := b.Line(h.function, h.now()).Marshal()
+	if err == nil {
+		_, err = h.emf.Write(append(line, '\n'))
+	}
+	if err != nil {
+		h.log.Warn("metrics line not written", zap.Error(err))
+	}
 }
 
 // badRecord logs a record that cannot become events. The error text may

@@ -20,7 +20,9 @@ func main() {
 			fmt.Fprintln(os.Stderr, "fanout:", err)
 			os.Exit(1)
 		}
-		lambda.Start(app.handler.Handle)
+		// Each batch's figures go to stdout as Embedded Metric Format
+		// lines; the function's log group makes them metrics.
+		lambda.Start(app.handler.withEMF(os.Stdout, os.Getenv("AWS_LAMBDA_FUNCTION_NAME")).Handle)
 		return
 	}
 	os.Exit(command(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -123,7 +124,7 @@ func TestBootstrapUnderRIE(t *testing.T) {
 		"AWS_ENDPOINT_URL_EVENTBRIDGE=" + f.URL,
 		"WALBRIDGE_EVENT_BUS=walbridge", "WALBRIDGE_SOURCE=com.example.db",
 	}
-	var logs bytes.Buffer
+	var logs lockedBuffer
 	rie.Stdout, rie.Stderr = &logs, &logs
 	rie.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := rie.Start(); err != nil {
@@ -170,6 +171,42 @@ func TestBootstrapUnderRIE(t *testing.T) {
 	if strings.Join(got, " ") != "insert#0 update#0 update#1" {
 		t.Errorf("published %v, want the insert and the two updates", got)
 	}
+
+	// The batch's metrics, as an EMF line on the function's stdout.
+	var line string
+	for deadline := time.Now().Add(10 * time.Second); line == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		for _, l := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(l, `"_aws"`) {
+				line = l
+			}
+		}
+	}
+	if line == "" {
+		t.Fatal("no EMF line in the function's output")
+	}
+	_, values, fields := checkEMF(t, []byte(line[strings.Index(line, "{"):]))
+	if fields["Function"] != "walbridge-fanout" || values["EventsPublished"][0] != 3 || values["Records"][0] != float64(len(recorded.Records)) {
+		t.Errorf("EMF line %s: want function walbridge-fanout, 3 events published, %d records", line, len(recorded.Records))
+	}
+}
+
+// lockedBuffer is a bytes.Buffer that a process's output copiers and the
+// test may use at once.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func freeAddr(t *testing.T) string {

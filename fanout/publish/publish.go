@@ -74,6 +74,9 @@ type Config struct {
 	DeadlineMargin time.Duration
 	// Logger gets the failures and size decisions (never row values).
 	Logger *zap.Logger
+	// Now is the clock latencies and end-to-end lags are read from
+	// (default time.Now).
+	Now func() time.Time
 }
 
 func (c Config) withDefaults() Config {
@@ -94,6 +97,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 	return c
 }
@@ -144,6 +150,12 @@ type Result struct {
 	// Err says why FirstUnpublished is not -1.
 	Err error
 	Stats
+	// Latencies are the PutEvents calls' durations, in the order they
+	// answered.
+	Latencies []time.Duration
+	// Lags are, for each accepted event with a commit time, the time from
+	// its commit to the answer that accepted it: the end-to-end lag.
+	Lags []time.Duration
 }
 
 // Stats counts what a Publish call did.
@@ -160,6 +172,9 @@ type Stats struct {
 	// Deduplicated counts entries an ordered bus accepted as repeats of
 	// an event it already had (included in Accepted).
 	Deduplicated int
+	// Throttled counts entries refused with ThrottlingException, alone or
+	// with their whole request (a 429).
+	Throttled int
 }
 
 // EntriesPerRequest is the average request fill.
@@ -182,6 +197,7 @@ func (s *Stats) Add(o Stats) {
 	s.Omitted += o.Omitted
 	s.Dropped += o.Dropped
 	s.Deduplicated += o.Deduplicated
+	s.Throttled += o.Throttled
 }
 
 // EntryError is an entry EventBridge refused for good.
@@ -226,6 +242,8 @@ type run struct {
 	notBefore []time.Time
 	solo      []bool // send alone: a request with it was refused as a whole
 	keyOf     []*keyQueue
+	latencies []time.Duration
+	lags      []time.Duration
 	ready     readyHeap
 	stopAt    int // items of records from here on are not started
 	firstErr  error
@@ -234,10 +252,12 @@ type run struct {
 }
 
 type sent struct {
-	batch []int
-	out   *eventbridge.PutEventsOutput
-	dedup []bool // entries an ordered bus accepted as repeats
-	err   error
+	batch   []int
+	out     *eventbridge.PutEventsOutput
+	dedup   []bool // entries an ordered bus accepted as repeats
+	err     error
+	latency time.Duration
+	at      time.Time // when the answer came
 }
 
 // Publish sends the items' events and returns when every event was accepted,
@@ -282,9 +302,12 @@ func (p *Publisher) Publish(ctx context.Context, items []Item) Result {
 				r.stats.Requests++
 				r.stats.Entries += len(batch)
 				call := r.call(batch)
+				clock := p.cfg.Now
 				go func() {
+					start := clock()
 					s := call(sendCtx)
-					s.batch = batch
+					s.at = clock()
+					s.batch, s.latency = batch, s.at.Sub(start)
 					results <- s
 				}()
 			}
@@ -496,6 +519,10 @@ func (r *run) request(batch []int) *eventbridge.PutEventsInput {
 // handle applies a request's outcome to its events.
 func (r *run) handle(sendCtx context.Context, s sent) {
 	now := time.Now()
+	if s.err == nil || sendCtx.Err() == nil {
+		r.latencies = append(r.latencies, s.latency)
+	}
+	throttled := throttledRequest(s.err)
 	if s.err == nil && (s.out == nil || len(s.out.Entries) != len(s.batch)) {
 		n := 0
 		if s.out != nil {
@@ -511,6 +538,9 @@ func (r *run) handle(sendCtx context.Context, s sent) {
 			// Interrupted by the deadline: not an attempt; it stays pending.
 		case s.err != nil:
 			r.attempts[i]++
+			if throttled {
+				r.stats.Throttled++
+			}
 			switch {
 			case retryableRequestError(s.err):
 				r.retry(i, now, s.err)
@@ -528,11 +558,17 @@ func (r *run) handle(sendCtx context.Context, s sent) {
 			if s.dedup != nil && s.dedup[j] {
 				r.stats.Deduplicated++
 			}
+			if t := r.items[i].Event.Time; !t.IsZero() {
+				r.lags = append(r.lags, s.at.Sub(t))
+			}
 			k.pos++
 		default:
 			e := s.out.Entries[j]
 			err := &EntryError{Code: aws.ToString(e.ErrorCode), Message: aws.ToString(e.ErrorMessage)}
 			r.attempts[i]++
+			if err.Code == "ThrottlingException" {
+				r.stats.Throttled++
+			}
 			if retryableEntryCodes[err.Code] {
 				r.retry(i, now, err)
 			} else {
@@ -569,7 +605,7 @@ func (r *run) fail(i int, err error) {
 }
 
 func (r *run) result(ctx context.Context) Result {
-	res := Result{FirstUnpublished: -1, Stats: r.stats}
+	res := Result{FirstUnpublished: -1, Stats: r.stats, Latencies: r.latencies, Lags: r.lags}
 	for i := range r.items {
 		if r.state[i] == accepted || r.state[i] == dropped {
 			continue
@@ -590,6 +626,20 @@ func (r *run) result(ctx context.Context) Result {
 		res.Err = fmt.Errorf("record %d not fully published before the deadline: %w", res.FirstUnpublished, cause)
 	}
 	return res
+}
+
+// throttledRequest reports whether a PutEvents call was refused whole for
+// throttling.
+func throttledRequest(err error) bool {
+	if err == nil {
+		return false
+	}
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) && re.HTTPStatusCode() == http.StatusTooManyRequests {
+		return true
+	}
+	var ae smithy.APIError
+	return errors.As(err, &ae) && (ae.ErrorCode() == "ThrottlingException" || ae.ErrorCode() == "TooManyRequestsException")
 }
 
 // retryableRequestError reports whether a failed PutEvents call is worth
