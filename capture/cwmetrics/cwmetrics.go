@@ -23,6 +23,17 @@ import (
 // Namespace is the CloudWatch namespace the alarms read.
 const Namespace = "walbridge"
 
+// The series capture publishes, with the dimension Dimension (the slot).
+const (
+	Dimension            = "Slot"
+	WALRetainedBytes     = "ReplicationSlotWALRetainedBytes"
+	ConfirmedLSNAdvanced = "ConfirmedLSNAdvancedSeconds"
+	CommitToAckLatencyMs = "CommitToAckLatencyMs"
+)
+
+// Names are the series' names, for the stack's alarms and dashboard.
+var Names = []string{WALRetainedBytes, ConfirmedLSNAdvanced, CommitToAckLatencyMs}
+
 // API is the CloudWatch call the publisher makes.
 type API interface {
 	PutMetricData(ctx context.Context, in *cloudwatch.PutMetricDataInput, optFns ...func(*cloudwatch.Options)) (*cloudwatch.PutMetricDataOutput, error)
@@ -70,16 +81,16 @@ func (p *Publisher) Run(ctx context.Context, period time.Duration) {
 // Publish sends one datum of each series.
 func (p *Publisher) Publish(ctx context.Context) error {
 	now := p.now()
-	dim := []types.Dimension{{Name: aws.String("Slot"), Value: aws.String(p.slot)}}
+	dim := []types.Dimension{{Name: aws.String(Dimension), Value: aws.String(p.slot)}}
 	data := []types.MetricDatum{
-		{MetricName: aws.String("ReplicationSlotWALRetainedBytes"), Dimensions: dim, Timestamp: aws.Time(now), Unit: types.StandardUnitBytes, Value: aws.Float64(p.retained.Value())},
+		{MetricName: aws.String(WALRetainedBytes), Dimensions: dim, Timestamp: aws.Time(now), Unit: types.StandardUnitBytes, Value: aws.Float64(p.retained.Value())},
 	}
 	if at := p.advanced.Value(); at > 0 {
-		data = append(data, types.MetricDatum{MetricName: aws.String("ConfirmedLSNAdvancedSeconds"), Dimensions: dim, Timestamp: aws.Time(now), Unit: types.StandardUnitSeconds,
+		data = append(data, types.MetricDatum{MetricName: aws.String(ConfirmedLSNAdvanced), Dimensions: dim, Timestamp: aws.Time(now), Unit: types.StandardUnitSeconds,
 			Value: aws.Float64(max(0, float64(now.Unix())-at))})
 	}
 	if ms, ok := p.periodMaxLatencyMs(); ok {
-		data = append(data, types.MetricDatum{MetricName: aws.String("CommitToAckLatencyMs"), Dimensions: dim, Timestamp: aws.Time(now), Unit: types.StandardUnitMilliseconds, Value: aws.Float64(ms)})
+		data = append(data, types.MetricDatum{MetricName: aws.String(CommitToAckLatencyMs), Dimensions: dim, Timestamp: aws.Time(now), Unit: types.StandardUnitMilliseconds, Value: aws.Float64(ms)})
 	}
 	if _, err := p.api.PutMetricData(ctx, &cloudwatch.PutMetricDataInput{Namespace: aws.String(Namespace), MetricData: data}); err != nil {
 		return fmt.Errorf("PutMetricData: %w", err)
