@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -503,6 +504,14 @@ func TestLargeTransactionMemory(t *testing.T) {
 	hwm := peakRSS(t, p.cmd.Process.Pid)
 	metrics := metricsLines(t, "http://"+addr+"/metrics")
 	acked := counter(t, metrics, "walbridge_kinesis_changes_total")
+	// capture's series, and the process and Go runtime ones beside them.
+	for _, prefix := range []string{"walbridge_changes_total{", "walbridge_kinesis_records_total ", "walbridge_confirmed_lsn ",
+		"walbridge_commit_to_ack_seconds_bucket{", "walbridge_kinesis_buffered_bytes ", "process_resident_memory_bytes ", "process_cpu_seconds_total ",
+		"go_goroutines ", "go_gc_duration_seconds"} {
+		if !slices.ContainsFunc(metrics, func(l string) bool { return strings.HasPrefix(l, prefix) }) {
+			t.Errorf("/metrics has no %s... series", prefix)
+		}
+	}
 	for _, l := range metrics {
 		if strings.Contains(l, "retries_total{") || strings.Contains(l, "records_total ") || strings.Contains(l, "reconnects") {
 			t.Log(l)

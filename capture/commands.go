@@ -411,6 +411,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	reg := metrics.New()
 	if cfg.MetricsAddr != "" {
+		reg.AddRuntime() // process_* and go_* beside walbridge's series
 		stopMetrics, err := serveMetrics(cfg.MetricsAddr, reg, log)
 		if err != nil {
 			return err
