@@ -141,7 +141,7 @@ func (r *Registry) Histogram(name, help string, buckets []float64) *Histogram {
 
 // Describe and Collect make a Histogram a collector of its one series.
 func (h *Histogram) Describe(ch chan<- *prometheus.Desc) { h.h.Describe(ch) }
-func (h *Histogram) Collect(ch chan<- prometheus.Metric)  { h.h.Collect(ch) }
+func (h *Histogram) Collect(ch chan<- prometheus.Metric) { h.h.Collect(ch) }
 
 // Observe records one value.
 func (h *Histogram) Observe(v float64) { h.h.Observe(v) }
