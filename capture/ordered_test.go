@@ -94,6 +94,9 @@ func TestCrashSafetyOrderedBus(t *testing.T) {
 	p.stop(t)
 	// Everything is in the stream now: the running poller stops, and a last
 	// one from its checkpoint publishes the rest and exits at the end.
+	// A SIGTERM before the process has installed its handler would kill it
+	// (a fanout restarted by the last kill may still be starting).
+	fan.waitLog(t, `"msg":"polling"`, 1, 40*time.Second)
 	fan.cmd.Process.Signal(syscall.SIGTERM)
 	if err := <-fan.done; err != nil {
 		t.Fatalf("fanout poll exited with %v after SIGTERM\n%s", err, fan.logs.String())
