@@ -26,6 +26,7 @@ import (
 	"github.com/walbridge/walbridge/capture/cwmetrics"
 	"github.com/walbridge/walbridge/capture/putrecords"
 	"github.com/walbridge/walbridge/capture/replication"
+	"github.com/walbridge/walbridge/capture/shapes"
 	"github.com/walbridge/walbridge/capture/slot"
 	"github.com/walbridge/walbridge/shared/logging"
 	"github.com/walbridge/walbridge/shared/metrics"
@@ -106,6 +107,9 @@ func cmdSetup(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	if err := backfill.Install(ctx, conn); err != nil {
+		return err
+	}
+	if err := shapes.Install(ctx, conn); err != nil {
 		return err
 	}
 	if installed {
@@ -382,7 +386,7 @@ func kinesisClient(ctx context.Context) (*kinesis.Client, error) {
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cfg config
-	fs := newFlagSet("run", &cfg, stderr, "database-url", "stream", "slot", "publication", "metrics-addr", "log-level", "drain-timeout", "status-interval", "max-in-flight", "buffer-bytes", "cloudwatch", "policy")
+	fs := newFlagSet("run", &cfg, stderr, "database-url", "stream", "slot", "publication", "metrics-addr", "log-level", "drain-timeout", "status-interval", "max-in-flight", "buffer-bytes", "cloudwatch", "policy", "publish-schema-changes")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -451,10 +455,17 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	coord := backfill.NewCoordinator()
+	var known *shapes.Store
+	if cfg.SchemaChanges {
+		if known, err = openShapes(ctx, cfg, log); err != nil {
+			w.Close(context.Background())
+			return err
+		}
+	}
 	stream := replication.NewStream(replication.StreamConfig{
 		DatabaseURL: cfg.DatabaseURL, Slot: cfg.Slot, Publication: cfg.Publication,
 		StatusInterval: cfg.StatusEvery, DrainTimeout: cfg.DrainTimeout, Logger: log, Metrics: reg, Policy: live,
-		Interleaver: coord,
+		Interleaver: coord, Shapes: known,
 	}, w)
 	// Backfills run beside the stream, on a connection of their own; they
 	// stop with ctx, before the stream drains.
@@ -502,6 +513,21 @@ func checkAWS(ctx context.Context, awsCfg aws.Config) error {
 		return fmt.Errorf("%w (the SDK's default chain: environment, shared config, SSO, container and EC2 instance roles): %v", errNoCredentials, err)
 	}
 	return nil
+}
+
+// openShapes loads the tables' confirmed shapes (walbridge.schema_shapes).
+func openShapes(ctx context.Context, cfg config, log *zap.Logger) (*shapes.Store, error) {
+	conn, err := pgx.Connect(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	defer conn.Close(context.Background())
+	known, err := shapes.Open(ctx, conn, cfg.Slot, log)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("schema changes on", zap.Int("known_tables", known.Len()))
+	return known, nil
 }
 
 func serveMetrics(addr string, reg *metrics.Registry, log *zap.Logger) (func(), error) {

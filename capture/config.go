@@ -36,6 +36,9 @@ type config struct {
 	DropSchema    bool
 	SkipStreamChk bool
 	CloudWatch    bool
+	// SchemaChanges: run writes a schema-change record when a table's
+	// shape changes (on unless WALBRIDGE_PUBLISH_SCHEMA_CHANGES=false).
+	SchemaChanges bool
 	Policy        string
 	StrictPolicy  bool
 	Failover      bool
@@ -107,6 +110,11 @@ func newFlagSet(cmd string, cfg *config, stderr io.Writer, names ...string) *fla
 	boolean(&cfg.IdentityFull, "replica-identity-full", "WALBRIDGE_REPLICA_IDENTITY_FULL", "set REPLICA IDENTITY FULL on captured tables that lack it (complete oldValues)")
 	boolean(&cfg.EventTrigger, "event-trigger", "WALBRIDGE_EVENT_TRIGGER", "install a DDL event trigger applying the keyless policy to tables created later")
 	boolean(&cfg.CloudWatch, "cloudwatch", "WALBRIDGE_CLOUDWATCH", "run: publish the alarm metrics to CloudWatch (namespace walbridge) every minute")
+	if want["publish-schema-changes"] {
+		v := strings.ToLower(os.Getenv("WALBRIDGE_PUBLISH_SCHEMA_CHANGES"))
+		fs.BoolVar(&cfg.SchemaChanges, "publish-schema-changes", v != "false" && v != "0" && v != "no",
+			"run: write a schema-change record when a table's columns change (fanout publishes it as a DatabaseSchemaChange event) (env WALBRIDGE_PUBLISH_SCHEMA_CHANGES, default true)")
+	}
 	boolean(&cfg.SkipStreamChk, "no-stream", "WALBRIDGE_NO_STREAM", "status: don't query Kinesis")
 	boolean(&cfg.Failover, "failover", "WALBRIDGE_FAILOVER", "setup: create a failover slot (PostgreSQL 17+) that standbys with sync_replication_slots keep, so capture resumes on a promoted standby")
 	boolean(&cfg.StrictPolicy, "strict-policy", "WALBRIDGE_STRICT_POLICY", "setup: refuse while published columns that look sensitive are covered by no policy rule")

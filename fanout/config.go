@@ -36,6 +36,10 @@ type config struct {
 	// PublishMessages is WALBRIDGE_PUBLISH_MESSAGES: publish logical
 	// messages as DatabaseMessage events instead of skipping them.
 	PublishMessages bool
+	// PublishSchemaChanges is WALBRIDGE_PUBLISH_SCHEMA_CHANGES: publish
+	// capture's schema-change records as DatabaseSchemaChange events (on
+	// unless false).
+	PublishSchemaChanges bool
 	// Concurrency is WALBRIDGE_PUBLISH_CONCURRENCY, PutEvents requests in
 	// flight per invocation (4).
 	Concurrency int
@@ -96,6 +100,14 @@ func loadConfig(getenv func(string) string) (config, error) {
 			problems = append(problems, fmt.Sprintf("WALBRIDGE_PUBLISH_MESSAGES=%q: want true or false", v))
 		}
 		c.PublishMessages = b
+	}
+	c.PublishSchemaChanges = true
+	if v := getenv("WALBRIDGE_PUBLISH_SCHEMA_CHANGES"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("WALBRIDGE_PUBLISH_SCHEMA_CHANGES=%q: want true or false", v))
+		}
+		c.PublishSchemaChanges = b
 	}
 	if v := getenv("WALBRIDGE_LOG_LEVEL"); v != "" {
 		if err := c.LogLevel.Set(v); err != nil {

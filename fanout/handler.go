@@ -24,6 +24,7 @@ type Handler struct {
 	pub             *publish.Publisher
 	events          event.Config
 	publishMessages bool
+	publishSchema   bool
 	log             *zap.Logger
 	m               handlerMetrics
 	// emf, when set, gets each batch's figures as an Embedded Metric
@@ -42,11 +43,11 @@ type handlerMetrics struct {
 
 func newHandler(pub *publish.Publisher, cfg config, log *zap.Logger, reg *metrics.Registry) *Handler {
 	c := func(name, help string) metrics.Counter { return reg.Counter("walbridge_fanout_"+name, help).With() }
-	return &Handler{pub: pub, events: cfg.Event, publishMessages: cfg.PublishMessages, log: log, m: handlerMetrics{
+	return &Handler{pub: pub, events: cfg.Event, publishMessages: cfg.PublishMessages, publishSchema: cfg.PublishSchemaChanges, log: log, m: handlerMetrics{
 		records:         c("records_total", "Kinesis records received."),
 		badRecords:      c("bad_records_total", "Records that could not be decoded or turned into events."),
 		events:          c("events_total", "Events built."),
-		skippedMessages: c("skipped_messages_total", "Logical messages skipped (WALBRIDGE_PUBLISH_MESSAGES is off)."),
+		skippedMessages: c("skipped_messages_total", "Logical messages and schema changes skipped (WALBRIDGE_PUBLISH_MESSAGES, WALBRIDGE_PUBLISH_SCHEMA_CHANGES off)."),
 		requests:        c("putevents_requests_total", "PutEvents calls."),
 		entries:         c("putevents_entries_total", "Entries sent in PutEvents calls, retries included."),
 		retries:         c("putevents_retries_total", "Entries sent again after a retryable failure."),
@@ -102,11 +103,13 @@ records:
 			c := &r.Changes[j]
 			var ev event.Event
 			switch {
-			case c.Op == change.Message && !h.publishMessages:
+			case c.Op == change.Message && !h.publishMessages, c.Op == change.SchemaChange && !h.publishSchema:
 				skipped++
 				continue
 			case c.Op == change.Message:
 				ev, err = event.FromMessage(c, h.events)
+			case c.Op == change.SchemaChange:
+				ev, err = event.FromSchemaChange(c, h.events)
 			default:
 				ev, err = event.FromChange(c, h.events)
 			}

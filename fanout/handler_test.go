@@ -195,12 +195,44 @@ func TestLoadConfig(t *testing.T) {
 	}
 	for _, bad := range [][]string{
 		{"WALBRIDGE_BUS_KIND", "ordered"}, {"WALBRIDGE_BUS_KIND", "fifo"},
-		{"WALBRIDGE_MAX_EVENT_BYTES", "big"}, {"WALBRIDGE_MAX_EVENT_BYTES", "10"}, {"WALBRIDGE_PUBLISH_MESSAGES", "maybe"},
+		{"WALBRIDGE_MAX_EVENT_BYTES", "big"}, {"WALBRIDGE_MAX_EVENT_BYTES", "10"}, {"WALBRIDGE_PUBLISH_MESSAGES", "maybe"}, {"WALBRIDGE_PUBLISH_SCHEMA_CHANGES", "maybe"},
 		{"WALBRIDGE_SOURCE", "aws.rds"}, {"WALBRIDGE_DETAIL_TYPE", strings.Repeat("x", 129)}, {"WALBRIDGE_LOG_LEVEL", "loud"},
 		{"WALBRIDGE_PUBLISH_CONCURRENCY", "0"},
 	} {
 		if _, err := loadConfig(env(bad...)); err == nil {
 			t.Errorf("%s=%q accepted", bad[0], bad[1])
+		}
+	}
+}
+
+// TestSchemaChangeRecords: a schema-change record becomes one
+// DatabaseSchemaChange event, or is skipped with
+// WALBRIDGE_PUBLISH_SCHEMA_CHANGES=false.
+func TestSchemaChangeRecords(t *testing.T) {
+	sc := userChange(1, 0)
+	sc.Op, sc.New, sc.OldColumns = change.SchemaChange, nil, userColumns[:1]
+	for _, publish := range []bool{true, false} {
+		f := eventbridgetest.Start(t, eventbridgetest.Options{})
+		cfg := defaultConfig(t)
+		cfg.PublishSchemaChanges = publish
+		h, _ := testHandler(t, f, cfg)
+		res := h.Process(context.Background(), events.KinesisEvent{Records: []events.KinesisEventRecord{recordOf(0, sc), recordOf(1, userChange(2, 0))}})
+		if len(res.BatchItemFailures) != 0 {
+			t.Fatalf("failures %+v (%s)", res.BatchItemFailures, res.Reason)
+		}
+		var types []string
+		for _, ev := range f.Events() {
+			types = append(types, ev.DetailType)
+			if ev.DetailType == "DatabaseSchemaChange" && (!strings.Contains(ev.Detail, `"added":["email"]`) || !strings.Contains(ev.Detail, `"operation":"schema"`)) {
+				t.Errorf("schema change detail %s", ev.Detail)
+			}
+		}
+		want := "DatabaseEvent"
+		if publish {
+			want = "DatabaseSchemaChange,DatabaseEvent"
+		}
+		if strings.Join(types, ",") != want {
+			t.Errorf("publish %v: events %v, want %s", publish, types, want)
 		}
 	}
 }

@@ -3,8 +3,10 @@ package pgoutput
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
+	"github.com/walbridge/walbridge/capture/shapes"
 	"github.com/walbridge/walbridge/shared/change"
 	"github.com/walbridge/walbridge/shared/policy"
 )
@@ -37,6 +39,16 @@ type Policy interface {
 	Plan(schema, table string, cols []change.Column) (*policy.Plan, error)
 }
 
+// Shapes is the known shape of each table (package shapes): Observe
+// compares a Relation message's shape with it, and reports a change.
+type Shapes interface {
+	Observe(relid uint32, sh shapes.Shape, at change.LSN) (old shapes.Shape, changed bool)
+}
+
+// internalSchema holds walbridge's own tables (backfill state, shapes),
+// whose changes are not published.
+const internalSchema = "walbridge"
+
 // relation is a cached Relation message with its columns resolved.
 type relation struct {
 	schema, name string
@@ -45,6 +57,7 @@ type relation struct {
 	plan         *policy.Plan // nil: the policy leaves the relation alone
 	planned      bool
 	planGen      uint64
+	checkShape   bool // compare the shape with the known one at the next change
 }
 
 // Decoder turns pgoutput messages into change records. It keeps the relation
@@ -54,6 +67,7 @@ type Decoder struct {
 	database string
 	catalog  Catalog
 	policy   Policy // nil: none
+	shapes   Shapes // nil: no schema-change records
 	rels     map[uint32]*relation
 
 	inTxn      bool
@@ -68,6 +82,14 @@ type Decoder struct {
 // that what the policy withholds never leaves the decoder.
 func NewDecoder(database string, catalog Catalog, pol Policy) *Decoder {
 	return &Decoder{database: database, catalog: catalog, policy: pol, rels: map[uint32]*relation{}}
+}
+
+// WithShapes makes the decoder compare every Relation message with the
+// known shapes and return a change of shape as a schema-change record
+// (change.SchemaChange).
+func (d *Decoder) WithShapes(s Shapes) *Decoder {
+	d.shapes = s
+	return d
 }
 
 // planOf is the relation's plan under the current policy.
@@ -140,6 +162,10 @@ func (d *Decoder) Decode(ctx context.Context, walStart change.LSN, data []byte) 
 		if plan.Skip() {
 			return Step{}, nil
 		}
+		var out []change.Change
+		if sc := d.schemaChange(walStart, m.RelID, rel, plan); sc != nil {
+			out = append(out, *sc)
+		}
 		c := d.base(walStart)
 		c.Schema, c.Table, c.Identity, c.Columns = rel.schema, rel.name, rel.identity, rel.columns
 		switch m.Kind {
@@ -159,7 +185,7 @@ func (d *Decoder) Decode(ctx context.Context, walStart change.LSN, data []byte) 
 			return Step{}, fmt.Errorf("relation %d: %w (was the table altered without a new Relation message?)", m.RelID, err)
 		}
 		plan.Apply(&c)
-		return Step{Changes: []change.Change{c}}, nil
+		return Step{Changes: append(out, c)}, nil
 	case msgTruncate:
 		var out []change.Change
 		for _, id := range m.RelIDs {
@@ -173,6 +199,9 @@ func (d *Decoder) Decode(ctx context.Context, walStart change.LSN, data []byte) 
 			}
 			if plan.Skip() {
 				continue
+			}
+			if sc := d.schemaChange(walStart, id, rel, plan); sc != nil {
+				out = append(out, *sc)
 			}
 			c := d.base(walStart)
 			c.Op, c.Schema, c.Table, c.Identity = change.Truncate, rel.schema, rel.name, rel.identity
@@ -233,8 +262,41 @@ func (d *Decoder) relation(ctx context.Context, m *relationMsg) error {
 		}
 		rel.columns = append(rel.columns, change.Column{Name: c.Name, OID: c.TypeOID, Type: t.Name, Base: t.Base, Kind: t.Kind, Array: t.Array, Key: key})
 	}
+	// Its shape is compared at its next change, whose position it applies
+	// from (a Relation message's own XLogData carries no WAL position).
+	rel.checkShape = d.shapes != nil && rel.schema != internalSchema
 	d.rels[m.ID] = rel
 	return nil
+}
+
+// schemaChange compares the relation's shape, as records will carry it
+// (the column policy applied: an excluded column is no part of it), with
+// the known one, and returns the schema-change record when they differ. It
+// takes no sequence number of its own (Seq is the next change's, and its
+// event's lsn is its own position, which no row event has), so that
+// whether it is sent never renumbers the transaction's row changes.
+func (d *Decoder) schemaChange(walStart change.LSN, relid uint32, rel *relation, plan *policy.Plan) *change.Change {
+	if !rel.checkShape {
+		return nil
+	}
+	rel.checkShape = false
+	c := change.Change{Database: d.database, Schema: rel.schema, Table: rel.name, Op: change.SchemaChange, Identity: rel.identity,
+		XID: d.xid, CommitLSN: d.commitLSN, CommitTime: d.commitTime, LSN: walStart, Seq: d.seq, Columns: slices.Clone(rel.columns)}
+	if !d.inTxn {
+		c.XID, c.CommitLSN = 0, walStart
+	}
+	if plan != nil {
+		plan.Apply(&c) // drops excluded columns from Columns
+	}
+	old, changed := d.shapes.Observe(relid, shapes.Shape{Schema: rel.schema, Table: rel.name, Columns: c.Columns}, walStart)
+	if !changed {
+		return nil
+	}
+	c.OldColumns = old.Columns
+	if c.OldColumns == nil {
+		c.OldColumns = []change.Column{}
+	}
+	return &c
 }
 
 func identityOf(b byte) change.Identity {

@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/walbridge/walbridge/capture/pgoutput"
+	"github.com/walbridge/walbridge/capture/shapes"
 	"github.com/walbridge/walbridge/shared/backoff"
 	"github.com/walbridge/walbridge/shared/change"
 	"github.com/walbridge/walbridge/shared/metrics"
@@ -61,6 +62,10 @@ type StreamConfig struct {
 	// may hold it back or put rows before it: backfills (package backfill)
 	// merge their reads into the stream this way.
 	Interleaver Interleaver
+	// Shapes, when set, are the tables' known shapes: a Relation message
+	// with another shape becomes a schema-change record (package shapes),
+	// and the shapes confirmed are written back as the position advances.
+	Shapes *shapes.Store
 }
 
 // Interleaver merges other rows into the stream at positions the stream
@@ -285,6 +290,14 @@ func (s *Stream) session(ctx context.Context) error {
 		pol = s.cfg.Policy
 	}
 	dec := pgoutput.NewDecoder(database, NewPGCatalog(catConn), pol)
+	if sh := s.cfg.Shapes; sh != nil {
+		// This session replays from the confirmed position: compare with
+		// the shapes as of there.
+		if err := sh.Begin(ctx, catConn, s.confirmedLSN); err != nil {
+			s.log.Warn("table shapes not written; they are kept in memory", zap.Error(err))
+		}
+		dec.WithShapes(sh)
+	}
 	var (
 		received   change.LSN // newest WAL position seen
 		nextStatus = time.Now()
@@ -294,6 +307,15 @@ func (s *Stream) session(ctx context.Context) error {
 		if c := s.sink.Confirmable(); c > s.confirmedLSN {
 			s.confirmedLSN = c
 			s.advancedG.Set(float64(time.Now().Unix()))
+			if sh := s.cfg.Shapes; sh != nil {
+				// Also on shutdown, when ctx is done: a short write of its own.
+				wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+				err := sh.Confirmed(wctx, catConn, s.confirmedLSN)
+				cancel()
+				if err != nil {
+					s.log.Warn("table shapes not written; trying again at the next confirmation", zap.Error(err))
+				}
+			}
 		}
 		if err := sendStandbyStatus(conn, max(received, s.confirmedLSN), s.confirmedLSN, reply); err != nil {
 			return fmt.Errorf("send standby status: %w", err)

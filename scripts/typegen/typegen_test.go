@@ -40,7 +40,17 @@ func TestRegenerateAfterMigration(t *testing.T) {
 			t.Fatalf("typegen exited %d: %s%s", code, stdout.String(), stderr.String())
 		}
 	}
+	// --check: what a consumer's CI runs; 0 while the bindings match.
+	check := func() (int, string) {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), []string{"--database-url", url, "--out", out, "--package", "appevents", "--check"}, &stdout, &stderr)
+		return code, stdout.String() + stderr.String()
+	}
 	gen()
+	if code, msg := check(); code != exitOK || !strings.Contains(msg, "match") {
+		t.Fatalf("--check right after generating: exit %d: %s", code, msg)
+	}
 	if got, want := schemaFiles(t, out), []string{"notes.schema.json", "public.orders.schema.json", "public.users.schema.json"}; !slices.Equal(got, want) {
 		t.Fatalf("schema files %v, want %v", got, want)
 	}
@@ -61,7 +71,18 @@ func TestRegenerateAfterMigration(t *testing.T) {
 		"ALTER TABLE users ADD COLUMN signed_up_at timestamptz NOT NULL DEFAULT now()",
 		"ALTER PUBLICATION walbridge DROP TABLE orders",
 	)
+	before := readString(t, filepath.Join(out, "events.ts"))
+	code, msg := check()
+	if code != exitError || !strings.Contains(msg, "events.ts") || !strings.Contains(msg, "public.users.schema.json") || !strings.Contains(msg, "public.orders.schema.json (table gone)") {
+		t.Errorf("--check after the migration: exit %d: %s", code, msg)
+	}
+	if readString(t, filepath.Join(out, "events.ts")) != before {
+		t.Error("--check wrote files")
+	}
 	gen()
+	if code, msg := check(); code != exitOK {
+		t.Errorf("--check after regenerating: exit %d: %s", code, msg)
+	}
 	if got, want := schemaFiles(t, out), []string{"notes.schema.json", "public.users.schema.json"}; !slices.Equal(got, want) {
 		t.Errorf("after the migration: schema files %v, want %v", got, want)
 	}

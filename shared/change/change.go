@@ -40,6 +40,13 @@ const (
 	// existed before (or regardless of) the changes around it. It carries
 	// New, like an insert, and the Backfill that read it.
 	Read Op = "read"
+	// SchemaChange is a table's new shape: PostgreSQL sent a Relation
+	// message whose columns (names, types, key) differ from the last shape
+	// capture knew. Columns is the new shape and OldColumns the old; LSN is
+	// the position of the first change decoded with the new shape (the
+	// shape applies from there), CommitLSN that change's transaction. It
+	// travels on a partition key of its own (see AppendPartitionKey).
+	SchemaChange Op = "schema"
 )
 
 // Identity is the table's REPLICA IDENTITY at the time of the change, as sent in
@@ -162,6 +169,9 @@ type Change struct {
 	// Read only: the backfill that read the row (its id, as a string).
 	Backfill string `json:"backfill,omitempty"`
 
+	// SchemaChange only: the shape before (Columns is the shape after).
+	OldColumns []Column `json:"oldColumns,omitempty"`
+
 	// Message only (pg_logical_emit_message).
 	Prefix        string `json:"prefix,omitempty"`
 	Content       []byte `json:"content,omitempty"`
@@ -207,6 +217,10 @@ func (c *Change) Validate() error {
 	case Truncate:
 		if c.Table == "" {
 			return errors.New("truncate change without a table")
+		}
+	case SchemaChange:
+		if c.Table == "" || len(c.Columns) == 0 && len(c.OldColumns) == 0 {
+			return errors.New("schema change without a table or columns")
 		}
 	case Message:
 	default:

@@ -62,6 +62,16 @@ func AppendChange(dst []byte, c *Change) []byte {
 		}
 		dst = append(dst, ']')
 	}
+	if c.OldColumns != nil {
+		dst = append(dst, `,"oldColumns":[`...)
+		for i := range c.OldColumns {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendColumn(dst, &c.OldColumns[i])
+		}
+		dst = append(dst, ']')
+	}
 	if c.New != nil {
 		dst = append(dst, `,"new":`...)
 		dst = appendTuple(dst, c.New)

@@ -27,6 +27,13 @@ func AppendPartitionKey(dst []byte, c *Change) []byte {
 		return fitKey(dst, start)
 	case Truncate:
 		return AppendRowKey(dst, c, nil)
+	case SchemaChange:
+		// A key of its own: a table's shape changes stay in order among
+		// themselves, and never wait behind (or hold up) its rows.
+		start := len(dst)
+		dst = append(dst, "schema:"...)
+		dst = AppendRowKey(dst, c, nil)
+		return fitKey(dst, start)
 	}
 	tuple := c.New
 	if c.Op == Delete || (c.Op == Update && c.Old != nil) {

@@ -3,6 +3,7 @@ package change
 import (
 	"bytes"
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -103,4 +104,29 @@ func decodeOne(t *testing.T, encoded []byte) *Change {
 		t.Fatal(err)
 	}
 	return &r.Changes[0]
+}
+
+// TestSchemaChangeRecord: a schema change travels with both shapes, on its
+// table's schema key, and decodes to what was encoded.
+func TestSchemaChangeRecord(t *testing.T) {
+	c := Change{Database: "app", Schema: "public", Table: "items", Op: SchemaChange, XID: 9, CommitLSN: 0x300, LSN: 0x200, Seq: 1,
+		Columns:    []Column{{Name: "id", OID: 23, Type: "int4", Base: "int4", Kind: KindBase, Key: true}, {Name: "note", OID: 25, Type: "text", Base: "text", Kind: KindBase}},
+		OldColumns: []Column{{Name: "id", OID: 23, Type: "int4", Base: "int4", Kind: KindBase, Key: true}}}
+	if k := PartitionKey(&c); k != "schema:public.items" {
+		t.Errorf("partition key %q", k)
+	}
+	r, err := Decode(Encode(nil, &Record{Changes: []Change{c}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := r.Changes[0]
+	got.CommitTime = c.CommitTime
+	if !reflect.DeepEqual(got, c) {
+		t.Errorf("decoded %+v\nwant %+v", got, c)
+	}
+	bad := c
+	bad.Columns, bad.OldColumns = nil, nil
+	if err := bad.Validate(); err == nil {
+		t.Error("a schema change without columns validated")
+	}
 }

@@ -46,6 +46,9 @@ type Config struct {
 	// MessageDetailType is the detail-type of logical messages
 	// (DefaultMessageDetailType when empty).
 	MessageDetailType string
+	// SchemaDetailType is the detail-type of schema changes
+	// (DefaultSchemaDetailType when empty).
+	SchemaDetailType string
 	// Resource is the single entry of resources; the change's database name
 	// when empty.
 	Resource string
@@ -160,6 +163,9 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.MessageDetailType == "" {
 		cfg.MessageDetailType = DefaultMessageDetailType
+	}
+	if cfg.SchemaDetailType == "" {
+		cfg.SchemaDetailType = DefaultSchemaDetailType
 	}
 	return cfg
 }

@@ -289,3 +289,32 @@ func TestConfigDefaults(t *testing.T) {
 		t.Errorf("Time = %v, want the commit time", ev.Time)
 	}
 }
+
+func TestDiff(t *testing.T) {
+	col := func(name string, oid uint32, typ string, key bool) change.Column {
+		return change.Column{Name: name, OID: oid, Type: typ, Key: key}
+	}
+	base := []change.Column{col("id", 23, "int4", true), col("name", 25, "text", false), col("n", 23, "int4", false)}
+	for _, tc := range []struct {
+		name    string
+		new     []change.Column
+		added   []string
+		dropped []string
+		renamed []Rename
+		retyped []Retype
+		key     bool
+	}{
+		{"add", append(slices.Clone(base), col("note", 25, "text", false)), []string{"note"}, nil, nil, nil, false},
+		{"drop", base[:2], nil, []string{"n"}, nil, nil, false},
+		{"rename", []change.Column{base[0], col("title", 25, "text", false), base[2]}, nil, nil, []Rename{{"name", "title"}}, nil, false},
+		{"retype", []change.Column{base[0], base[1], col("n", 20, "int8", false)}, nil, nil, nil, []Retype{{"n", "int4", "int8"}}, false},
+		{"rename the key", []change.Column{col("uid", 23, "int4", true), base[1], base[2]}, nil, nil, []Rename{{"id", "uid"}}, nil, false},
+		{"new key", []change.Column{base[0], col("name", 25, "text", true), base[2]}, nil, nil, nil, nil, true},
+		{"drop and add of another type is no rename", []change.Column{base[0], col("title", 20, "int8", false), base[2]}, []string{"title"}, []string{"name"}, nil, nil, false},
+	} {
+		added, dropped, renamed, retyped, key := Diff(base, tc.new)
+		if !slices.Equal(added, tc.added) || !slices.Equal(dropped, tc.dropped) || !slices.Equal(renamed, tc.renamed) || !slices.Equal(retyped, tc.retyped) || key != tc.key {
+			t.Errorf("%s: added %v dropped %v renamed %v retyped %v key %v", tc.name, added, dropped, renamed, retyped, key)
+		}
+	}
+}
