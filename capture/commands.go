@@ -109,6 +109,10 @@ func cmdSetup(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := backfill.Install(ctx, conn); err != nil {
 		return err
 	}
+	var shapesExisted bool
+	if err := conn.QueryRow(ctx, `SELECT to_regclass('walbridge.schema_shapes') IS NOT NULL`).Scan(&shapesExisted); err != nil {
+		return fmt.Errorf("look up walbridge.schema_shapes: %w", err)
+	}
 	if err := shapes.Install(ctx, conn); err != nil {
 		return err
 	}
@@ -116,6 +120,11 @@ func cmdSetup(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		rep.Notes = append(rep.Notes, "walbridge.backfills exists")
 	} else {
 		rep.Actions = append(rep.Actions, "created walbridge.backfills (capture backfill)")
+	}
+	if shapesExisted {
+		rep.Notes = append(rep.Notes, "walbridge.schema_shapes exists")
+	} else {
+		rep.Actions = append(rep.Actions, "created walbridge.schema_shapes (the tables' confirmed shapes, for schema-change events)")
 	}
 	for _, n := range rep.Notes {
 		fmt.Fprintln(stdout, "ok:  ", n)

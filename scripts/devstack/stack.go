@@ -277,7 +277,7 @@ func (st *stack) announceSetup(ctx context.Context, url string) error {
 	if len(keyless) > 0 {
 		say("  - set REPLICA IDENTITY FULL on tables without a primary key: " + strings.Join(keyless, ", "))
 	}
-	say("  - install the DDL event trigger walbridge_new_tables and the schema walbridge (backfill state)")
+	say("  - install the DDL event trigger walbridge_new_tables and the schema walbridge (backfill state, the tables' confirmed shapes)")
 	if slotExists {
 		say("  - use the existing replication slot walbridge (left in place on exit)")
 	} else {
