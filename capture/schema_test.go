@@ -162,4 +162,3 @@ func names(cols []change.Column) []string {
 	}
 	return out
 }
-
