@@ -464,12 +464,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	coord := backfill.NewCoordinator()
-	var known *shapes.Store
+	var known *shapes.Store // loaded by the stream's first session
 	if cfg.SchemaChanges {
-		if known, err = openShapes(ctx, cfg, log); err != nil {
-			w.Close(context.Background())
-			return err
-		}
+		known = shapes.New(cfg.Slot, log)
 	}
 	stream := replication.NewStream(replication.StreamConfig{
 		DatabaseURL: cfg.DatabaseURL, Slot: cfg.Slot, Publication: cfg.Publication,
@@ -522,21 +519,6 @@ func checkAWS(ctx context.Context, awsCfg aws.Config) error {
 		return fmt.Errorf("%w (the SDK's default chain: environment, shared config, SSO, container and EC2 instance roles): %v", errNoCredentials, err)
 	}
 	return nil
-}
-
-// openShapes loads the tables' confirmed shapes (walbridge.schema_shapes).
-func openShapes(ctx context.Context, cfg config, log *zap.Logger) (*shapes.Store, error) {
-	conn, err := pgx.Connect(ctx, cfg.DatabaseURL)
-	if err != nil {
-		return nil, fmt.Errorf("connect: %w", err)
-	}
-	defer conn.Close(context.Background())
-	known, err := shapes.Open(ctx, conn, cfg.Slot, log)
-	if err != nil {
-		return nil, err
-	}
-	log.Info("schema changes on", zap.Int("known_tables", known.Len()))
-	return known, nil
 }
 
 func serveMetrics(addr string, reg *metrics.Registry, log *zap.Logger) (func(), error) {

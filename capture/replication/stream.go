@@ -291,6 +291,9 @@ func (s *Stream) session(ctx context.Context) error {
 	}
 	dec := pgoutput.NewDecoder(database, NewPGCatalog(catConn), pol)
 	if sh := s.cfg.Shapes; sh != nil {
+		if err := sh.Load(ctx, catConn); err != nil {
+			return err
+		}
 		// This session replays from the confirmed position: compare with
 		// the shapes as of there.
 		if err := sh.Begin(ctx, catConn, s.confirmedLSN); err != nil {

@@ -80,6 +80,7 @@ type Store struct {
 	slot    string
 	log     *zap.Logger
 	persist bool
+	loaded  bool
 
 	mu      sync.Mutex
 	durable map[uint32]Shape
@@ -92,33 +93,53 @@ func Memory(log *zap.Logger) *Store {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Store{log: log, durable: map[uint32]Shape{}, known: map[uint32]Shape{}}
+	return &Store{log: log, durable: map[uint32]Shape{}, known: map[uint32]Shape{}, loaded: true}
 }
 
-// Open loads the slot's durable shapes, creating the table when it can. A
-// table it can neither find nor create leaves the store in memory, with a
-// warning; other errors are returned.
-func Open(ctx context.Context, conn *pgx.Conn, slot string, log *zap.Logger) (*Store, error) {
+// New returns the store of slot's shapes, to be loaded (Load) on the first
+// connection: capture run makes it before it has one.
+func New(slot string, log *zap.Logger) *Store {
 	s := Memory(log)
-	s.slot = slot
+	s.slot, s.loaded = slot, false
+	return s
+}
+
+// Open is New and Load.
+func Open(ctx context.Context, conn *pgx.Conn, slot string, log *zap.Logger) (*Store, error) {
+	s := New(slot, log)
+	if err := s.Load(ctx, conn); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Load reads the slot's durable shapes, once, creating the table when it
+// can. A table it can neither find nor create leaves the store in memory,
+// with a warning; other errors are returned (and Load may be called again).
+func (s *Store) Load(ctx context.Context, conn *pgx.Conn) error {
+	if s.loaded {
+		return nil
+	}
+	slot := s.slot
 	if _, err := conn.Exec(ctx, DDL); err != nil {
 		var pgErr *pgconn.PgError
 		if !errors.As(err, &pgErr) || (pgErr.Code != "42501" && pgErr.Code != "25006") { // insufficient_privilege, read_only_sql_transaction
-			return nil, fmt.Errorf("create walbridge.schema_shapes: %w", err)
+			return fmt.Errorf("create walbridge.schema_shapes: %w", err)
 		}
 		var exists bool
 		if err := conn.QueryRow(ctx, `SELECT to_regclass('walbridge.schema_shapes') IS NOT NULL`).Scan(&exists); err != nil {
-			return nil, fmt.Errorf("look up walbridge.schema_shapes: %w", err)
+			return fmt.Errorf("look up walbridge.schema_shapes: %w", err)
 		}
 		if !exists {
 			s.log.Warn("walbridge.schema_shapes is missing and cannot be created (run capture setup); table shapes are kept in memory only, "+
 				"so a schema change made while capture is stopped is not reported", zap.String("sqlstate", pgErr.Code))
-			return s, nil
+			s.loaded = true
+			return nil
 		}
 	}
 	rows, err := conn.Query(ctx, `SELECT relid, schema_name, table_name, columns FROM walbridge.schema_shapes WHERE slot_name = $1`, slot)
 	if err != nil {
-		return nil, fmt.Errorf("read walbridge.schema_shapes: %w", err)
+		return fmt.Errorf("read walbridge.schema_shapes: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -126,19 +147,24 @@ func Open(ctx context.Context, conn *pgx.Conn, slot string, log *zap.Logger) (*S
 		var sh Shape
 		var cols []byte
 		if err := rows.Scan(&relid, &sh.Schema, &sh.Table, &cols); err != nil {
-			return nil, fmt.Errorf("read walbridge.schema_shapes: %w", err)
+			return fmt.Errorf("read walbridge.schema_shapes: %w", err)
 		}
 		if err := json.Unmarshal(cols, &sh.Columns); err != nil {
-			return nil, fmt.Errorf("walbridge.schema_shapes: columns of %s.%s: %w", sh.Schema, sh.Table, err)
+			return fmt.Errorf("walbridge.schema_shapes: columns of %s.%s: %w", sh.Schema, sh.Table, err)
 		}
+		s.mu.Lock()
 		s.durable[relid] = sh
+		s.mu.Unlock()
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read walbridge.schema_shapes: %w", err)
+		return fmt.Errorf("read walbridge.schema_shapes: %w", err)
 	}
-	s.persist = true
+	s.mu.Lock()
+	s.persist, s.loaded = true, true
 	s.known = maps(s.durable)
-	return s, nil
+	s.mu.Unlock()
+	s.log.Info("schema changes on", zap.Int("known_tables", len(s.durable)))
+	return nil
 }
 
 func maps(m map[uint32]Shape) map[uint32]Shape {
