@@ -403,6 +403,8 @@ const (
 	// secretMarker is the password the fake Secrets Manager returns; it must
 	// never reach a file or an argument list.
 	secretMarker = "pw-9f3c1e-never-on-disk"
+	// fakeLayerURL is the download URL the fake aws gives for a layer.
+	fakeLayerURL = "https://awslambda-eu-west-1-layers.s3.eu-west-1.amazonaws.com/snapshots/123456789012/capture.zip?X-Amz-Signature=fake"
 )
 
 // fakeTools writes stand-ins for aws, curl, systemctl and sleep into a new
@@ -415,6 +417,7 @@ func fakeTools(t *testing.T) string {
 	content := `put() { # put URL DEST
 	if [ -n "$FAKE_FAIL" ] && [ "$1" = "$FAKE_FAIL" ]; then echo "fake: $1 unavailable" >&2; exit 1; fi
 	case "$1" in
+	*.zip\?*) printf -- '` + strings.ReplaceAll(fakeBinary, "\n", `\n`) + `' >"$2.bin" && python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1], "w").write(sys.argv[2], "capture")' "$2" "$2.bin" && rm -f "$2.bin" ;;
 	*.pem) printf -- '` + strings.ReplaceAll(fakePEM, "\n", `\n`) + `' >"$2" ;;
 	*) printf -- '` + strings.ReplaceAll(fakeBinary, "\n", `\n`) + `' >"$2" ;;
 	esac
@@ -429,6 +432,9 @@ case "$1 $2" in
 		case "$1" in --region) shift 2 ;; *) shift ;; esac
 	done
 	put "$1" "$2"
+	;;
+"lambda get-layer-version-by-arn")
+	printf '%s\n' '` + fakeLayerURL + `'
 	;;
 "secretsmanager get-secret-value")
 	if [ -n "$FAKE_SECRET" ]; then printf '%s\n' "$FAKE_SECRET"; else exit 254; fi
@@ -536,12 +542,15 @@ func TestUserDataScript(t *testing.T) {
 		caVia   string // tool expected to fetch the CA bundle
 	}{
 		{name: "CA bundle from the RDS trust store", caVia: "curl"},
-		{name: "CA bundle from the artifact bucket", params: map[string]string{"RdsCaBundleKey": "walbridge/rds-ca.pem"}, caVia: "aws"},
-		{name: "column policy and hash key", params: map[string]string{"PolicyKey": "walbridge/policy.yaml",
+		{name: "CA bundle from the artifact bucket", params: map[string]string{"ArtifactBucket": "walbridge-artifacts", "RdsCaBundleKey": "walbridge/rds-ca.pem"}, caVia: "aws"},
+		{name: "binary from the artifact bucket", params: map[string]string{"ArtifactBucket": "walbridge-artifacts", "ArtifactKey": "walbridge/capture-linux-arm64"}, caVia: "curl"},
+		{name: "column policy and hash key", params: map[string]string{"ArtifactBucket": "walbridge-artifacts", "PolicyKey": "walbridge/policy.yaml",
 			"HashKeySecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:walbridge-hash-key"}, caVia: "curl"},
 		{name: "non-numeric port", env: map[string]string{"DbPort": "54x2"}, wantErr: true},
 		{name: "placeholder not filled in", env: map[string]string{"DbName": ""}, wantErr: true},
-		{name: "binary download fails", env: map[string]string{"FAKE_FAIL": "s3://walbridge-artifacts/walbridge/capture-linux-arm64"}, wantErr: true},
+		{name: "binary download fails", env: map[string]string{"FAKE_FAIL": fakeLayerURL}, wantErr: true},
+		{name: "binary download from the bucket fails", params: map[string]string{"ArtifactBucket": "walbridge-artifacts", "ArtifactKey": "walbridge/capture-linux-arm64"},
+			env: map[string]string{"FAKE_FAIL": "s3://walbridge-artifacts/walbridge/capture-linux-arm64"}, wantErr: true},
 		{name: "CA bundle is not PEM", env: map[string]string{"RdsCaBundleUrl": "https://example.com/not-a-bundle.txt"}, wantErr: true},
 		{name: "plain http refused", env: map[string]string{"RdsCaBundleUrl": "http://example.com/bundle.pem"}, wantErr: true},
 	}
@@ -684,8 +693,18 @@ func TestUserDataScript(t *testing.T) {
 					t.Errorf("curl %v does not insist on https", c)
 				}
 			}
-			if fetched[vars["ArtifactUrl"]] != "aws" {
-				t.Errorf("capture binary %s not fetched with aws s3 cp (fetched %v)", vars["ArtifactUrl"], fetched)
+			if tt.params["ArtifactKey"] != "" {
+				if fetched[vars["ArtifactUrl"]] != "aws" {
+					t.Errorf("capture binary %s not fetched with aws s3 cp (fetched %v)", vars["ArtifactUrl"], fetched)
+				}
+			} else {
+				// The stack's layer: its download URL, then the zip.
+				want := []string{"lambda", "get-layer-version-by-arn", "--region", "eu-west-1", "--arn", refPlaceholder("CaptureBinary"),
+					"--query", "Content.Location", "--output", "text"}
+				if vars["ArtifactUrl"] != "layer:"+refPlaceholder("CaptureBinary") || !slices.ContainsFunc(callsTo(all, "aws"), func(c []string) bool { return slices.Equal(c, want) }) ||
+					fetched[fakeLayerURL] != "curl" {
+					t.Errorf("capture binary %s not fetched from the layer (aws calls %v, fetched %v)", vars["ArtifactUrl"], callsTo(all, "aws"), fetched)
+				}
 			}
 			if fetched[vars["RdsCaBundleUrl"]] != tt.caVia {
 				t.Errorf("CA bundle %s fetched by %q, want %s (fetched %v)", vars["RdsCaBundleUrl"], fetched[vars["RdsCaBundleUrl"]], tt.caVia, fetched)

@@ -376,13 +376,14 @@ func TestCaptureRoleGrants(t *testing.T) {
 			"kinesis:DescribeStreamSummary": {stream},
 			"kinesis:DescribeStream":        {stream},
 			"secretsmanager:GetSecretValue": {requiredParamValues["DbSecretArn"]},
-			"s3:GetObject":                  {"arn:aws:s3:::walbridge-artifacts/walbridge/capture-linux-arm64"},
+			"lambda:GetLayerVersion":        {refPlaceholder("CaptureBinary")}, // the binary the stack packaged
 			"cloudwatch:PutMetricData":      {"*"},
 		}
 	}
 	withKeys := base()
 	withKeys["kms:GenerateDataKey"] = []string{keyARN}
 	withKeys["kms:Decrypt"] = []string{secretKeyARN}
+	delete(withKeys, "lambda:GetLayerVersion")
 	withKeys["s3:GetObject"] = []string{"arn:aws:s3:::walbridge-artifacts/walbridge/capture-linux-arm64", "arn:aws:s3:::walbridge-artifacts/walbridge/rds-ca.pem"}
 	tests := []struct {
 		name   string
@@ -390,8 +391,9 @@ func TestCaptureRoleGrants(t *testing.T) {
 		want   map[string][]string
 	}{
 		{"defaults", nil, base()},
-		{"customer keys and CA bundle in S3", map[string]string{
+		{"customer keys, binary and CA bundle in S3", map[string]string{
 			"StreamKmsKeyId": keyARN, "DbSecretKmsKeyArn": secretKeyARN, "RdsCaBundleKey": "walbridge/rds-ca.pem",
+			"ArtifactBucket": "walbridge-artifacts", "ArtifactKey": "walbridge/capture-linux-arm64",
 		}, withKeys},
 	}
 	for _, tt := range tests {

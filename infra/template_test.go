@@ -2,7 +2,6 @@ package infra
 
 import (
 	"fmt"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"sort"
@@ -427,7 +426,7 @@ func TestFanoutFunction(t *testing.T) {
 		"Runtime":       "provided.al2023",
 		"Architectures": []any{"arm64"},
 		"Handler":       "bootstrap",
-		"CodeUri":       "../bin/fanout/",
+		"CodeUri":       "./",
 		"Role":          attPlaceholder("FanoutRole", "Arn"),
 	}
 	for k, v := range want {
@@ -435,9 +434,9 @@ func TestFanoutFunction(t *testing.T) {
 			t.Errorf("%s = %#v, want %#v", k, fn[k], v)
 		}
 	}
-	// CodeUri is relative to this directory; the build writes bin/fanout/bootstrap.
-	if got := filepath.Clean(filepath.Join("infra", scalarString(fn["CodeUri"]))); got != filepath.Join("bin", "fanout") {
-		t.Errorf("CodeUri resolves to %s from the repository root, want bin/fanout", got)
+	// sam build runs infra/Makefile's target for it (TestBuildTargets).
+	if m := asMap(tpl.Resources["FanoutFunction"]["Metadata"]); m["BuildMethod"] != "makefile" || m["BuildArchitecture"] != "arm64" {
+		t.Errorf("FanoutFunction Metadata = %v, want BuildMethod makefile for arm64", m)
 	}
 	env := asMap(dig(fn, "Environment", "Variables"))
 	wantEnv := map[string]any{
@@ -921,12 +920,9 @@ func TestReadmeDocumentsTemplate(t *testing.T) {
 			t.Errorf("README.md does not document parameter %s", name)
 		}
 	}
-	// The build command that produces what CodeUri packages.
-	fn := asMap(tpl.Resources["FanoutFunction"]["Properties"])
-	build := "GOOS=linux GOARCH=arm64 CGO_ENABLED=0 go build -tags lambda.norpc -o " +
-		filepath.ToSlash(filepath.Join(filepath.Clean(filepath.Join("infra", scalarString(fn["CodeUri"]))), scalarString(fn["Handler"]))) + " ./fanout"
-	if !strings.Contains(readme, build) {
-		t.Errorf("README.md lacks the build command %q", build)
+	// The deploy is the AWS user's own two commands.
+	if !strings.Contains(readme, "sam build && sam deploy --guided") {
+		t.Error("README.md does not give the deploy as sam build && sam deploy --guided")
 	}
 	for k := range starResourceActions {
 		if !strings.Contains(readme, "`"+k+"`") {

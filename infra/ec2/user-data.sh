@@ -52,12 +52,29 @@ fetch() {
 	esac
 }
 
+# fetch_capture SOURCE DEST: the capture binary, from S3 (ArtifactKey) or
+# from the layer the stack packaged (layer:ARN): a zip holding "capture",
+# downloaded from the pre-signed URL GetLayerVersionByArn gives.
+fetch_capture() {
+	case "$1" in
+	layer:*)
+		local arn url
+		arn=$(printf '%s\n' "$1" | sed 's/^layer://')
+		url=$(retry aws lambda get-layer-version-by-arn --region "${Region}" --arn "$arn" --query Content.Location --output text) || return 1
+		fetch "$url" "$2.zip" || return 1
+		python3 -c 'import sys, zipfile; open(sys.argv[2], "wb").write(zipfile.ZipFile(sys.argv[1]).read("capture"))' "$2.zip" "$2"
+		rm -f "$2.zip"
+		;;
+	*) fetch "$1" "$2" ;;
+	esac
+}
+
 bin_dir=$root/opt/walbridge/bin
 conf_dir=$root/etc/walbridge
 unit_dir=$root/etc/systemd/system
 install -d -m 0755 "$bin_dir" "$conf_dir" "$unit_dir"
 
-fetch "${ArtifactUrl}" "$bin_dir/capture.download"
+fetch_capture "${ArtifactUrl}" "$bin_dir/capture.download"
 chmod 0755 "$bin_dir/capture.download"
 mv -f "$bin_dir/capture.download" "$bin_dir/capture"
 
