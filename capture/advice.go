@@ -7,6 +7,19 @@ import (
 	"github.com/walbridge/walbridge/capture/slot"
 )
 
+// refusal reports an error that no retry cures: what the database is (its
+// settings, its tables, the role's rights) or what the flags ask for must
+// change first. setup publishes it as SetupRefused (--cloudwatch).
+func refusal(err error) bool {
+	for _, e := range []error{slot.ErrKeylessTables, slot.ErrCannotExclude, slot.ErrTriggerNeedsPolicy, slot.ErrNeedsVersion,
+		slot.ErrForeignSlot, slot.ErrPrerequisite, replication.ErrNoReplicationRight, replication.ErrNoDatabase} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
 // advice is what to do about a refusal, in the words of capture's own flags
 // and commands. The packages that refuse return typed errors and know
 // nothing of the command line; this is the one place that does.

@@ -58,13 +58,37 @@ func connect(ctx context.Context, url string) (*pgx.Conn, error) {
 
 func cmdSetup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cfg config
-	fs := newFlagSet("setup", &cfg, stderr, "database-url", "slot", "publication", "schemas", "tables", "replica-identity-full", "keyless", "event-trigger", "policy", "strict-policy", "failover")
+	fs := newFlagSet("setup", &cfg, stderr, "database-url", "slot", "publication", "schemas", "tables", "replica-identity-full", "keyless", "event-trigger", "policy", "strict-policy", "failover", "cloudwatch")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if err := cfg.requireDatabase(); err != nil {
 		return err
 	}
+	err := setup(ctx, cfg, stdout)
+	if cfg.CloudWatch {
+		// The instance runs setup before every start: a refusal is an
+		// alarm (walbridge SetupRefused), not a silent restart loop.
+		cwCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+		perr := publishSetup(cwCtx, cfg.Slot, err != nil && refusal(err))
+		cancel()
+		if perr != nil {
+			fmt.Fprintf(stderr, "capture setup: SetupRefused not published to CloudWatch: %v\n", perr)
+		}
+	}
+	return err
+}
+
+// publishSetup sends setup's outcome to CloudWatch (capture/cwmetrics).
+func publishSetup(ctx context.Context, slotName string, refused bool) error {
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return fmt.Errorf("AWS config: %w", err)
+	}
+	return cwmetrics.PublishSetup(ctx, cloudwatch.NewFromConfig(awsCfg), slotName, refused, time.Now())
+}
+
+func setup(ctx context.Context, cfg config, stdout io.Writer) error {
 	keyless := slot.KeylessPolicy(cfg.Keyless)
 	switch keyless {
 	case slot.KeylessRefuse, slot.KeylessFull, slot.KeylessExclude:
@@ -102,19 +126,25 @@ func cmdSetup(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	// Only what is missing is created: setup runs before every start on the
+	// instance, as a role that may lack CREATE once all is in place.
 	installed, err := backfill.Installed(ctx, conn)
 	if err != nil {
 		return err
 	}
-	if err := backfill.Install(ctx, conn); err != nil {
-		return err
+	if !installed {
+		if err := backfill.Install(ctx, conn); err != nil {
+			return err
+		}
 	}
 	var shapesExisted bool
 	if err := conn.QueryRow(ctx, `SELECT to_regclass('walbridge.schema_shapes') IS NOT NULL`).Scan(&shapesExisted); err != nil {
 		return fmt.Errorf("look up walbridge.schema_shapes: %w", err)
 	}
-	if err := shapes.Install(ctx, conn); err != nil {
-		return err
+	if !shapesExisted {
+		if err := shapes.Install(ctx, conn); err != nil {
+			return err
+		}
 	}
 	if installed {
 		rep.Notes = append(rep.Notes, "walbridge.backfills exists")

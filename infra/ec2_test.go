@@ -303,6 +303,7 @@ func TestCaptureUnitFile(t *testing.T) {
 	want := []struct{ section, key, value string }{
 		{"Service", "Restart", "always"},
 		{"Service", "ExecStart", "/opt/walbridge/bin/capture-start"},
+		{"Service", "ExecStartPre", "/opt/walbridge/bin/capture-start setup"},
 		{"Service", "EnvironmentFile", "/etc/walbridge/capture.env"},
 		{"Service", "KillSignal", "SIGTERM"},
 		{"Service", "NoNewPrivileges", "yes"},
@@ -543,6 +544,7 @@ func TestUserDataScript(t *testing.T) {
 	}{
 		{name: "CA bundle from the RDS trust store", caVia: "curl"},
 		{name: "CA bundle from the artifact bucket", params: map[string]string{"ArtifactBucket": "walbridge-artifacts", "RdsCaBundleKey": "walbridge/rds-ca.pem"}, caVia: "aws"},
+		{name: "keyless tables get REPLICA IDENTITY FULL", params: map[string]string{"KeylessTables": "full"}, caVia: "curl"},
 		{name: "binary from the artifact bucket", params: map[string]string{"ArtifactBucket": "walbridge-artifacts", "ArtifactKey": "walbridge/capture-linux-arm64"}, caVia: "curl"},
 		{name: "column policy and hash key", params: map[string]string{"ArtifactBucket": "walbridge-artifacts", "PolicyKey": "walbridge/policy.yaml",
 			"HashKeySecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:walbridge-hash-key"}, caVia: "curl"},
@@ -631,6 +633,7 @@ func TestUserDataScript(t *testing.T) {
 				// Empty without a PolicyKey or HashKeySecretArn: no policy.
 				"WALBRIDGE_POLICY":          "",
 				"WALBRIDGE_HASH_KEY_SECRET": tt.params["HashKeySecretArn"],
+				"WALBRIDGE_KEYLESS":         map[string]string{"": "", "refuse": "", "full": "full", "exclude": "exclude"}[tt.params["KeylessTables"]],
 				"AWS_REGION":                "eu-west-1",
 				// No credentials: capture-start adds PGUSER and PGPASSWORD.
 				"DATABASE_URL": "postgres://" + requiredParamValues["DbHost"] + ":5432/" + requiredParamValues["DbName"] +
@@ -825,5 +828,58 @@ func TestCaptureStartWrapper(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestStartSequence runs the unit's start commands in systemd's order
+// (every ExecStartPre, each of which must succeed, then ExecStart) against a
+// fake capture: capture setup runs before capture run, with the same
+// credentials path; when setup refuses, run never starts.
+func TestStartSequence(t *testing.T) {
+	bash := requireBash(t)
+	unit, err := parseUnit(readFile(t, unitPath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := append(slices.Clone(unit["Service"]["ExecStartPre"]), unit["Service"]["ExecStart"]...)
+	if len(steps) < 2 {
+		t.Fatalf("start commands %v: want capture setup before capture run", steps)
+	}
+	for _, refuse := range []bool{false, true} {
+		dir := t.TempDir()
+		bin := filepath.Join(dir, "opt/walbridge/bin")
+		mustWrite(t, filepath.Join(bin, "capture-start"), readFile(t, wrapperPath), 0o755)
+		// The fake capture logs each command; setup fails when asked to.
+		mustWrite(t, filepath.Join(bin, "capture"), "#!/bin/sh\necho \"$1 $PGUSER\" >>\"$CAPTURE_OUT\"\n"+
+			"if [ \"$1\" = setup ] && [ -n \"$FAKE_REFUSE\" ]; then echo 'capture setup: tables without a primary key' >&2; exit 1; fi\n", 0o755)
+		ca := filepath.Join(dir, "rds-ca.pem")
+		mustWrite(t, ca, fakePEM, 0o644)
+		out := filepath.Join(dir, "capture.log")
+		env := []string{
+			"PATH=" + fakeTools(t) + string(os.PathListSeparator) + os.Getenv("PATH"),
+			"FAKE_LOG=" + filepath.Join(dir, "calls"), "FAKE_SECRET={\"username\":\"walbridge\",\"password\":\"" + secretMarker + "\"}",
+			"CAPTURE_OUT=" + out, "WALBRIDGE_DB_SECRET_ARN=" + requiredParamValues["DbSecretArn"], "AWS_REGION=eu-west-1",
+			"DATABASE_URL=postgres://db.example:5432/orders?sslmode=verify-full&sslrootcert=" + ca,
+		}
+		if refuse {
+			env = append(env, "FAKE_REFUSE=1")
+		}
+		var failed error
+		for _, step := range steps {
+			args := strings.Fields(strings.ReplaceAll(step, "/opt/walbridge/bin", bin))
+			cmd := exec.Command(bash, args...)
+			cmd.Env = env
+			if b, err := cmd.CombinedOutput(); err != nil {
+				failed = fmt.Errorf("%s: %v: %s", step, err, b)
+				break
+			}
+		}
+		got := strings.Split(strings.TrimSpace(readFile(t, out)), "\n")
+		switch {
+		case !refuse && (failed != nil || !slices.Equal(got, []string{"setup walbridge", "run walbridge"})):
+			t.Errorf("start: %v; capture ran %q, want setup then run, both with the secret's user", failed, got)
+		case refuse && (failed == nil || !slices.Equal(got, []string{"setup walbridge"}) || !strings.Contains(failed.Error(), "primary key")):
+			t.Errorf("start with setup refusing: %v; capture ran %q, want setup only, its reason reported", failed, got)
+		}
 	}
 }

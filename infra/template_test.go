@@ -692,6 +692,7 @@ func TestAlarms(t *testing.T) {
 		{"walbridge", "ReplicationSlotWALRetainedBytes", slot, ""},
 		{"walbridge", "ConfirmedLSNAdvancedSeconds", slot, "breaching"},
 		{"walbridge", "CommitToAckLatencyMs", slot, ""},
+		{"walbridge", "SetupRefused", slot, "notBreaching"},
 		{"AWS/Lambda", "IteratorAge", fanout, ""},
 		{"AWS/Lambda", "Errors", fanout, ""},
 		{"AWS/SQS", "ApproximateNumberOfMessagesVisible", func(*renderer) []any {

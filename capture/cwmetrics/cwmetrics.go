@@ -29,10 +29,30 @@ const (
 	WALRetainedBytes     = "ReplicationSlotWALRetainedBytes"
 	ConfirmedLSNAdvanced = "ConfirmedLSNAdvancedSeconds"
 	CommitToAckLatencyMs = "CommitToAckLatencyMs"
+	// SetupRefused is 1 when capture setup refused (keyless tables,
+	// wal_level, a missing right: what no retry cures), 0 when it
+	// succeeded.
+	SetupRefused = "SetupRefused"
 )
 
 // Names are the series' names, for the stack's alarms and dashboard.
-var Names = []string{WALRetainedBytes, ConfirmedLSNAdvanced, CommitToAckLatencyMs}
+var Names = []string{WALRetainedBytes, ConfirmedLSNAdvanced, CommitToAckLatencyMs, SetupRefused}
+
+// PublishSetup sends one SetupRefused datum: capture setup's outcome.
+func PublishSetup(ctx context.Context, api API, slot string, refused bool, now time.Time) error {
+	v := 0.0
+	if refused {
+		v = 1
+	}
+	_, err := api.PutMetricData(ctx, &cloudwatch.PutMetricDataInput{Namespace: aws.String(Namespace), MetricData: []types.MetricDatum{{
+		MetricName: aws.String(SetupRefused), Dimensions: []types.Dimension{{Name: aws.String(Dimension), Value: aws.String(slot)}},
+		Timestamp: aws.Time(now), Unit: types.StandardUnitCount, Value: aws.Float64(v),
+	}}})
+	if err != nil {
+		return fmt.Errorf("PutMetricData %s: %w", SetupRefused, err)
+	}
+	return nil
+}
 
 // API is the CloudWatch call the publisher makes.
 type API interface {

@@ -87,3 +87,28 @@ func TestPublish(t *testing.T) {
 		t.Errorf("period max %v %v, want 500 ms (the bucket holding 0.4 s)", ms, ok)
 	}
 }
+
+// TestPublishSetup: setup's outcome is one SetupRefused datum, 1 for a
+// refusal and 0 otherwise, under the slot.
+func TestPublishSetup(t *testing.T) {
+	rec := &recorder{}
+	srv := httptest.NewServer(rec)
+	defer srv.Close()
+	client := cloudwatch.NewFromConfig(awstest.Config(t), func(o *cloudwatch.Options) { o.BaseEndpoint = aws.String(srv.URL) })
+	for _, refused := range []bool{true, false} {
+		if err := PublishSetup(context.Background(), client, "walbridge", refused, time.Unix(1_800_000_000, 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(rec.bodies) != 2 {
+		t.Fatalf("%d requests", len(rec.bodies))
+	}
+	for i, b := range rec.bodies {
+		if !strings.Contains(b, "SetupRefused") || !strings.Contains(b, "Slot") || !strings.Contains(b, "walbridge") {
+			t.Errorf("request %d: %s", i, b)
+		}
+	}
+	if rec.bodies[0] == rec.bodies[1] {
+		t.Error("a refusal and a success sent the same datum")
+	}
+}

@@ -94,6 +94,11 @@ if [ "${PolicyUrl}" != none ]; then
 	mv -f "$conf_dir/policy.yaml.download" "$conf_dir/policy.yaml"
 	policy=/etc/walbridge/policy.yaml
 fi
+# capture setup's --keyless (refuse: stop and say which tables have no key).
+keyless=${KeylessTables}
+if [ "$keyless" = refuse ]; then
+	keyless=
+fi
 hash_key_secret=${HashKeySecretArn}
 if [ "$hash_key_secret" = none ]; then
 	hash_key_secret=
@@ -112,6 +117,7 @@ WALBRIDGE_CLOUDWATCH=true
 WALBRIDGE_DB_SECRET_ARN=${DbSecretArn}
 WALBRIDGE_POLICY=$policy
 WALBRIDGE_HASH_KEY_SECRET=$hash_key_secret
+WALBRIDGE_KEYLESS=$keyless
 AWS_REGION=${Region}
 DATABASE_URL=postgres://${DbHost}:${DbPort}/${DbName}?sslmode=verify-full&sslrootcert=/etc/walbridge/rds-ca.pem
 ENV
@@ -213,6 +219,11 @@ StartLimitIntervalSec=0
 [Service]
 Type=exec
 EnvironmentFile=/etc/walbridge/capture.env
+# capture setup first, every start: it creates what is missing (publication,
+# slot, walbridge schema) and otherwise only checks. A refusal (keyless
+# tables, wal_level, a missing right) fails the start, with its reason in
+# the journal and the SetupRefused metric (alarm STACK-capture-setup-refused).
+ExecStartPre=/opt/walbridge/bin/capture-start setup
 ExecStart=/opt/walbridge/bin/capture-start
 # systemctl reload: capture re-reads its column policy (a broken file is
 # refused and the running policy stays).
