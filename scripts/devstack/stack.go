@@ -105,6 +105,7 @@ type stack struct {
 	pg          *pgcluster.Cluster
 	procs       []*child
 	bus         *localbus.Bus
+	stopWatch   context.CancelFunc // the rules' reloader
 	busSrv      *http.Server
 	busLog      *os.File
 	failed      chan string // a child that exited on its own
@@ -467,7 +468,9 @@ func createStream(ctx context.Context, url string) error {
 }
 
 func (st *stack) startBus(database string) (string, error) {
-	rs, err := localbus.Load("infra", localbus.LoadOptions{Params: map[string]string{"ResourceName": database}})
+	opts := localbus.LoadOptions{Params: map[string]string{"ResourceName": database}}
+	watcher := localbus.NewWatcher("infra", opts)
+	rs, err := localbus.Load("infra", opts)
 	if err != nil {
 		return "", fmt.Errorf("load rules from infra/: %w", err)
 	}
@@ -478,6 +481,14 @@ func (st *stack) startBus(database string) (string, error) {
 	}
 	st.busLog = f
 	st.bus = localbus.New(rs.Rules, localbus.Options{Out: st.out.writer("bus"), JSONLines: f, Compact: !st.s.verbose})
+	// A rule newhandler writes, or an edit, applies from the next event.
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	st.stopWatch = stopWatch
+	go watcher.Run(watchCtx, time.Second, func(rs *localbus.RuleSet) {
+		st.out.line("bus", fmt.Sprintf("infra/ changed: rules reloaded (%d)", len(rs.Rules)))
+		rs.Report(st.out.writer("bus"))
+		st.bus.SetRules(rs.Rules)
+	})
 	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(st.s.busPort))
 	if err != nil {
 		return "", fmt.Errorf("event bus: %w", err)
@@ -578,6 +589,9 @@ func (st *stack) stop() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		st.busSrv.Shutdown(ctx)
 		cancel()
+	}
+	if st.stopWatch != nil {
+		st.stopWatch()
 	}
 	if st.bus != nil {
 		st.bus.Close()

@@ -57,7 +57,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 
-	rules, err := localbus.Load(*rulesDir, localbus.LoadOptions{Region: *region, Params: tparams})
+	loadOpts := localbus.LoadOptions{Region: *region, Params: tparams}
+	watcher := localbus.NewWatcher(*rulesDir, loadOpts)
+	rules, err := localbus.Load(*rulesDir, loadOpts)
 	if err != nil {
 		fmt.Fprintf(stderr, "localbus: %v\n", err)
 		return exitUsage
@@ -92,6 +94,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(rules.Skipped) > 0 {
 		fmt.Fprintln(stderr, "localbus: template parameters without a Default take a value from --param NAME=VALUE")
 	}
+
+	// Rules reload when their files change: a new rule matches the next event.
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	defer stopWatch()
+	go watcher.Run(watchCtx, time.Second, func(rs *localbus.RuleSet) {
+		fmt.Fprintf(stderr, "localbus: %s changed: %d rules loaded, %d skipped\n", *rulesDir, len(rs.Rules), len(rs.Skipped))
+		rs.Report(stderr)
+		bus.SetRules(rs.Rules)
+	})
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

@@ -30,6 +30,10 @@
 // default bus, as in EventBridge, and "*" puts it on every bus. Unknown keys
 // are refused, so a misspelt key is reported rather than ignored.
 //
+// A Watcher sees the rules folder's files change and SetRules applies what
+// it reloads from the next event on; Load warns about two rules of one name
+// on one bus (RuleSet.Duplicates).
+//
 // # Delivery
 //
 // Template targets are only named in the event log. A dev rule target gets
@@ -151,9 +155,12 @@ type Match struct {
 // Bus is the local event bus. Create it with New, serve it as an
 // http.Handler, and Close it to stop delivery workers.
 type Bus struct {
-	opts    Options
+	opts Options
+
+	rulesMu sync.RWMutex
 	rules   []Rule
-	workers map[*Target]*worker // HTTP targets only
+	workers map[*Target]*worker // HTTP targets of rules, by the rule's own Target
+	all     []*worker           // every worker started, for Close
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -197,8 +204,25 @@ func New(rules []Rule, opts Options) *Bus {
 	}
 	opts.Retry = opts.Retry.withDefaults()
 
-	b := &Bus{opts: opts, rules: make([]Rule, len(rules)), workers: map[*Target]*worker{}}
+	b := &Bus{opts: opts}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
+	b.SetRules(rules)
+	return b
+}
+
+// SetRules replaces the rules the bus evaluates (a reload: see Watcher).
+// Events accepted from now on are matched against them. An HTTP target the
+// old rules had too (same rule, target id and URL) keeps its worker and
+// queue, so its deliveries stay in order; a new one gets a worker.
+func (b *Bus) SetRules(rules []Rule) {
+	type key struct{ rule, id, url string }
+	b.rulesMu.Lock()
+	defer b.rulesMu.Unlock()
+	old := map[key]*worker{}
+	for _, w := range b.workers {
+		old[key{w.rule, w.target.ID, w.target.URL}] = w
+	}
+	b.rules, b.workers = make([]Rule, len(rules)), map[*Target]*worker{}
 	for i, r := range rules {
 		r.Targets = append([]Target(nil), r.Targets...)
 		b.rules[i] = r
@@ -206,15 +230,20 @@ func New(rules []Rule, opts Options) *Bus {
 	for i := range b.rules {
 		r := &b.rules[i]
 		for j := range r.Targets {
-			if t := &r.Targets[j]; t.URL != "" {
-				w := &worker{rule: r.Name, target: *t, queue: make(chan job, opts.QueueSize)}
-				b.workers[t] = w
+			t := &r.Targets[j]
+			if t.URL == "" {
+				continue
+			}
+			w := old[key{r.Name, t.ID, t.URL}]
+			if w == nil {
+				w = &worker{rule: r.Name, target: *t, queue: make(chan job, b.opts.QueueSize)}
+				b.all = append(b.all, w)
 				b.wg.Add(1)
 				go b.run(w)
 			}
+			b.workers[t] = w
 		}
 	}
-	return b
 }
 
 // Close stops the delivery workers and waits for them. Events they had not
@@ -229,7 +258,9 @@ func (b *Bus) Close() error {
 	b.mu.Unlock()
 	b.cancel()
 	b.wg.Wait()
-	for _, w := range b.workers {
+	b.rulesMu.RLock()
+	defer b.rulesMu.RUnlock()
+	for _, w := range b.all {
 		for drained := false; !drained; {
 			select {
 			case j := <-w.queue:
@@ -303,6 +334,8 @@ func (b *Bus) route(rec Record) {
 		system = marshal(map[string]string{"EventGroupId": rec.Group, "DeduplicationId": rec.DeduplicationID}, "")
 	}
 	var queued []*worker
+	b.rulesMu.RLock()
+	defer b.rulesMu.RUnlock()
 	for i := range b.rules {
 		r := &b.rules[i]
 		if r.EventBus != AnyBus && r.EventBus != rec.Bus {
@@ -419,6 +452,8 @@ func (b *Bus) listRules(w http.ResponseWriter, body []byte) {
 	bus := busName(in.EventBusName)
 	type rule struct{ Name, Arn, EventBusName, EventPattern, State string }
 	out := struct{ Rules []rule }{Rules: []rule{}}
+	b.rulesMu.RLock()
+	defer b.rulesMu.RUnlock()
 	for _, r := range b.rules {
 		if (r.EventBus != AnyBus && r.EventBus != bus) || !strings.HasPrefix(r.Name, in.NamePrefix) {
 			continue

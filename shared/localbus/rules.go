@@ -2,6 +2,7 @@ package localbus
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/walbridge/walbridge/shared/cfnrules"
 	"github.com/walbridge/walbridge/shared/pattern"
@@ -112,6 +114,9 @@ type RuleSet struct {
 	// Warnings are loaded rules whose pattern EventBridge accepts but that
 	// does not fit the DatabaseEvent contract, so it likely never matches.
 	Warnings []Problem
+	// Duplicates are loaded rules whose name an earlier rule on the same
+	// bus has.
+	Duplicates []Problem
 }
 
 // LoadOptions shapes Load.
@@ -187,7 +192,90 @@ func Load(dir string, opts LoadOptions) (*RuleSet, error) {
 	for _, f := range devFiles {
 		rs.loadDevFile(f)
 	}
+	rs.warnDuplicates()
 	return rs, nil
+}
+
+// warnDuplicates warns about two rules (or subscribers) of one name on one
+// bus: the event log names matches by rule, so it could not tell them
+// apart, and in AWS one of them would be another stack's or would replace
+// the other.
+func (rs *RuleSet) warnDuplicates() {
+	type key struct{ bus, name string }
+	first := map[key]Rule{}
+	for _, r := range rs.Rules {
+		k := key{r.EventBus, r.Name}
+		if prev, ok := first[k]; ok {
+			rs.Duplicates = append(rs.Duplicates, Problem{File: r.File, Rule: r.Name,
+				Err: fmt.Errorf("the first is in %s: the event log cannot tell them apart; rename one", prev.File)})
+			continue
+		}
+		first[k] = r
+	}
+}
+
+// Watcher reloads a rules folder when a file Load reads (a template, a dev
+// rule file) is added, changed or removed.
+type Watcher struct {
+	dir  string
+	opts LoadOptions
+	last string
+}
+
+// NewWatcher remembers dir's files as they are now: Run reports changes
+// from here on.
+func NewWatcher(dir string, opts LoadOptions) *Watcher {
+	return &Watcher{dir: dir, opts: opts, last: fingerprint(dir)}
+}
+
+// Run checks every interval and, after a change, calls reload with what
+// Load found (a folder Load cannot read comes as a RuleSet with that problem
+// in Skipped). It returns when ctx is done.
+func (w *Watcher) Run(ctx context.Context, interval time.Duration, reload func(*RuleSet)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := fingerprint(w.dir)
+		if now == w.last {
+			continue
+		}
+		w.last = now
+		rs, err := Load(w.dir, w.opts)
+		if err != nil {
+			rs = &RuleSet{Skipped: []Problem{{File: w.dir, Err: err}}}
+		}
+		reload(rs)
+	}
+}
+
+// fingerprint is the names, sizes and modification times of the files
+// Load reads under dir.
+func fingerprint(dir string) string {
+	var b strings.Builder
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if d.IsDir() {
+			if name := d.Name(); path != dir && (strings.HasPrefix(name, ".") || name == "node_modules") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		switch strings.ToLower(filepath.Ext(path)) {
+		case ".yaml", ".yml", ".json":
+			if info, err := d.Info(); err == nil {
+				fmt.Fprintf(&b, "%s\x00%d\x00%d\n", path, info.Size(), info.ModTime().UnixNano())
+			}
+		}
+		return nil
+	})
+	return b.String()
 }
 
 func (rs *RuleSet) loadTemplate(file string, opts cfnrules.Options) {
@@ -411,6 +499,9 @@ func (rs *RuleSet) Report(w io.Writer) {
 	}
 	for _, p := range rs.Warnings {
 		writeProblem(w, "warning: rule "+p.Rule+" ("+p.File+") loaded, but it likely never matches a DatabaseEvent:", p.Err)
+	}
+	for _, p := range rs.Duplicates {
+		writeProblem(w, "warning: a second rule named "+p.Rule+" on its bus ("+p.File+"):", p.Err)
 	}
 	for _, p := range rs.Skipped {
 		what := "rule " + p.Rule + " (" + p.File + ")"

@@ -2,11 +2,13 @@ package localbus
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/walbridge/walbridge/shared/pattern"
 )
@@ -181,5 +183,61 @@ func writeFile(t *testing.T, name, content string) {
 	}
 	if err := os.WriteFile(name, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDuplicateRuleNames: two rules of one name on one bus load, with a
+// warning that names both files.
+func TestDuplicateRuleNames(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"a.json", "b.json"} {
+		writeFile(t, dir+"/"+DevRulesDir+"/"+f, `{"Name": "Hook", "EventBusName": "walbridge",
+			"EventPattern": {"detail": {"table": ["users"]}}, "Targets": [{"Id": "hook", "Url": "http://127.0.0.1:1/"}]}`)
+	}
+	writeFile(t, dir+"/"+DevRulesDir+"/c.json", `{"Name": "Hook", "EventBusName": "other",
+		"EventPattern": {"detail": {"table": ["users"]}}, "Targets": [{"Id": "hook", "Url": "http://127.0.0.1:1/"}]}`)
+	rs, err := Load(dir, LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var report bytes.Buffer
+	rs.Report(&report)
+	if len(rs.Rules) != 3 || len(rs.Duplicates) != 1 || !strings.Contains(report.String(), "a second rule named Hook") ||
+		!strings.Contains(report.String(), "a.json") || !strings.Contains(report.String(), "b.json") {
+		t.Errorf("%d rules, duplicates %v:\n%s", len(rs.Rules), rs.Duplicates, report.String())
+	}
+}
+
+// TestWatchReloads: a rule file added while the bus runs is loaded by the
+// Watcher,
+// and the next event matches it after SetRules.
+func TestWatchReloads(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir+"/"+DevRulesDir+"/a.json", `{"Name": "Inserts", "EventBusName": "walbridge",
+		"EventPattern": {"detail": {"operation": ["insert"]}}, "Targets": [{"Id": "hook", "Url": "http://127.0.0.1:1/"}]}`)
+	b, c := testBus(t, loadRules(t, dir), Options{})
+	reloaded := make(chan *RuleSet, 4)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w := NewWatcher(dir, LoadOptions{})
+	go w.Run(ctx, 10*time.Millisecond, func(rs *RuleSet) { reloaded <- rs })
+
+	s := readSeed(t, "event-update.json")
+	putEvents(t, c, s.entry("walbridge"))
+	writeFile(t, dir+"/"+DevRulesDir+"/b.json", `{"Name": "Updates", "EventBusName": "walbridge",
+		"EventPattern": {"detail": {"operation": ["update"]}}, "Targets": [{"Id": "hook", "Url": "http://127.0.0.1:1/"}]}`)
+	select {
+	case rs := <-reloaded:
+		if len(rs.Rules) != 2 {
+			t.Fatalf("reload found %d rules, want 2", len(rs.Rules))
+		}
+		b.SetRules(rs.Rules)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no reload within 10s of adding a rule file")
+	}
+	putEvents(t, c, s.entry("walbridge"))
+	recs := b.Records()
+	if len(recs) != 2 || len(recs[0].Matches) != 0 || len(recs[1].Matches) != 1 || recs[1].Matches[0].Rule != "Updates" {
+		t.Errorf("matches before and after the reload: %+v", recs)
 	}
 }
