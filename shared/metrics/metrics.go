@@ -7,8 +7,8 @@
 // Value, Snapshot and Quantile.
 //
 // BenchmarkHotPath measures the hot-path calls against the hand-written
-// registry this package used to be; client_golang costs a few nanoseconds
-// more per call, far below what a change costs (see the benchmark's doc).
+// registry this package used to be: client_golang costs a few nanoseconds
+// more per change, far below what a change costs (see the benchmark's doc).
 package metrics
 
 import (
