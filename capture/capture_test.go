@@ -92,12 +92,20 @@ func awsEnv(kinesisURL string) []string {
 
 func startCapture(t *testing.T, env []string, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(captureBin, append([]string{"run"}, args...)...)
+	return startProc(t, "capture", captureBin, env, append([]string{"run"}, args...)...)
+}
+
+// startProc starts bin as a process of its own, its output collected, killed
+// at the test's end if it still runs; the output is logged when the test
+// fails.
+func startProc(t *testing.T, name, bin string, env []string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	p := &proc{cmd: cmd, logs: newSyncBuffer(), done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = p.logs, p.logs
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start capture: %v", err)
+		t.Fatalf("start %s: %v", name, err)
 	}
 	go func() { p.done <- cmd.Wait() }()
 	t.Cleanup(func() {
@@ -106,7 +114,7 @@ func startCapture(t *testing.T, env []string, args ...string) *proc {
 			<-p.done
 		}
 		if t.Failed() {
-			t.Logf("capture logs:\n%s", p.logs.String())
+			t.Logf("%s logs:\n%s", name, p.logs.String())
 		}
 	})
 	return p

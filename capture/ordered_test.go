@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -31,24 +30,7 @@ func buildFanout(t *testing.T) string {
 // killed like capture.
 func startFanout(t *testing.T, bin string, env []string, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(bin, append([]string{"poll"}, args...)...)
-	cmd.Env = append(os.Environ(), env...)
-	p := &proc{cmd: cmd, logs: newSyncBuffer(), done: make(chan error, 1)}
-	cmd.Stdout, cmd.Stderr = p.logs, p.logs
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start fanout: %v", err)
-	}
-	go func() { p.done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("fanout logs:\n%s", p.logs.String())
-		}
-	})
-	return p
+	return startProc(t, "fanout", bin, env, append([]string{"poll"}, args...)...)
 }
 
 // TestCrashSafetyOrderedBus is the crash test through the ordered bus:

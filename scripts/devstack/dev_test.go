@@ -119,54 +119,7 @@ func TestQuickStartDemo(t *testing.T) {
 	cmd := exec.Command("bash", "-c", "exec "+cmds[0])
 	cmd.Dir = repoRoot(t)
 	cmd.Env = append(env, "DATABASE_URL="+mine.URL("postgres"))
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var log strings.Builder
-	ready := make(chan bool, 1)
-	exited := make(chan error, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		signalled := false
-		for sc.Scan() {
-			log.WriteString(sc.Text() + "\n")
-			if !signalled && strings.HasPrefix(sc.Text(), "[demo] received insert, update, delete") {
-				ready <- true
-				signalled = true
-			}
-		}
-		exited <- cmd.Wait()
-	}()
-	defer func() {
-		if t.Failed() {
-			t.Logf("scripts/dev output:\n%s", log.String())
-		}
-	}()
-	select {
-	case <-ready:
-	case err := <-exited:
-		t.Fatalf("scripts/dev --demo exited before the three events (%v)", err)
-	case <-time.After(5 * time.Minute):
-		cmd.Process.Kill()
-		t.Fatal("the three demo events did not arrive within 5 minutes")
-	}
-	checkDemoEvents(t, filepath.Join(dir, "events.jsonl"))
-
-	cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("scripts/dev exited with %v after SIGINT", err)
-		}
-	case <-time.After(60 * time.Second):
-		cmd.Process.Kill()
-		t.Fatal("scripts/dev did not stop within 60s of SIGINT")
-	}
+	log := runDemo(t, cmd, dir)
 	for _, p := range ports {
 		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
 		if err != nil {
@@ -180,16 +133,72 @@ func TestQuickStartDemo(t *testing.T) {
 	}
 	// One line per event by default, naming the rules and their files.
 	for _, re := range []string{`\[bus\] public\.users insert id=\d+ → `, `\[bus\] public\.users update id=\d+ changed: email`, `\[bus\] public\.users delete id=\d+`} {
-		if !regexp.MustCompile(re).MatchString(log.String()) {
+		if !regexp.MustCompile(re).MatchString(log) {
 			t.Errorf("no line matching %s in the output", re)
 		}
 	}
-	if !strings.Contains(log.String(), "DATABASE_URL is set; scripts/dev leaves that database alone") {
+	if !strings.Contains(log, "DATABASE_URL is set; scripts/dev leaves that database alone") {
 		t.Error("no note that the exported DATABASE_URL was left alone")
 	}
 	if slots, pubs := walbridgeObjects(t, mine.URL("postgres")); slots+pubs != 0 {
 		t.Errorf("the exported DATABASE_URL's database got %d slots and %d publications", slots, pubs)
 	}
+}
+
+// runDemo runs scripts/dev --demo (cmd), waits for its three events and
+// checks them (events.jsonl in dir), then stops it with SIGINT as Ctrl-C
+// would; it returns the output. The output is logged if the test fails.
+func runDemo(t *testing.T, cmd *exec.Cmd, dir string) string {
+	t.Helper()
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var out syncBuffer
+	ready := make(chan bool, 1)
+	exited := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			out.Write([]byte(sc.Text() + "\n"))
+			if strings.HasPrefix(sc.Text(), "[demo] received insert, update, delete") {
+				select {
+				case ready <- true:
+				default:
+				}
+			}
+		}
+		exited <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("scripts/dev output:\n%s", out.String())
+		}
+	})
+	select {
+	case <-ready:
+	case err := <-exited:
+		t.Fatalf("%s exited before the three events (%v)", strings.Join(cmd.Args[1:], " "), err)
+	case <-time.After(5 * time.Minute):
+		cmd.Process.Kill()
+		t.Fatal("the three demo events did not arrive within 5 minutes")
+	}
+	checkDemoEvents(t, filepath.Join(dir, "events.jsonl"))
+	cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("scripts/dev exited with %v after SIGINT", err)
+		}
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("scripts/dev did not stop within 60s of SIGINT")
+	}
+	return out.String()
 }
 
 func walbridgeObjects(t *testing.T, url string) (slots, pubs int) {
@@ -459,54 +468,7 @@ func TestDemoOnTheOrderedBus(t *testing.T) {
 	cmd := exec.Command("bash", "scripts/dev", "--demo", "--bus-kind", "ordered")
 	cmd.Dir = repoRoot(t)
 	cmd.Env = env
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var out syncBuffer
-	ready := make(chan bool, 1)
-	exited := make(chan error, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			out.Write([]byte(sc.Text() + "\n"))
-			if strings.HasPrefix(sc.Text(), "[demo] received insert, update, delete") {
-				select {
-				case ready <- true:
-				default:
-				}
-			}
-		}
-		exited <- cmd.Wait()
-	}()
-	defer func() {
-		if t.Failed() {
-			t.Logf("scripts/dev output:\n%s", out.String())
-		}
-	}()
-	select {
-	case <-ready:
-	case err := <-exited:
-		t.Fatalf("scripts/dev --demo --bus-kind ordered exited before the three events (%v)", err)
-	case <-time.After(5 * time.Minute):
-		cmd.Process.Kill()
-		t.Fatal("the three demo events did not arrive within 5 minutes")
-	}
-	checkDemoEvents(t, filepath.Join(dir, "events.jsonl"))
-	cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("scripts/dev exited with %v after SIGINT", err)
-		}
-	case <-time.After(60 * time.Second):
-		cmd.Process.Kill()
-		t.Fatal("scripts/dev did not stop within 60s of SIGINT")
-	}
+	log := runDemo(t, cmd, dir)
 
 	data, err := os.ReadFile(filepath.Join(dir, "events.jsonl"))
 	if err != nil {
@@ -544,7 +506,7 @@ func TestDemoOnTheOrderedBus(t *testing.T) {
 	if users < 3 {
 		t.Errorf("%d users events in events.jsonl, want the demo's 3", users)
 	}
-	if !strings.Contains(out.String(), "subscriber WelcomeEmailSubscriber") {
+	if !strings.Contains(log, "subscriber WelcomeEmailSubscriber") {
 		t.Error("the bus did not report the template's subscriber")
 	}
 }

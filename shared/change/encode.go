@@ -53,24 +53,10 @@ func AppendChange(dst []byte, c *Change) []byte {
 		dst = jsontext.AppendString(dst, string(c.Identity))
 	}
 	if c.Columns != nil {
-		dst = append(dst, `,"columns":[`...)
-		for i := range c.Columns {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendColumn(dst, &c.Columns[i])
-		}
-		dst = append(dst, ']')
+		dst = appendColumns(append(dst, `,"columns":`...), c.Columns)
 	}
 	if c.OldColumns != nil {
-		dst = append(dst, `,"oldColumns":[`...)
-		for i := range c.OldColumns {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendColumn(dst, &c.OldColumns[i])
-		}
-		dst = append(dst, ']')
+		dst = appendColumns(append(dst, `,"oldColumns":`...), c.OldColumns)
 	}
 	if c.New != nil {
 		dst = append(dst, `,"new":`...)
@@ -104,6 +90,17 @@ func AppendChange(dst []byte, c *Change) []byte {
 		}
 	}
 	return append(dst, '}')
+}
+
+func appendColumns(dst []byte, cols []Column) []byte {
+	dst = append(dst, '[')
+	for i := range cols {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendColumn(dst, &cols[i])
+	}
+	return append(dst, ']')
 }
 
 func appendColumn(dst []byte, col *Column) []byte {
