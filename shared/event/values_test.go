@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/walbridge/walbridge/shared/change"
+	"github.com/walbridge/walbridge/shared/pattern"
 )
 
 func col(base string) change.Column {
@@ -315,6 +316,32 @@ func TestDiff(t *testing.T) {
 		added, dropped, renamed, retyped, key := Diff(base, tc.new)
 		if !slices.Equal(added, tc.added) || !slices.Equal(dropped, tc.dropped) || !slices.Equal(renamed, tc.renamed) || !slices.Equal(retyped, tc.retyped) || key != tc.key {
 			t.Errorf("%s: added %v dropped %v renamed %v retyped %v key %v", tc.name, added, dropped, renamed, retyped, key)
+		}
+	}
+}
+
+// TestSchemaDetailMatchesTheRuleContract: every field of a
+// DatabaseSchemaChange detail is one rulecheck's contract knows, under the
+// detail-type fanout publishes.
+func TestSchemaDetailMatchesTheRuleContract(t *testing.T) {
+	if DefaultSchemaDetailType != pattern.SchemaChangeDetailType {
+		t.Fatalf("detail-type %q here, %q in the rule contract", DefaultSchemaDetailType, pattern.SchemaChangeDetailType)
+	}
+	c := change.Change{Database: "app", Schema: "public", Table: "t", Op: change.SchemaChange, LSN: 0x10,
+		Columns: []change.Column{{Name: "id", OID: 23, Type: "int4", Base: "int4", Kind: change.KindBase, Key: true}}, OldColumns: []change.Column{}}
+	ev, err := FromSchemaChange(&c, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var detail map[string]json.RawMessage
+	if err := json.Unmarshal(ev.Detail, &detail); err != nil {
+		t.Fatal(err)
+	}
+	for field := range detail {
+		p := `{"detail-type":["` + ev.DetailType + `"],"detail":{"` + field + `":[{"exists":true}]}}`
+		// (Fields holding objects get a different complaint: match inside them.)
+		if errs := pattern.CheckJSON([]byte(p), pattern.CheckOptions{}); errs != nil && strings.Contains(errs.Error(), "unknown field") {
+			t.Errorf("detail.%s: %v", field, errs)
 		}
 	}
 }

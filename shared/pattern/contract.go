@@ -99,6 +99,40 @@ func DatabaseEventContract() *FieldSpec {
 	}}
 }
 
+// SchemaChangeDetailType is the detail-type of capture's schema-change
+// events (fanout publishes them; see shared/event's README). A pattern that
+// selects it exactly is checked against DatabaseSchemaChangeContract.
+const SchemaChangeDetailType = "DatabaseSchemaChange"
+
+// DatabaseSchemaChangeContract is the shape of a DatabaseSchemaChange event
+// (shared/event's SchemaDetail), for pattern checking.
+func DatabaseSchemaChangeContract() *FieldSpec {
+	str := func() *FieldSpec { return &FieldSpec{Type: TypeString} }
+	num := func() *FieldSpec { return &FieldSpec{Type: TypeNumber} }
+	column := func() *FieldSpec {
+		return &FieldSpec{Type: TypeObject, Fields: map[string]*FieldSpec{"name": str(), "type": str(), "pgType": str(), "key": {Type: TypeBool}}}
+	}
+	spec := DatabaseEventContract()
+	spec.Fields["detail"] = &FieldSpec{Type: TypeObject, Fields: map[string]*FieldSpec{
+		"txnid":      num(),
+		"timestamp":  str(),
+		"schema":     str(),
+		"table":      str(),
+		"operation":  {Type: TypeString, Enum: []string{"schema"}},
+		"lsn":        str(),
+		"seq":        num(),
+		"oldColumns": column(),
+		"newColumns": column(),
+		"added":      {Type: TypeStringArray},
+		"dropped":    {Type: TypeStringArray},
+		"renamed":    {Type: TypeObject, Fields: map[string]*FieldSpec{"from": str(), "to": str()}},
+		"retyped":    {Type: TypeObject, Fields: map[string]*FieldSpec{"name": str(), "from": str(), "to": str()}},
+		"keyChanged": {Type: TypeBool},
+	}}
+	spec.Fields["detail-type"].Enum = []string{SchemaChangeDetailType}
+	return spec
+}
+
 // CheckOptions narrows the contract to one deployment.
 type CheckOptions struct {
 	// DetailType, when set, is the only detail-type the rule can receive.
@@ -151,6 +185,12 @@ type checker struct {
 }
 
 func newChecker(root *objNode, opts CheckOptions, syntax bool) *checker {
+	if dts := exactStrings(root, "detail-type"); len(dts) == 1 && dts[SchemaChangeDetailType] {
+		// A rule on schema changes: their own fields, whatever DetailType
+		// row events have; tables and the column policy are the row
+		// events' business.
+		return &checker{spec: DatabaseSchemaChangeContract(), syntax: syntax}
+	}
 	c := &checker{spec: DatabaseEventContract(), syntax: syntax}
 	if opts.DetailType != "" {
 		c.spec.Fields["detail-type"].Enum = []string{opts.DetailType}

@@ -3,6 +3,7 @@ package pattern
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -144,4 +145,25 @@ func readTestdata(t *testing.T, name string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestSchemaChangeContract: a pattern selecting DatabaseSchemaChange is
+// checked against that event's fields, whatever detail-type row events use.
+func TestSchemaChangeContract(t *testing.T) {
+	opts := CheckOptions{DetailType: "DatabaseEvent", Tables: map[string][]string{"public.users": {"id"}}}
+	for _, tc := range []struct {
+		pattern string
+		want    string // "" for no problem
+	}{
+		{`{"detail-type":["DatabaseSchemaChange"],"detail":{"table":["users"],"added":["email"]}}`, ""},
+		{`{"detail-type":["DatabaseSchemaChange"],"detail":{"renamed":{"to":["title"]},"keyChanged":[true]}}`, ""},
+		{`{"detail-type":["DatabaseSchemaChange"],"detail":{"addded":["email"]}}`, "did you mean detail.added"},
+		{`{"detail-type":["DatabaseSchemaChange"],"detail":{"operation":["insert"]}}`, "never matches"},
+		{`{"detail-type":["DatabaseEvent"],"detail":{"added":["email"]}}`, "unknown field"},
+	} {
+		errs := CheckJSON([]byte(tc.pattern), opts)
+		if tc.want == "" && errs != nil || tc.want != "" && (errs == nil || !strings.Contains(errs.Error(), tc.want)) {
+			t.Errorf("%s: %v, want %q", tc.pattern, errs, tc.want)
+		}
+	}
 }
