@@ -137,9 +137,9 @@ func setup(ctx context.Context, cfg config, stdout io.Writer) error {
 			return err
 		}
 	}
-	var shapesExisted bool
-	if err := conn.QueryRow(ctx, `SELECT to_regclass('walbridge.schema_shapes') IS NOT NULL`).Scan(&shapesExisted); err != nil {
-		return fmt.Errorf("look up walbridge.schema_shapes: %w", err)
+	shapesExisted, err := shapes.Installed(ctx, conn)
+	if err != nil {
+		return err
 	}
 	if !shapesExisted {
 		if err := shapes.Install(ctx, conn); err != nil {

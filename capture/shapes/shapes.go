@@ -63,6 +63,15 @@ func Install(ctx context.Context, conn *pgx.Conn) error {
 	return nil
 }
 
+// Installed reports whether walbridge.schema_shapes exists.
+func Installed(ctx context.Context, conn *pgx.Conn) (bool, error) {
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT to_regclass('walbridge.schema_shapes') IS NOT NULL`).Scan(&exists); err != nil {
+		return false, fmt.Errorf("look up walbridge.schema_shapes: %w", err)
+	}
+	return exists, nil
+}
+
 // Shape is a table's name and columns.
 type Shape struct {
 	Schema, Table string
@@ -126,9 +135,9 @@ func (s *Store) Load(ctx context.Context, conn *pgx.Conn) error {
 		if !errors.As(err, &pgErr) || (pgErr.Code != "42501" && pgErr.Code != "25006") { // insufficient_privilege, read_only_sql_transaction
 			return fmt.Errorf("create walbridge.schema_shapes: %w", err)
 		}
-		var exists bool
-		if err := conn.QueryRow(ctx, `SELECT to_regclass('walbridge.schema_shapes') IS NOT NULL`).Scan(&exists); err != nil {
-			return fmt.Errorf("look up walbridge.schema_shapes: %w", err)
+		exists, err := Installed(ctx, conn)
+		if err != nil {
+			return err
 		}
 		if !exists {
 			s.log.Warn("walbridge.schema_shapes is missing and cannot be created (run capture setup); table shapes are kept in memory only, "+

@@ -65,13 +65,18 @@ type Retype struct {
 func schemaColumns(cols []change.Column) []SchemaColumn {
 	out := make([]SchemaColumn, len(cols))
 	for i := range cols {
-		var tn []byte
-		tn = typeOf(&cols[i]).appendTypeName(tn)
-		var name string
-		json.Unmarshal(tn, &name) // a JSON string appendTypeName wrote
-		out[i] = SchemaColumn{Name: cols[i].Name, Type: name, PGType: cols[i].Type, Key: cols[i].Key}
+		out[i] = SchemaColumn{Name: cols[i].Name, Type: typeOf(&cols[i]).typeName(), PGType: cols[i].Type, Key: cols[i].Key}
 	}
 	return out
+}
+
+// orEmpty is s, or an empty slice for nil: the detail's lists are [] rather
+// than null, so consumers can index them.
+func orEmpty[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }
 
 // Diff works out what changed between two shapes.
@@ -148,23 +153,8 @@ func FromSchemaChange(c *change.Change, cfg Config) (Event, error) {
 		OldColumns: schemaColumns(c.OldColumns),
 		NewColumns: schemaColumns(c.Columns),
 	}
-	d.Added, d.Dropped, d.Renamed, d.Retyped, d.KeyChanged = Diff(c.OldColumns, c.Columns)
-	for _, l := range []any{&d.Added, &d.Dropped, &d.Renamed, &d.Retyped} {
-		switch v := l.(type) { // empty lists, not null: consumers index them
-		case *[]string:
-			if *v == nil {
-				*v = []string{}
-			}
-		case *[]Rename:
-			if *v == nil {
-				*v = []Rename{}
-			}
-		case *[]Retype:
-			if *v == nil {
-				*v = []Retype{}
-			}
-		}
-	}
+	added, dropped, renamed, retyped, keyChanged := Diff(c.OldColumns, c.Columns)
+	d.Added, d.Dropped, d.Renamed, d.Retyped, d.KeyChanged = orEmpty(added), orEmpty(dropped), orEmpty(renamed), orEmpty(retyped), keyChanged
 	detail, err := json.Marshal(d)
 	if err != nil {
 		return Event{}, fmt.Errorf("build schema change event: %w", err)

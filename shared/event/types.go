@@ -125,14 +125,17 @@ func (ct columnType) enc() valueEncoding {
 // family's name, the PostgreSQL type name for unknown types, with "[]" for
 // arrays.
 func (ct columnType) appendTypeName(dst []byte) []byte {
+	return jsontext.AppendString(dst, ct.typeName())
+}
+
+// typeName is the event's "type" of the column (see appendTypeName).
+func (ct columnType) typeName() string {
 	name := ct.name
 	if ct.fam != nil {
 		name = ct.fam.Type
 	}
-	if !ct.array {
-		return jsontext.AppendString(dst, name)
+	if ct.array {
+		return name + "[]"
 	}
-	dst = jsontext.AppendString(dst, name)
-	dst = dst[:len(dst)-1]
-	return append(dst, `[]"`...)
+	return name
 }
