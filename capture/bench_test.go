@@ -101,17 +101,22 @@ func BenchmarkBacklog(b *testing.B) {
 // drained is what one capture run from a slot to the backlog's end took.
 type drained struct {
 	elapsed, cpu, endpointCPU time.Duration
-	requests, entries         int
+	requests, entries, bytes  int
 }
 
 // drain runs capture from slot until it has confirmed end, into a fake
 // Kinesis endpoint that acknowledges at once, and checks that n changes
-// arrived. profile: save WALBRIDGE_BENCH_CPUPROFILE of this run, if set.
+// arrived. profile: save WALBRIDGE_BENCH_CPUPROFILE of this run, if set (a
+// %s in the name is replaced by the slot, so that each side of a comparison
+// keeps its own profile).
 func drain(b *testing.B, url, slot string, end change.LSN, n int, profile bool, env ...string) drained {
 	fk := kinesistest.StartFake(b, kinesistest.FakeOptions{Stream: "changes", Shards: 4, Discard: true})
 	extra := append([]string{"WALBRIDGE_SLOT=" + slot}, env...)
 	file := os.Getenv("WALBRIDGE_BENCH_CPUPROFILE")
 	profile = profile && file != ""
+	if profile && strings.Contains(file, "%s") {
+		file = fmt.Sprintf(file, slot) // one profile per side of a comparison
+	}
 	addr := freeAddr(b)
 	if profile {
 		extra = append(extra, "WALBRIDGE_PPROF=1", "WALBRIDGE_METRICS_ADDR="+addr)
@@ -130,7 +135,7 @@ func drain(b *testing.B, url, slot string, end change.LSN, n int, profile bool, 
 	if st.Accepted < n {
 		b.Fatalf("%d records accepted, want %d", st.Accepted, n)
 	}
-	d.requests, d.entries = st.PutRecordsRequests, st.Entries
+	d.requests, d.entries, d.bytes = st.PutRecordsRequests, st.Entries, st.AcceptedBytes
 	return d
 }
 
@@ -152,7 +157,10 @@ tables:
 
 // BenchmarkBacklogPolicy drains the same backlog through capture without a
 // policy and with benchPolicy, in alternating rounds, each from a slot of
-// its own: ratio is the policy's throughput over none's (target >= 0.95).
+// its own: ratio is the policy's throughput over none's (target >= 0.95),
+// with each side's capture CPU and Kinesis data bytes per change. The first
+// round of each side is profiled when WALBRIDGE_BENCH_CPUPROFILE is set
+// (name it with a %s, e.g. /tmp/cpu-%s.prof, to keep both).
 // WALBRIDGE_BENCH_POLICY names another policy file.
 func BenchmarkBacklogPolicy(b *testing.B) {
 	n, rounds := envInt("WALBRIDGE_BENCH_CHANGES", 1000000), envInt("WALBRIDGE_BENCH_ROUNDS", 3)
@@ -187,11 +195,11 @@ func BenchmarkBacklogPolicy(b *testing.B) {
 			// Each side goes first every other round.
 			for k := range 2 {
 				if (k+r)%2 == 0 {
-					d := drain(b, url, slotOf("plain", r), end, n, false)
-					plain.elapsed, plain.cpu = plain.elapsed+d.elapsed, plain.cpu+d.cpu
+					d := drain(b, url, slotOf("plain", r), end, n, r == 0)
+					plain.elapsed, plain.cpu, plain.bytes = plain.elapsed+d.elapsed, plain.cpu+d.cpu, plain.bytes+d.bytes
 				} else {
-					d := drain(b, url, slotOf("policy", r), end, n, false, "WALBRIDGE_POLICY="+polFile, "WALBRIDGE_HASH_KEY=bench-key")
-					withPolicy.elapsed, withPolicy.cpu = withPolicy.elapsed+d.elapsed, withPolicy.cpu+d.cpu
+					d := drain(b, url, slotOf("policy", r), end, n, r == 0, "WALBRIDGE_POLICY="+polFile, "WALBRIDGE_HASH_KEY=bench-key")
+					withPolicy.elapsed, withPolicy.cpu, withPolicy.bytes = withPolicy.elapsed+d.elapsed, withPolicy.cpu+d.cpu, withPolicy.bytes+d.bytes
 				}
 			}
 		}
@@ -201,6 +209,8 @@ func BenchmarkBacklogPolicy(b *testing.B) {
 		b.ReportMetric(plain.elapsed.Seconds()/withPolicy.elapsed.Seconds(), "ratio")
 		b.ReportMetric(float64(plain.cpu.Microseconds())/total, "plain-cpu-µs/change")
 		b.ReportMetric(float64(withPolicy.cpu.Microseconds())/total, "policy-cpu-µs/change")
+		b.ReportMetric(float64(plain.bytes)/total, "plain-bytes/change")
+		b.ReportMetric(float64(withPolicy.bytes)/total, "policy-bytes/change")
 	}
 }
 

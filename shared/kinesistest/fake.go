@@ -76,6 +76,7 @@ type FakeStats struct {
 	PutRecordsRequests int // PutRecords calls received, failed ones included
 	Entries            int // entries in those calls
 	Accepted           int // entries accepted
+	AcceptedBytes      int // data bytes of the accepted entries (decoded, partition keys not counted)
 	Throttled          int // entries failed with ProvisionedThroughputExceededException
 	InternalFailures   int // entries failed with InternalFailure
 	RequestErrors      int // whole requests failed on purpose (500s and throttles)
@@ -405,6 +406,7 @@ func (f *Fake) putRecords(w http.ResponseWriter, r *http.Request, body []byte) {
 		}
 		f.seq++
 		f.stats.Accepted++
+		f.stats.AcceptedBytes += rec.dataLen()
 		out = append(out, `{"SequenceNumber":"`...)
 		seqStart := len(out)
 		out = appendFakeSequence(out, f.seq)
