@@ -11,14 +11,24 @@ import (
 	"unicode/utf8"
 )
 
-// Decode parses a Kinesis record's data. It fails with a wrapped
-// ErrUnknownVersion for a version it does not know, and with a descriptive
-// error for anything malformed; it never returns a partial record.
+// Decode parses a Kinesis record's data: a version 1 record, or a version 2
+// one, compressed or not. It fails with a wrapped ErrUnknownVersion for a
+// version it does not know, and with a descriptive error for anything
+// malformed; it never returns a partial record.
 //
 // Error texts say where and what kind of thing is wrong, never what the
 // record holds: they are logged at the default level, and a record holds
 // row values.
 func Decode(data []byte) (*Record, error) {
+	if bytes.HasPrefix(data, zstdMagic) {
+		var err error
+		if data, err = decompress(data); err != nil {
+			return nil, err
+		}
+	}
+	if isV2(data) {
+		return decodeV2(data)
+	}
 	var body struct {
 		Changes []Change `json:"changes"`
 	}
@@ -26,8 +36,12 @@ func Decode(data []byte) (*Record, error) {
 	// else (another producer's key order, another version) takes the
 	// careful path below.
 	if !bytes.HasPrefix(data, versionPrefix) {
-		if err := checkVersion(data); err != nil {
+		v, err := checkVersion(data)
+		if err != nil {
 			return nil, err
+		}
+		if v == Version2 {
+			return decodeV2(data)
 		}
 	}
 	if err := json.Unmarshal(data, &body); err != nil {
@@ -46,21 +60,21 @@ func Decode(data []byte) (*Record, error) {
 
 var versionPrefix = []byte(`{"v":` + strconv.Itoa(Version) + `,`)
 
-// checkVersion reads only the version field.
-func checkVersion(data []byte) error {
+// checkVersion reads only the version field, and returns it if known.
+func checkVersion(data []byte) (int, error) {
 	var head struct {
 		V *int `json:"v"`
 	}
 	if err := json.Unmarshal(data, &head); err != nil {
-		return fmt.Errorf("decode change record: %w", withoutValues(err))
+		return 0, fmt.Errorf("decode change record: %w", withoutValues(err))
 	}
 	if head.V == nil {
-		return errors.New("decode change record: no version field")
+		return 0, errors.New("decode change record: no version field")
 	}
-	if *head.V != Version {
-		return fmt.Errorf("decode change record: version %d: %w (this build reads version %d)", *head.V, ErrUnknownVersion, Version)
+	if *head.V != Version && *head.V != Version2 {
+		return 0, fmt.Errorf("decode change record: version %d: %w (this build reads versions %d and %d)", *head.V, ErrUnknownVersion, Version, Version2)
 	}
-	return nil
+	return *head.V, nil
 }
 
 // MarshalJSON writes the same form as AppendValue.

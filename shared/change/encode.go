@@ -26,17 +26,18 @@ func Encode(dst []byte, r *Record) []byte {
 // AppendChange appends one change as a JSON object: a record's element.
 // Encode uses it; capture uses it to size a change before packing it.
 func AppendChange(dst []byte, c *Change) []byte {
-	dst = append(dst, `{"database":`...)
-	dst = jsontext.AppendString(dst, c.Database)
-	if c.Schema != "" {
-		dst = append(dst, `,"schema":`...)
-		dst = jsontext.AppendString(dst, c.Schema)
+	return appendFields(append(dst, '{'), c, false)
+}
+
+// appendFields appends c's fields and the closing brace (the opening one is
+// the caller's). shaped leaves out what a version 2 record's shape holds
+// (database, schema, table, identity, columns).
+func appendFields(dst []byte, c *Change, shaped bool) []byte {
+	if !shaped {
+		dst = appendShapeFields(dst, c)
+		dst = append(dst, ',')
 	}
-	if c.Table != "" {
-		dst = append(dst, `,"table":`...)
-		dst = jsontext.AppendString(dst, c.Table)
-	}
-	dst = append(dst, `,"op":`...)
+	dst = append(dst, `"op":`...)
 	dst = jsontext.AppendString(dst, string(c.Op))
 	dst = append(dst, `,"xid":`...)
 	dst = strconv.AppendUint(dst, uint64(c.XID), 10)
@@ -48,12 +49,14 @@ func AppendChange(dst []byte, c *Change) []byte {
 	dst = appendTime(dst, c.CommitTime)
 	dst = append(dst, `","seq":`...)
 	dst = strconv.AppendUint(dst, uint64(c.Seq), 10)
-	if c.Identity != "" {
-		dst = append(dst, `,"identity":`...)
-		dst = jsontext.AppendString(dst, string(c.Identity))
-	}
-	if c.Columns != nil {
-		dst = appendColumns(append(dst, `,"columns":`...), c.Columns)
+	if !shaped {
+		if c.Identity != "" {
+			dst = append(dst, `,"identity":`...)
+			dst = jsontext.AppendString(dst, string(c.Identity))
+		}
+		if c.Columns != nil {
+			dst = appendColumns(append(dst, `,"columns":`...), c.Columns)
+		}
 	}
 	if c.OldColumns != nil {
 		dst = appendColumns(append(dst, `,"oldColumns":`...), c.OldColumns)
@@ -90,6 +93,21 @@ func AppendChange(dst []byte, c *Change) []byte {
 		}
 	}
 	return append(dst, '}')
+}
+
+// appendShapeFields appends the database, schema and table fields.
+func appendShapeFields(dst []byte, c *Change) []byte {
+	dst = append(dst, `"database":`...)
+	dst = jsontext.AppendString(dst, c.Database)
+	if c.Schema != "" {
+		dst = append(dst, `,"schema":`...)
+		dst = jsontext.AppendString(dst, c.Schema)
+	}
+	if c.Table != "" {
+		dst = append(dst, `,"table":`...)
+		dst = jsontext.AppendString(dst, c.Table)
+	}
+	return dst
 }
 
 func appendColumns(dst []byte, cols []Column) []byte {

@@ -115,11 +115,18 @@ func CreateStream(tb testing.TB, c *kinesis.Client, name string, shards int32) {
 	if _, err := c.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String(name), ShardCount: aws.Int32(shards)}); err != nil {
 		tb.Fatalf("create stream %s: %v", name, err)
 	}
+	WaitActive(tb, c, name)
+}
+
+// WaitActive waits until the stream is ACTIVE (after its creation, or a
+// split or merge of its shards).
+func WaitActive(tb testing.TB, c *kinesis.Client, name string) {
+	tb.Helper()
 	w := kinesis.NewStreamExistsWaiter(c, func(o *kinesis.StreamExistsWaiterOptions) {
 		o.MinDelay = 10 * time.Millisecond
 		o.MaxDelay = 100 * time.Millisecond
 	})
-	if err := w.Wait(ctx, &kinesis.DescribeStreamInput{StreamName: aws.String(name)}, 30*time.Second); err != nil {
+	if err := w.Wait(context.Background(), &kinesis.DescribeStreamInput{StreamName: aws.String(name)}, 30*time.Second); err != nil {
 		tb.Fatalf("wait for stream %s: %v", name, err)
 	}
 }
