@@ -70,7 +70,7 @@ func newApp(ctx context.Context, getenv func(string) string, stdout io.Writer) (
 		pub = publish.NewOrdered(ob, pcfg)
 	}
 	reg := metrics.New()
-	return &app{cfg: cfg, log: log, aws: awsCfg, reg: reg, handler: newHandler(pub, cfg, log, reg)}, nil
+	return &app{cfg: cfg, log: log, aws: awsCfg, reg: reg, handler: newHandler(pub, cfg, log, reg).withRanges(newShardRanges(kinesis.NewFromConfig(awsCfg)))}, nil
 }
 
 const usage = `usage: fanout poll [flags]

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/walbridge/walbridge/shared/change"
 	"github.com/walbridge/walbridge/shared/event"
 	"github.com/walbridge/walbridge/shared/metrics"
+	"github.com/walbridge/walbridge/shared/shardmap"
 )
 
 // Handler turns a batch of Kinesis change records into DatabaseEvents on
@@ -33,12 +35,21 @@ type Handler struct {
 	emf      io.Writer
 	function string
 	now      func() time.Time
+	// ranges tells a shard's hash key range, for version 2 records (nil:
+	// they cannot be published, and wait).
+	ranges rangeLookup
+}
+
+// rangeLookup is the part of shardRanges the handler uses.
+type rangeLookup interface {
+	Range(ctx context.Context, streamARN, shard string) (shardmap.Range, error)
 }
 
 type handlerMetrics struct {
 	records, badRecords, events, skippedMessages metrics.Counter
 	requests, entries, retries, failed           metrics.Counter
 	shrunk, omittedValues, dropped               metrics.Counter
+	elsewhere                                    metrics.Counter
 }
 
 func newHandler(pub *publish.Publisher, cfg config, log *zap.Logger, reg *metrics.Registry) *Handler {
@@ -55,7 +66,14 @@ func newHandler(pub *publish.Publisher, cfg config, log *zap.Logger, reg *metric
 		shrunk:          c("events_shrunk_total", "Events over the size limit sent with values omitted."),
 		omittedValues:   c("omitted_values_total", "Values replaced by omitted markers for size."),
 		dropped:         c("events_dropped_total", "Events too large to send even with every value omitted."),
+		elsewhere:       c("changes_elsewhere_total", "Changes of version 2 records whose key belongs to another shard than the one read (capture sent them there after a reshard): not published from here."),
 	}, now: time.Now}
+}
+
+// withRanges gives the handler the shard ranges version 2 records need.
+func (h *Handler) withRanges(r rangeLookup) *Handler {
+	h.ranges = r
+	return h
 }
 
 // withEMF makes the handler write each batch's EMF line to w, under the
@@ -84,23 +102,48 @@ func (h *Handler) Handle(ctx context.Context, in events.KinesisEvent) (events.Ki
 // Process publishes the records in order and reports, as the one batch item
 // failure, the first record that was not fully published: Lambda resumes the
 // shard there. A record that cannot be decoded (or is of an unknown version)
-// stops the batch at that record.
+// stops the batch at that record, and so does a version 2 record whose
+// shard's hash range cannot be learnt now (ListShards failing).
+//
+// A version 2 record's changes are published only if their key hashes into
+// the range of the shard the record was read from: the others are the
+// writer's to re-send to their own shard (see package shardmap).
 func (h *Handler) Process(ctx context.Context, in events.KinesisEvent) Outcome {
 	var items []publish.Item
 	firstBad := -1
 	var badErr error
-	skipped := 0
+	poison := false
+	skipped, elsewhere := 0, 0
+	var keyBuf []byte
 records:
 	for i := range in.Records {
 		rec := &in.Records[i]
 		r, err := change.Decode(rec.Kinesis.Data)
 		if err != nil {
 			h.badRecord(rec, err)
-			firstBad, badErr = i, err
+			firstBad, badErr, poison = i, err, true
 			break
+		}
+		var own shardmap.Range
+		if r.Version == change.Version2 {
+			if own, err = h.shardRange(ctx, rec); err != nil {
+				h.log.Warn("shard's hash key range unknown; the batch resumes at this record", zap.String("shard", shardOf(rec)),
+					zap.String("sequenceNumber", rec.Kinesis.SequenceNumber), zap.Error(err))
+				firstBad, badErr = i, err
+				break
+			}
 		}
 		for j := range r.Changes {
 			c := &r.Changes[j]
+			key := rec.Kinesis.PartitionKey
+			if r.Version == change.Version2 {
+				keyBuf = change.AppendPartitionKey(keyBuf[:0], c)
+				if !own.Contains(shardmap.KeyHash(keyBuf)) {
+					elsewhere++
+					continue
+				}
+				key = string(keyBuf)
+			}
 			var ev event.Event
 			switch {
 			case c.Op == change.Message && !h.publishMessages, c.Op == change.SchemaChange && !h.publishSchema:
@@ -115,10 +158,10 @@ records:
 			}
 			if err != nil {
 				h.badRecord(rec, err)
-				firstBad, badErr = i, err
+				firstBad, badErr, poison = i, err, true
 				break records
 			}
-			items = append(items, publish.Item{Record: i, Key: rec.Kinesis.PartitionKey, Event: &ev})
+			items = append(items, publish.Item{Record: i, Key: key, Event: &ev})
 		}
 	}
 
@@ -127,13 +170,14 @@ records:
 	if res.FirstUnpublished >= 0 && (first < 0 || res.FirstUnpublished < first) {
 		first = res.FirstUnpublished
 	}
-	h.count(len(in.Records), firstBad >= 0, skipped, res)
+	h.count(len(in.Records), poison, skipped, res)
+	h.m.elsewhere.Add(float64(elsewhere))
 	batch := report.Batch{Records: len(in.Records), Result: res}
 	h.writeEMF(batch)
 
 	out := events.KinesisEventResponse{BatchItemFailures: []events.KinesisBatchItemFailure{}}
 	fields := []zap.Field{zap.Int("records", len(in.Records)), zap.Int("events", res.Events), zap.Int("accepted", res.Accepted),
-		zap.Int("skippedMessages", skipped), zap.Int("requests", res.Requests), zap.Float64("entriesPerRequest", res.EntriesPerRequest()),
+		zap.Int("skippedMessages", skipped), zap.Int("elsewhere", elsewhere), zap.Int("requests", res.Requests), zap.Float64("entriesPerRequest", res.EntriesPerRequest()),
 		zap.Int("retries", res.Retries), zap.Int("shrunk", res.Shrunk), zap.Int("dropped", res.Dropped)}
 	fields = append(fields, batch.Fields()...)
 	if len(in.Records) > 0 {
@@ -157,6 +201,18 @@ records:
 	}
 	h.log.Warn("batch partly published; resuming at the first record not fully published", fields...)
 	return Outcome{KinesisEventResponse: out, Reason: reason}
+}
+
+// shardRange is the hash key range of the shard rec was read from.
+func (h *Handler) shardRange(ctx context.Context, rec *events.KinesisEventRecord) (shardmap.Range, error) {
+	if h.ranges == nil {
+		return shardmap.Range{}, errors.New("a version 2 record, and no shard map to check its keys against")
+	}
+	shard := shardOf(rec)
+	if shard == "" || rec.EventSourceArn == "" {
+		return shardmap.Range{}, fmt.Errorf("a version 2 record without its shard (eventID %q) or stream (eventSourceARN %q)", rec.EventID, rec.EventSourceArn)
+	}
+	return h.ranges.Range(ctx, rec.EventSourceArn, shard)
 }
 
 // writeEMF writes the batch's metrics line, when the handler has a writer

@@ -178,10 +178,14 @@ type Change struct {
 	Transactional bool   `json:"transactional,omitempty"`
 }
 
-// Record is the unit written to one Kinesis record: consecutive changes that
-// share a partition key, in commit order.
+// Record is the unit written to one Kinesis record. In version 1 it holds
+// consecutive changes that share a partition key, in commit order; in
+// version 2, changes of any keys routed to one shard, in commit order per
+// key.
 type Record struct {
 	Changes []Change
+	// Version is the version Decode read (Encode and EncodeV2 ignore it).
+	Version int
 }
 
 // KeyColumns returns the indexes of the key columns.

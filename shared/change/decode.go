@@ -55,7 +55,7 @@ func Decode(data []byte) (*Record, error) {
 			return nil, fmt.Errorf("decode change record: change %d: %w", i, err)
 		}
 	}
-	return &Record{Changes: body.Changes}, nil
+	return &Record{Changes: body.Changes, Version: Version}, nil
 }
 
 var versionPrefix = []byte(`{"v":` + strconv.Itoa(Version) + `,`)

@@ -265,7 +265,7 @@ func decodeV2(data []byte) (*Record, error) {
 		}
 		out[i] = c
 	}
-	return &Record{Changes: out}, nil
+	return &Record{Changes: out, Version: Version2}, nil
 }
 
 // isV2 reports data written by RecordBuilderV2.

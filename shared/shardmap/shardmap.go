@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"math/big"
 	"sort"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
@@ -111,6 +112,15 @@ func (m *Map) Shard(id string) (Shard, bool) {
 	return s, ok
 }
 
+// All is every shard the map knows, open and closed, in no order.
+func (m *Map) All() []Shard {
+	out := make([]Shard, 0, len(m.all))
+	for _, s := range m.all {
+		out = append(out, s)
+	}
+	return out
+}
+
 // Open is the open shards, by hash range.
 func (m *Map) Open() []Shard { return m.open }
 
@@ -120,14 +130,11 @@ type Lister interface {
 }
 
 // List reads every shard of the stream (name or ARN) with ListShards,
-// following NextToken.
+// following NextToken. A stream given by ARN is named by its name part:
+// that works on AWS for a stream of the caller's account and on emulators
+// that predate ListShards' StreamARN parameter.
 func List(ctx context.Context, api Lister, stream string) (*Map, error) {
-	in := &kinesis.ListShardsInput{}
-	if isARN(stream) {
-		in.StreamARN = aws.String(stream)
-	} else {
-		in.StreamName = aws.String(stream)
-	}
+	in := &kinesis.ListShardsInput{StreamName: aws.String(StreamName(stream))}
 	var shards []Shard
 	for {
 		out, err := api.ListShards(ctx, in)
@@ -167,4 +174,14 @@ func fromAPI(s *types.Shard) (Shard, error) {
 	return Shard{ID: id, Range: Range{Start: start, End: end}, Open: open}, nil
 }
 
-func isARN(s string) bool { return len(s) > 4 && s[:4] == "arn:" }
+// StreamName is the name of a stream given by name or by ARN
+// (arn:aws:kinesis:REGION:ACCOUNT:stream/NAME).
+func StreamName(stream string) string {
+	if !strings.HasPrefix(stream, "arn:") {
+		return stream
+	}
+	if i := strings.LastIndex(stream, ":stream/"); i >= 0 {
+		return stream[i+len(":stream/"):]
+	}
+	return stream
+}
