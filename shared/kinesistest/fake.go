@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/big"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/walbridge/walbridge/shared/jsontext"
+	"github.com/walbridge/walbridge/shared/shardmap"
 )
 
 // FakeOptions shapes a Fake. The zero value is a healthy,
@@ -39,9 +42,17 @@ type FakeOptions struct {
 	// MaxRecordSizeInKiB is reported by DescribeStreamSummary and enforced on
 	// PutRecords; 0 leaves the field out and enforces the 1024 KiB default.
 	MaxRecordSizeInKiB int32
-	// Shards spreads partition keys over this many shard ids (default 1).
-	// The fake keeps order per key, which is all Kinesis promises too.
+	// Shards is the stream's shard count at the start (default 1), with
+	// hash key ranges split evenly as CreateStream does. Records go to the
+	// open shard whose range holds their hash key (MD5 of the partition key,
+	// or ExplicitHashKey), like Kinesis; Split and Merge reshard. The fake
+	// keeps order per shard, which is all Kinesis promises too.
 	Shards int
+	// ShardLimits enforces Kinesis's write limits per shard: 1,000 records
+	// and 1 MiB (data plus partition keys) per second, with a one-second
+	// burst. An entry over them fails with
+	// ProvisionedThroughputExceededException, as on AWS.
+	ShardLimits bool
 
 	// ThrottleFraction of PutRecords entries fail with
 	// ProvisionedThroughputExceededException, InternalFailureFraction with
@@ -65,10 +76,11 @@ type FakeOptions struct {
 
 // FakeRecord is one record the fake accepted.
 type FakeRecord struct {
-	PartitionKey   string
-	SequenceNumber string
-	ShardID        string
-	Data           []byte
+	PartitionKey    string
+	ExplicitHashKey string // as sent ("" when none)
+	SequenceNumber  string
+	ShardID         string
+	Data            []byte
 }
 
 // FakeStats counts what the fake saw.
@@ -106,8 +118,24 @@ type Fake struct {
 	stats   FakeStats
 	holds   map[string]chan struct{}
 
-	shardIDs []string
+	shards []*fakeShard // every shard ever, open and closed, by creation
 }
+
+// fakeShard is one shard of the fake stream.
+type fakeShard struct {
+	id               string
+	rng              shardmap.Range
+	parent, adjacent string
+	startSeq, endSeq uint64  // endSeq 0: open
+	records, bytes   float64 // ShardLimits' token buckets
+	refilled         time.Time
+}
+
+// Per-shard write limits (ShardLimits).
+const (
+	shardRecordsPerSecond = 1000
+	shardBytesPerSecond   = 1 << 20
+)
 
 const fakeRequestLimit = 5 << 20
 
@@ -143,8 +171,16 @@ func NewFake(opts FakeOptions) *Fake {
 		rng:   rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)),
 		holds: map[string]chan struct{}{},
 	}
+	// CreateStream's even split: shard i starts at i * floor(2^128 / n).
+	space := new(big.Int).Lsh(big.NewInt(1), 128)
+	width := new(big.Int).Div(space, big.NewInt(int64(opts.Shards)))
 	for i := range opts.Shards {
-		f.shardIDs = append(f.shardIDs, fmt.Sprintf("shardId-%012d", i))
+		start := new(big.Int).Mul(width, big.NewInt(int64(i)))
+		end := new(big.Int).Sub(new(big.Int).Add(start, width), big.NewInt(1))
+		if i == opts.Shards-1 {
+			end.Sub(space, big.NewInt(1))
+		}
+		f.addShard(shardmap.Range{Start: bigHash(start), End: bigHash(end)}, "", "")
 	}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	f.URL = f.srv.URL
@@ -160,6 +196,141 @@ func (f *Fake) Close() {
 	}
 	f.mu.Unlock()
 	f.srv.Close()
+}
+
+func bigHash(n *big.Int) shardmap.Hash {
+	h, err := shardmap.ParseHash(n.String())
+	if err != nil {
+		panic(err)
+	}
+	return h
+}
+
+// addShard opens a shard (f.mu held, or during NewFake).
+func (f *Fake) addShard(r shardmap.Range, parent, adjacent string) *fakeShard {
+	s := &fakeShard{id: fmt.Sprintf("shardId-%012d", len(f.shards)), rng: r, parent: parent, adjacent: adjacent,
+		startSeq: f.seq + 1, records: shardRecordsPerSecond, bytes: shardBytesPerSecond, refilled: time.Now()}
+	f.shards = append(f.shards, s)
+	return s
+}
+
+// close ends a shard's writes (f.mu held).
+func (f *Fake) closeShard(s *fakeShard) { s.endSeq = f.seq + 1 }
+
+func (f *Fake) openShard(id string) (*fakeShard, error) {
+	for _, s := range f.shards {
+		if s.id == id {
+			if s.endSeq != 0 {
+				return nil, fmt.Errorf("shard %s is closed", id)
+			}
+			return s, nil
+		}
+	}
+	return nil, fmt.Errorf("no shard %s", id)
+}
+
+// Split closes an open shard and opens two children: one from its start
+// to at-1, one from at to its end, as SplitShard does. It returns the
+// children's ids.
+func (f *Fake) Split(shard string, at shardmap.Hash) (low, high string, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, err := f.openShard(shard)
+	if err != nil {
+		return "", "", err
+	}
+	if !s.rng.Start.Less(at) || s.rng.End.Less(at) {
+		return "", "", fmt.Errorf("split point %s is not inside shard %s's range", at, shard)
+	}
+	below := at
+	if below.Lo == 0 {
+		below.Hi--
+	}
+	below.Lo--
+	f.closeShard(s)
+	a := f.addShard(shardmap.Range{Start: s.rng.Start, End: below}, s.id, "")
+	b := f.addShard(shardmap.Range{Start: at, End: s.rng.End}, s.id, "")
+	return a.id, b.id, nil
+}
+
+// Merge closes two open shards with adjacent ranges and opens one child
+// covering both, as MergeShards does. It returns the child's id.
+func (f *Fake) Merge(shard, adjacent string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	a, err := f.openShard(shard)
+	if err != nil {
+		return "", err
+	}
+	b, err := f.openShard(adjacent)
+	if err != nil {
+		return "", err
+	}
+	if b.rng.Start.Less(a.rng.Start) {
+		a, b = b, a
+	}
+	next := a.rng.End
+	next.Lo++
+	if next.Lo == 0 {
+		next.Hi++
+	}
+	if next != b.rng.Start {
+		return "", fmt.Errorf("shards %s and %s are not adjacent", shard, adjacent)
+	}
+	f.closeShard(a)
+	f.closeShard(b)
+	return f.addShard(shardmap.Range{Start: a.rng.Start, End: b.rng.End}, a.id, b.id).id, nil
+}
+
+// OpenShards is the ids of the open shards, by hash range.
+func (f *Fake) OpenShards() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var open []*fakeShard
+	for _, s := range f.shards {
+		if s.endSeq == 0 {
+			open = append(open, s)
+		}
+	}
+	slices.SortFunc(open, func(a, b *fakeShard) int {
+		if a.rng.Start.Less(b.rng.Start) {
+			return -1
+		}
+		return 1
+	})
+	ids := make([]string, len(open))
+	for i, s := range open {
+		ids[i] = s.id
+	}
+	return ids
+}
+
+// route is the open shard owning hash (f.mu held).
+func (f *Fake) route(h shardmap.Hash) *fakeShard {
+	for _, s := range f.shards {
+		if s.endSeq == 0 && s.rng.Contains(h) {
+			return s
+		}
+	}
+	panic("fake Kinesis: the open shards do not cover the hash space")
+}
+
+// admit takes one record of size bytes from the shard's limits, if
+// ShardLimits is set (f.mu held).
+func (f *Fake) admit(s *fakeShard, size int, now time.Time) bool {
+	if !f.opts.ShardLimits {
+		return true
+	}
+	dt := now.Sub(s.refilled).Seconds()
+	s.refilled = now
+	s.records = min(shardRecordsPerSecond, s.records+dt*shardRecordsPerSecond)
+	s.bytes = min(shardBytesPerSecond, s.bytes+dt*shardBytesPerSecond)
+	if s.records < 1 || s.bytes < float64(size) {
+		return false
+	}
+	s.records--
+	s.bytes -= float64(size)
+	return true
 }
 
 // ARN is the stream's ARN.
@@ -225,6 +396,8 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 		f.putRecords(w, r, body)
 	case "Kinesis_20131202.DescribeStreamSummary":
 		f.describeStreamSummary(w, body)
+	case "Kinesis_20131202.ListShards":
+		f.listShards(w, body)
 	default:
 		fakeError(w, http.StatusBadRequest, "UnknownOperationException", "fake Kinesis does not implement "+r.Header.Get("X-Amz-Target"))
 	}
@@ -277,7 +450,7 @@ func (f *Fake) describeStreamSummary(w http.ResponseWriter, body []byte) {
 		"StreamCreationTimestamp": float64(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Unix()),
 		"EnhancedMonitoring":      []any{map[string]any{"ShardLevelMetrics": []string{}}},
 		"EncryptionType":          "NONE",
-		"OpenShardCount":          f.opts.Shards,
+		"OpenShardCount":          f.openCount(),
 		"ConsumerCount":           0,
 	}
 	if f.opts.MaxRecordSizeInKiB > 0 {
@@ -289,6 +462,50 @@ func (f *Fake) describeStreamSummary(w http.ResponseWriter, body []byte) {
 	fakeJSON(w, map[string]any{"StreamDescriptionSummary": s})
 }
 
+func (f *Fake) openCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, s := range f.shards {
+		if s.endSeq == 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// listShards answers ListShards with every shard, open and closed, in one
+// page.
+func (f *Fake) listShards(w http.ResponseWriter, body []byte) {
+	var in fakeStreamRef
+	if err := json.Unmarshal(body, &in); err != nil {
+		fakeError(w, http.StatusBadRequest, "SerializationException", err.Error())
+		return
+	}
+	if !f.stream(w, in) {
+		return
+	}
+	f.mu.Lock()
+	var shards []any
+	for _, s := range f.shards {
+		seq := map[string]any{"StartingSequenceNumber": string(appendFakeSequence(nil, s.startSeq))}
+		if s.endSeq != 0 {
+			seq["EndingSequenceNumber"] = string(appendFakeSequence(nil, s.endSeq))
+		}
+		sh := map[string]any{"ShardId": s.id, "SequenceNumberRange": seq,
+			"HashKeyRange": map[string]any{"StartingHashKey": s.rng.Start.String(), "EndingHashKey": s.rng.End.String()}}
+		if s.parent != "" {
+			sh["ParentShardId"] = s.parent
+		}
+		if s.adjacent != "" {
+			sh["AdjacentParentShardId"] = s.adjacent
+		}
+		shards = append(shards, sh)
+	}
+	f.mu.Unlock()
+	fakeJSON(w, map[string]any{"Shards": shards})
+}
+
 type fakePutRecordsInput struct {
 	fakeStreamRef
 	Records []fakeEntry
@@ -297,9 +514,11 @@ type fakePutRecordsInput struct {
 // fakeEntry is one PutRecords entry. Data stays base64 as sent; its decoded
 // length is computed without decoding unless the record is kept.
 type fakeEntry struct {
-	data         string // base64
-	decoded      []byte // set by validate unless the fake discards
-	PartitionKey string
+	data            string // base64
+	decoded         []byte // set by validate unless the fake discards
+	PartitionKey    string
+	ExplicitHashKey string
+	hash            shardmap.Hash // set by validate
 }
 
 func (e *fakeEntry) dataLen() int {
@@ -385,13 +604,21 @@ func (f *Fake) putRecords(w http.ResponseWriter, r *http.Request, body []byte) {
 	out := make([]byte, 0, 64+96*len(in.Records))
 	out = append(out, `{"Records":[`...)
 	failed := 0
+	now := time.Now()
 	for i := range in.Records {
 		rec := &in.Records[i]
 		if i > 0 {
 			out = append(out, ',')
 		}
-		shard := f.shardIDs[fakeShard(rec.PartitionKey, f.opts.Shards)]
+		sh := f.route(rec.hash)
+		shard := sh.id
 		switch p := f.rng.Float64(); {
+		case !f.admit(sh, rec.dataLen()+len(rec.PartitionKey), now):
+			f.stats.Throttled++
+			failed++
+			out = appendFakeFailure(out, "ProvisionedThroughputExceededException",
+				fmt.Sprintf("Rate exceeded for shard %s in stream %s under account 000000000000.", shard, f.opts.Stream))
+			continue
 		case p < f.opts.ThrottleFraction:
 			f.stats.Throttled++
 			failed++
@@ -411,7 +638,7 @@ func (f *Fake) putRecords(w http.ResponseWriter, r *http.Request, body []byte) {
 		seqStart := len(out)
 		out = appendFakeSequence(out, f.seq)
 		if !f.opts.Discard {
-			f.records = append(f.records, FakeRecord{PartitionKey: rec.PartitionKey, SequenceNumber: string(out[seqStart:]), ShardID: shard, Data: rec.decoded})
+			f.records = append(f.records, FakeRecord{PartitionKey: rec.PartitionKey, ExplicitHashKey: rec.ExplicitHashKey, SequenceNumber: string(out[seqStart:]), ShardID: shard, Data: rec.decoded})
 		}
 		out = append(out, `","ShardId":"`...)
 		out = append(out, shard...)
@@ -464,6 +691,15 @@ func (f *Fake) validate(in *fakePutRecordsInput) string {
 		if k := utf8.RuneCountInString(rec.PartitionKey); k < 1 || k > 256 {
 			return fmt.Sprintf("1 validation error detected: Value at 'records.%d.member.partitionKey' failed to satisfy constraint: Member must have length between 1 and 256", i+1)
 		}
+		if rec.ExplicitHashKey != "" {
+			h, err := shardmap.ParseHash(rec.ExplicitHashKey)
+			if err != nil {
+				return fmt.Sprintf("Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, 2^128-1]. Specified value was %s", rec.ExplicitHashKey)
+			}
+			rec.hash = h
+		} else {
+			rec.hash = shardmap.KeyHash(unsafe.Slice(unsafe.StringData(rec.PartitionKey), len(rec.PartitionKey)))
+		}
 		if !f.opts.Discard {
 			// Decoding is what costs; a benchmark's Discard skips it.
 			var err error
@@ -483,14 +719,6 @@ func (f *Fake) validate(in *fakePutRecordsInput) string {
 		return fmt.Sprintf("Records size exceeds 5 MB limit: %d bytes in %d records", total, n)
 	}
 	return ""
-}
-
-func fakeShard(key string, shards int) int {
-	h := uint32(2166136261)
-	for i := 0; i < len(key); i++ {
-		h = (h ^ uint32(key[i])) * 16777619
-	}
-	return int(h % uint32(shards))
 }
 
 func fakeJSON(w http.ResponseWriter, v any) {
@@ -537,6 +765,8 @@ func parsePutRecords(body []byte, in *fakePutRecordsInput) error {
 						e.data = sc.Text()
 					case "PartitionKey":
 						e.PartitionKey = strings.Clone(sc.Text())
+					case "ExplicitHashKey":
+						e.ExplicitHashKey = strings.Clone(sc.Text())
 					default:
 						sc.Skip()
 					}

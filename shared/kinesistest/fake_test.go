@@ -3,6 +3,8 @@ package kinesistest
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/smithy-go"
 	"github.com/walbridge/walbridge/shared/awstest"
+	"github.com/walbridge/walbridge/shared/shardmap"
 )
 
 // noRetryClient is a real SDK client for url that does not retry, so each
@@ -224,5 +227,120 @@ func TestFakeRoundTripsAwkwardKeys(t *testing.T) {
 		if r.PartitionKey != keys[i] || string(r.Data) != keys[i]+"!" {
 			t.Errorf("record %d = %q %q", i, r.PartitionKey, r.Data)
 		}
+	}
+}
+
+// TestFakeReshardAndRouting splits and merges the fake's shards and checks
+// that ListShards, as shardmap reads it, predicts where every record lands.
+func TestFakeReshardAndRouting(t *testing.T) {
+	f := StartFake(t, FakeOptions{Stream: "s", Shards: 2})
+	c := noRetryClient(t, f.URL)
+	ctx := context.Background()
+	put := func(m *shardmap.Map) {
+		t.Helper()
+		var entries []types.PutRecordsRequestEntry
+		var want []string
+		for i := range 50 {
+			key := fmt.Sprintf("k%d", i)
+			entries = append(entries, types.PutRecordsRequestEntry{PartitionKey: aws.String(key), Data: []byte("x")})
+			want = append(want, m.Owner(shardmap.KeyHash([]byte(key))).ID)
+		}
+		h := m.Open()[len(m.Open())-1].Range.Start
+		entries = append(entries, types.PutRecordsRequestEntry{PartitionKey: aws.String("k0"), ExplicitHashKey: aws.String(h.String()), Data: []byte("x")})
+		want = append(want, m.Open()[len(m.Open())-1].ID)
+		out, err := c.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String("s"), Records: entries})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range out.Records {
+			if got := aws.ToString(r.ShardId); got != want[i] {
+				t.Errorf("entry %d landed on %s, the map says %s", i, got, want[i])
+			}
+		}
+	}
+	list := func(open int) *shardmap.Map {
+		t.Helper()
+		m, err := shardmap.List(ctx, c, "s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := len(m.Open()); got != open || !slices.Equal(f.OpenShards(), openIDs(m)) {
+			t.Fatalf("%d open shards %v, want %d (fake: %v)", got, openIDs(m), open, f.OpenShards())
+		}
+		return m
+	}
+	m := list(2)
+	put(m)
+	first := m.Open()[0]
+	mid := first.Range.Start
+	mid.Hi += 1 << 40
+	low, high, err := f.Split(first.ID, mid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m = list(3)
+	put(m)
+	if _, _, err := f.Split(low, shardmap.Hash{Hi: ^uint64(0)}); err == nil {
+		t.Error("a split point outside the shard was accepted")
+	}
+	if _, err := f.Merge(low, high); err != nil {
+		t.Fatal(err)
+	}
+	m = list(2)
+	put(m)
+	if s, _ := m.Shard(first.ID); s.Open {
+		t.Errorf("split parent still open")
+	}
+}
+
+func openIDs(m *shardmap.Map) []string {
+	var ids []string
+	for _, s := range m.Open() {
+		ids = append(ids, s.ID)
+	}
+	return ids
+}
+
+// TestFakeShardLimits: with ShardLimits, one shard takes a second's burst
+// of 1,000 records and throttles the rest, per entry.
+func TestFakeShardLimits(t *testing.T) {
+	f := StartFake(t, FakeOptions{Stream: "s", ShardLimits: true})
+	c := noRetryClient(t, f.URL)
+	accepted, throttled := 0, 0
+	for range 3 {
+		entries := make([]types.PutRecordsRequestEntry, 500)
+		for i := range entries {
+			entries[i] = types.PutRecordsRequestEntry{PartitionKey: aws.String(fmt.Sprint(i)), Data: []byte("x")}
+		}
+		out, err := c.PutRecords(context.Background(), &kinesis.PutRecordsInput{StreamName: aws.String("s"), Records: entries})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range out.Records {
+			switch aws.ToString(r.ErrorCode) {
+			case "":
+				accepted++
+			case "ProvisionedThroughputExceededException":
+				throttled++
+			default:
+				t.Fatalf("error %s", aws.ToString(r.ErrorCode))
+			}
+		}
+	}
+	// The bucket refills while the requests run: a few more than 1,000 pass.
+	if accepted < 1000 || accepted > 1100 || throttled != 1500-accepted {
+		t.Errorf("accepted %d, throttled %d of 1,500 in a burst; want about 1,000 accepted", accepted, throttled)
+	}
+	// Bytes: a 600 KiB record fits the burst once, not twice.
+	big := make([]byte, 600<<10)
+	f2 := StartFake(t, FakeOptions{Stream: "s", ShardLimits: true})
+	c2 := noRetryClient(t, f2.URL)
+	out, err := c2.PutRecords(context.Background(), &kinesis.PutRecordsInput{StreamName: aws.String("s"), Records: []types.PutRecordsRequestEntry{
+		{PartitionKey: aws.String("a"), Data: big}, {PartitionKey: aws.String("b"), Data: big}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Records[0].ErrorCode != nil || aws.ToString(out.Records[1].ErrorCode) != "ProvisionedThroughputExceededException" {
+		t.Errorf("1.2 MiB in one burst: %v / %v", out.Records[0].ErrorCode, aws.ToString(out.Records[1].ErrorCode))
 	}
 }
