@@ -78,7 +78,12 @@ func (w *Writer) Check(ctx context.Context) error {
 	if s.StreamModeDetails != nil {
 		mode = s.StreamModeDetails.StreamMode
 	}
+	if w.v2 {
+		if err := w.loadShards(ctx); err != nil {
+			return fmt.Errorf("stream %s: %w", w.stream, err)
+		}
+	}
 	w.log.Info("kinesis stream ready", zap.String("status", string(s.StreamStatus)), zap.String("mode", string(mode)),
-		zap.Int32("max_record_kib", kib), zap.Int32("open_shards", aws.ToInt32(s.OpenShardCount)))
+		zap.Int32("max_record_kib", kib), zap.Int32("open_shards", aws.ToInt32(s.OpenShardCount)), zap.String("record_format", w.cfg.Format))
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 // writerMetrics holds the writer's series, looked up once.
 type writerMetrics struct {
 	changes, records, bytes, batches, throttles metrics.Counter
+	rerouted, shardMaps                         metrics.Counter
 	retries                                     map[string]metrics.Counter
 	oversized                                   *metrics.CounterVec
 	commitToAck                                 *metrics.Histogram
@@ -24,7 +25,9 @@ func newWriterMetrics(r *metrics.Registry) writerMetrics {
 	retries := r.Counter("walbridge_kinesis_retries_total", "Records re-sent to Kinesis, by reason.", "reason")
 	m := writerMetrics{
 		changes:     r.Counter("walbridge_kinesis_changes_total", "Row changes acknowledged by Kinesis.").With(),
-		records:     r.Counter("walbridge_kinesis_records_total", "Kinesis records acknowledged (each packs one or more changes of one partition key).").With(),
+		records:     r.Counter("walbridge_kinesis_records_total", "Kinesis records acknowledged (each packs one or more changes: of one partition key in version 1, of the keys of one shard in version 2).").With(),
+		rerouted:    r.Counter("walbridge_kinesis_rerouted_changes_total", "Changes of version 2 records that landed on a shard not owning their key after a reshard, sent again to the shard that does.").With(),
+		shardMaps:   r.Counter("walbridge_kinesis_shard_map_refreshes_total", "Shard maps listed again because a record landed on a shard the map did not predict.").With(),
 		bytes:       r.Counter("walbridge_kinesis_bytes_total", "Bytes acknowledged by Kinesis (record data plus partition keys).").With(),
 		batches:     r.Counter("walbridge_kinesis_batches_total", "PutRecords requests sent, retries included.").With(),
 		throttles:   r.Counter("walbridge_kinesis_throttles_total", "Records Kinesis rejected for throughput (re-sent).").With(),

@@ -24,14 +24,42 @@ type batch struct {
 	rb      change.RecordBuilder
 	entries []types.PutRecordsRequestEntry
 	in      kinesis.PutRecordsInput
+	v2      v2Batch
 }
 
-// record is one Kinesis record: the first n queued changes of a key.
+// record is one Kinesis record. In version 1 it is the first n queued
+// changes of one key (one segment); in version 2, segments of many keys
+// that the shard map puts in one shard.
 type record struct {
-	kq   *keyQueue
-	n    int
-	src  []byte // the changes, comma-joined, inside kq.buf
-	data []byte // prefix + src + suffix, inside the batch arena
+	segs []segment
+	data []byte // the record, inside the batch arena
+	// Version 2 only.
+	shard   string   // the shard the map predicted
+	hashKey string   // ExplicitHashKey: the first key's hash
+	shapes  []int32  // shape ids used, in the record's order
+	defs    [][]byte // their definitions
+	size    int      // uncompressed data plus partition key
+}
+
+// segment is the first n queued changes of one key.
+type segment struct {
+	kq  *keyQueue
+	n   int
+	src []byte // the changes as queued (each after a comma), inside kq.buf
+	// Version 2: copies of the n items (ends relative to src).
+	items []item
+}
+
+// key is the record's partition key: its first key's.
+func (r *record) key() *string { return &r.segs[0].kq.key }
+
+// changes is how many changes the record holds.
+func (r *record) changes() int {
+	n := 0
+	for _, s := range r.segs {
+		n += s.n
+	}
+	return n
 }
 
 // worker sends batches until the writer stops.
@@ -39,7 +67,11 @@ func (w *Writer) worker() {
 	defer w.wg.Done()
 	b := &batch{}
 	b.in.StreamName, b.in.StreamARN = w.name, w.arn
-	for w.nextBatch(b) {
+	next := w.nextBatch
+	if w.v2 {
+		next = w.nextBatchV2
+	}
+	for next(b) {
 		w.send(b)
 	}
 }
@@ -71,7 +103,7 @@ func (w *Writer) nextBatch(b *batch) bool {
 		}
 		q.pop()
 		kq.inReady, kq.inFlight = false, true
-		b.recs = append(b.recs, record{kq: kq, n: n, src: kq.buf[kq.start+1 : kq.items[kq.head+n-1].end]})
+		b.recs = append(b.recs, record{segs: []segment{{kq: kq, n: n, src: kq.buf[kq.start+1 : kq.items[kq.head+n-1].end]}}})
 		total += size
 	}
 	if w.readyLen() > 0 {
@@ -84,17 +116,17 @@ func (w *Writer) nextBatch(b *batch) bool {
 	// key is in flight.
 	need := 0
 	for i := range b.recs {
-		need += change.RecordOverhead + len(b.recs[i].src)
+		need += change.RecordOverhead + len(b.recs[i].segs[0].src)
 	}
 	b.arena = slices.Grow(b.arena[:0], need)
 	for i := range b.recs {
 		r := &b.recs[i]
 		off := len(b.arena)
 		b.rb.Start(b.arena)
-		b.rb.AddEncoded(r.src)
+		b.rb.AddEncoded(r.segs[0].src)
 		b.arena = b.rb.Finish()
 		r.data = b.arena[off:len(b.arena):len(b.arena)]
-		r.src = nil
+		r.segs[0].src = nil
 	}
 	return true
 }
@@ -121,7 +153,11 @@ func (w *Writer) send(b *batch) {
 		}
 		b.entries = b.entries[:0]
 		for i := range pending {
-			b.entries = append(b.entries, types.PutRecordsRequestEntry{Data: pending[i].data, PartitionKey: &pending[i].kq.key})
+			e := types.PutRecordsRequestEntry{Data: pending[i].data, PartitionKey: pending[i].key()}
+			if pending[i].hashKey != "" {
+				e.ExplicitHashKey = &pending[i].hashKey
+			}
+			b.entries = append(b.entries, e)
 		}
 		b.in.Records = b.entries
 		w.m.batches.Inc()
@@ -159,10 +195,18 @@ func (w *Writer) send(b *batch) {
 // acknowledged, failed ones are returned (in place, in order) for a retry,
 // with the retry reason of the last of them. An entry error code that a
 // retry cannot fix is returned as fatal.
+//
+// A version 2 record that landed on another shard than the map predicted
+// (the stream was resharded) is acknowledged only for the keys whose hash
+// lies in the range of the shard it landed on: fanout, reading that shard,
+// publishes those and drops the others, whose changes go back to their
+// keys' queues to be sent again, by a fresh map, before anything later of
+// those keys.
 func (w *Writer) acknowledge(pending []record, results []types.PutRecordsResultEntry) (failed []record, reason string, fatal error) {
+	landed := w.landedRanges(pending, results)
 	now := time.Now().UnixNano()
 	failed = pending[:0]
-	var records, changes, bytes int
+	var records, changes, bytes, rerouted int
 	w.mu.Lock()
 	for i := range results {
 		r := pending[i]
@@ -176,9 +220,18 @@ func (w *Writer) acknowledge(pending []record, results []types.PutRecordsResultE
 			continue
 		}
 		records++
-		changes += r.n
-		bytes += len(r.data) + len(r.kq.key)
-		w.ackLocked(r, now)
+		bytes += len(r.data) + len(*r.key())
+		own, check := landed[i]
+		for _, sg := range r.segs {
+			if check && !own.Contains(sg.kq.hash) {
+				rerouted += sg.n
+				sg.kq.inFlight = false
+				w.readyLocked(sg.kq)
+				continue
+			}
+			changes += sg.n
+			w.ackLocked(sg.kq, sg.n, now)
+		}
 	}
 	w.m.confirmable.Set(float64(w.cp.Confirmable()))
 	w.m.buffered.Set(float64(w.bytes))
@@ -186,17 +239,20 @@ func (w *Writer) acknowledge(pending []record, results []types.PutRecordsResultE
 	w.m.records.Add(float64(records))
 	w.m.changes.Add(float64(changes))
 	w.m.bytes.Add(float64(bytes))
+	if rerouted > 0 {
+		w.m.rerouted.Add(float64(rerouted))
+		w.log.Info("resharded: changes re-sent to the shard that now owns their keys", zap.Int("changes", rerouted))
+	}
 	if records > 0 {
 		w.signalProgress()
 	}
 	return failed, reason, fatal
 }
 
-// ackLocked retires an acknowledged record's changes from its key's queue
-// and their segments, and makes the key ready again if more is queued.
-func (w *Writer) ackLocked(r record, now int64) {
-	kq := r.kq
-	done := kq.items[kq.head : kq.head+r.n]
+// ackLocked retires the first n queued changes of kq, acknowledged, and
+// makes the key ready again if more is queued.
+func (w *Writer) ackLocked(kq *keyQueue, n int, now int64) {
+	done := kq.items[kq.head : kq.head+n]
 	for i := range done {
 		w.cp.Ack(done[i].ticket)
 		if c := done[i].commit; c != 0 {
@@ -205,7 +261,7 @@ func (w *Writer) ackLocked(r record, now int64) {
 	}
 	end := done[len(done)-1].end
 	w.bytes -= end - kq.start
-	kq.head += r.n
+	kq.head += n
 	kq.start = end
 	kq.inFlight = false
 	if kq.head == len(kq.items) {

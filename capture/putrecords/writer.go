@@ -55,6 +55,7 @@ import (
 	"github.com/walbridge/walbridge/capture/checkpoint"
 	"github.com/walbridge/walbridge/shared/change"
 	"github.com/walbridge/walbridge/shared/metrics"
+	"github.com/walbridge/walbridge/shared/shardmap"
 )
 
 // API is the part of the Kinesis client the writer uses; *kinesis.Client
@@ -62,7 +63,15 @@ import (
 type API interface {
 	PutRecords(ctx context.Context, in *kinesis.PutRecordsInput, optFns ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error)
 	DescribeStreamSummary(ctx context.Context, in *kinesis.DescribeStreamSummaryInput, optFns ...func(*kinesis.Options)) (*kinesis.DescribeStreamSummaryOutput, error)
+	// ListShards is used by version 2 records only (the shard map).
+	ListShards(ctx context.Context, in *kinesis.ListShardsInput, optFns ...func(*kinesis.Options)) (*kinesis.ListShardsOutput, error)
 }
+
+// Record formats (Config.Format).
+const (
+	FormatV1 = "v1" // one partition key per record
+	FormatV2 = "v2" // the keys of one shard per record (see v2.go)
+)
 
 // Config configures a Writer. Only Stream is required.
 type Config struct {
@@ -85,6 +94,11 @@ type Config struct {
 	Metrics *metrics.Registry
 	// Logger defaults to zap.NewNop().
 	Logger *zap.Logger
+	// Format is the change record version written: FormatV1 (the default)
+	// or FormatV2.
+	Format string
+	// Uncompressed writes version 2 records without zstd.
+	Uncompressed bool
 }
 
 // Kinesis limits the writer respects.
@@ -123,8 +137,14 @@ type Writer struct {
 	maxRecord atomic.Int64        // bytes of data plus partition key
 	cp        *checkpoint.Tracker // guarded by mu, but for Confirmable
 
-	scratch    []byte // Add's encode buffer (Add's goroutine only)
-	keyScratch []byte // Add's partition key buffer
+	scratch      []byte // Add's encode buffer (Add's goroutine only)
+	keyScratch   []byte // Add's partition key buffer
+	shapeScratch []byte // Add's shape buffer (v2)
+
+	v2     bool
+	comp   *change.Compressor              // v2 unless Uncompressed
+	shards atomic.Pointer[shardmap.Map]    // v2: the shard map records are routed by
+	relist sync.Mutex                      // one ListShards at a time
 
 	ctx      context.Context // the writer's life; canceled by Close or the parent
 	cancel   context.CancelFunc
@@ -144,7 +164,12 @@ type Writer struct {
 	// chunk of reads never delays the live stream behind it.
 	readyLow deque[*keyQueue]
 	bytes    int   // encoded bytes queued or in flight
-	err      error // first fatal error
+	// v2: the shapes of changes, interned by their bytes. A record carries
+	// the definitions of the shapes its changes use; ids are the writer's
+	// own. Definitions are never changed once added.
+	shapeIDs  map[string]int32
+	shapeDefs [][]byte
+	err       error // first fatal error
 	closing  bool  // Close was called: no more Add or Mark
 	stop     bool  // workers must exit
 }
@@ -155,6 +180,7 @@ type Writer struct {
 // a PutRecords request.
 type keyQueue struct {
 	key      string
+	hash     shardmap.Hash // v2: the key's hash, which decides its shard
 	buf      []byte
 	items    []item
 	head     int // first unacknowledged item
@@ -168,6 +194,7 @@ type item struct {
 	ticket checkpoint.Ticket // the change's entry in the tracker
 	commit int64             // commit time, Unix nanoseconds (0: unknown)
 	read   bool              // a backfill's read: sent after live changes
+	shape  int32             // v2: the change's shape id, -1 for none
 }
 
 // NewWriter starts a writer for cfg.Stream. ctx bounds the writer's whole
@@ -200,6 +227,13 @@ func NewWriter(ctx context.Context, api API, cfg Config) (*Writer, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = metrics.New()
 	}
+	switch cfg.Format {
+	case "":
+		cfg.Format = FormatV1
+	case FormatV1, FormatV2:
+	default:
+		return nil, fmt.Errorf("kinesis writer: record format %q: want %s or %s", cfg.Format, FormatV1, FormatV2)
+	}
 	w := &Writer{
 		api:      api,
 		cfg:      cfg,
@@ -209,6 +243,11 @@ func NewWriter(ctx context.Context, api API, cfg Config) (*Writer, error) {
 		cp:       checkpoint.New(),
 		progress: make(chan struct{}, 1),
 		keys:     map[string]*keyQueue{},
+		v2:       cfg.Format == FormatV2,
+		shapeIDs: map[string]int32{},
+	}
+	if w.v2 && !cfg.Uncompressed {
+		w.comp = change.NewCompressor()
 	}
 	if strings.HasPrefix(cfg.Stream, "arn:") {
 		w.arn = &w.stream
@@ -246,7 +285,11 @@ func (w *Writer) watch() {
 // with ErrChangeTooLarge and the writer stops.
 func (w *Writer) Add(ctx context.Context, c *change.Change) error {
 	w.keyScratch = change.AppendPartitionKey(w.keyScratch[:0], c)
-	if err := w.encode(c); err != nil {
+	encode, shaped := w.encode, false
+	if w.v2 {
+		encode, shaped = w.encodeBody, change.HasShape(c)
+	}
+	if err := encode(c); err != nil {
 		w.fail(err)
 		return err
 	}
@@ -279,8 +322,12 @@ func (w *Writer) Add(ctx context.Context, c *change.Change) error {
 	if kq == nil {
 		kq = w.newKeyQueueLocked(string(w.keyScratch))
 	}
+	shape := int32(-1)
+	if shaped {
+		shape = w.internLocked(w.shapeScratch)
+	}
 	kq.buf = append(kq.buf, w.scratch...)
-	kq.items = append(kq.items, item{end: len(kq.buf), ticket: w.cp.Track(), commit: commit, read: c.Op == change.Read})
+	kq.items = append(kq.items, item{end: len(kq.buf), ticket: w.cp.Track(), commit: commit, read: c.Op == change.Read, shape: shape})
 	w.bytes += n
 	w.m.buffered.Set(float64(w.bytes))
 	if !kq.inFlight && !kq.inReady {
@@ -410,6 +457,12 @@ func (w *Writer) encode(c *change.Change) error {
 	if omitted == 0 && err == nil {
 		return nil
 	}
+	return w.oversized(c, limit, omitted, err)
+}
+
+// oversized reports a change that encode or encodeBody fitted (omitted
+// values) or could not fit (err) within limit bytes.
+func (w *Writer) oversized(c *change.Change, limit, omitted int, err error) error {
 	// The rare path: the original size is worth one more encoding.
 	table := c.Schema + "." + c.Table
 	before, fitted := len(change.AppendChange(nil, c)), len(w.scratch)-1
@@ -449,6 +502,9 @@ func (w *Writer) newKeyQueueLocked(key string) *keyQueue {
 		kq = &keyQueue{}
 	}
 	kq.key = key
+	if w.v2 {
+		kq.hash = shardmap.KeyHash(w.keyScratch) // Add's scratch holds key's bytes
+	}
 	w.keys[key] = kq
 	return kq
 }

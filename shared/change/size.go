@@ -26,8 +26,19 @@ const omittedMarkerSize = 32
 // ErrTooLarge, with dst holding the smallest encoding reached: a change is
 // never dropped silently.
 func Shrink(dst []byte, c *Change, limit int) (out []byte, omitted int, err error) {
+	return shrink(dst, c, limit, AppendChange)
+}
+
+// ShrinkBody is Shrink for a change's element of a version 2 record
+// (AppendBody): the same values are omitted, until the body is at most
+// limit bytes.
+func ShrinkBody(dst []byte, c *Change, limit int) (out []byte, omitted int, err error) {
+	return shrink(dst, c, limit, AppendBody)
+}
+
+func shrink(dst []byte, c *Change, limit int, encode func([]byte, *Change) []byte) (out []byte, omitted int, err error) {
 	start := len(dst)
-	dst = AppendChange(dst, c)
+	dst = encode(dst, c)
 	if len(dst)-start <= limit {
 		return dst, 0, nil
 	}
@@ -41,7 +52,7 @@ func Shrink(dst []byte, c *Change, limit int) (out []byte, omitted int, err erro
 		}
 		tuple[i] = Value{State: Omitted, Size: len(tuple[i].Text)}
 		omitted++
-		dst = AppendChange(dst[:start], &small)
+		dst = encode(dst[:start], &small)
 	}
 	return dst, omitted, nil
 }
