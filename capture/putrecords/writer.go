@@ -142,9 +142,9 @@ type Writer struct {
 	shapeScratch []byte // Add's shape buffer (v2)
 
 	v2     bool
-	comp   *change.Compressor              // v2 unless Uncompressed
-	shards atomic.Pointer[shardmap.Map]    // v2: the shard map records are routed by
-	relist sync.Mutex                      // one ListShards at a time
+	comp   *change.Compressor           // v2 unless Uncompressed
+	shards atomic.Pointer[shardmap.Map] // v2: the shard map records are routed by
+	relist sync.Mutex                   // one ListShards at a time
 
 	ctx      context.Context // the writer's life; canceled by Close or the parent
 	cancel   context.CancelFunc
@@ -163,15 +163,15 @@ type Writer struct {
 	// requests take them only after every ready key of live changes, so a
 	// chunk of reads never delays the live stream behind it.
 	readyLow deque[*keyQueue]
-	bytes    int   // encoded bytes queued or in flight
+	bytes    int // encoded bytes queued or in flight
 	// v2: the shapes of changes, interned by their bytes. A record carries
 	// the definitions of the shapes its changes use; ids are the writer's
 	// own. Definitions are never changed once added.
 	shapeIDs  map[string]int32
 	shapeDefs [][]byte
 	err       error // first fatal error
-	closing  bool  // Close was called: no more Add or Mark
-	stop     bool  // workers must exit
+	closing   bool  // Close was called: no more Add or Mark
+	stop      bool  // workers must exit
 }
 
 // keyQueue holds one partition key's changes that are not yet acknowledged:
