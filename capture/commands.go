@@ -425,7 +425,7 @@ func kinesisClient(ctx context.Context) (*kinesis.Client, error) {
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cfg config
-	fs := newFlagSet("run", &cfg, stderr, "database-url", "stream", "slot", "publication", "metrics-addr", "log-level", "drain-timeout", "status-interval", "max-in-flight", "buffer-bytes", "cloudwatch", "policy", "publish-schema-changes")
+	fs := newFlagSet("run", &cfg, stderr, "database-url", "stream", "slot", "publication", "metrics-addr", "log-level", "drain-timeout", "status-interval", "max-in-flight", "buffer-bytes", "cloudwatch", "policy", "publish-schema-changes", "record-format", "record-compression")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -433,6 +433,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	if err := cfg.requireStream(); err != nil {
+		return err
+	}
+	if err := cfg.checkRecordFormat(); err != nil {
 		return err
 	}
 	log, err := logging.New(cfg.LogLevel)
@@ -479,6 +482,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	// The writer outlives ctx: on shutdown it must still drain.
 	w, err := putrecords.NewWriter(context.WithoutCancel(ctx), client, putrecords.Config{
 		Stream: cfg.Stream, Metrics: reg, Logger: log, Concurrency: cfg.MaxInFlight, BufferBytes: cfg.BufferBytes,
+		Format: cfg.RecordFormat, Uncompressed: cfg.RecordCompression == "none",
 	})
 	if err != nil {
 		return err

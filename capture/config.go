@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/walbridge/walbridge/capture/putrecords"
 )
 
 // config is every setting of every command. Each has a flag and an
@@ -42,6 +44,9 @@ type config struct {
 	Policy        string
 	StrictPolicy  bool
 	Failover      bool
+	// RecordFormat and RecordCompression: how run writes change records.
+	RecordFormat      string
+	RecordCompression string
 }
 
 // newFlagSet declares the flags a command accepts, with env-var defaults.
@@ -89,6 +94,8 @@ func newFlagSet(cmd string, cfg *config, stderr io.Writer, names ...string) *fla
 	str(&cfg.Schemas, "schemas", "WALBRIDGE_SCHEMAS", "", "comma-separated schemas to publish (default: all tables)")
 	str(&cfg.Tables, "tables", "WALBRIDGE_TABLES", "", "comma-separated tables (schema.table) to publish (default: all tables)")
 	str(&cfg.Keyless, "keyless", "WALBRIDGE_KEYLESS", "", "tables without a key: full (REPLICA IDENTITY FULL) or exclude")
+	str(&cfg.RecordFormat, "record-format", "WALBRIDGE_RECORD_FORMAT", "v1", "run: change record format: v1 (one row per Kinesis record) or v2 (the rows of one shard per record; fanout's ParallelizationFactor must be 1)")
+	str(&cfg.RecordCompression, "record-compression", "WALBRIDGE_RECORD_COMPRESSION", "zstd", "run: v2 records compressed with zstd or none")
 	str(&cfg.Policy, "policy", "WALBRIDGE_POLICY", "", "column policy file (YAML): columns to exclude, hash or redact, tables to skip; hash rules need WALBRIDGE_HASH_KEY")
 	if want["drain-timeout"] {
 		fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", envDur("WALBRIDGE_DRAIN_TIMEOUT", 20*time.Second), "bound on draining in-flight records at shutdown (env WALBRIDGE_DRAIN_TIMEOUT)")
@@ -149,6 +156,16 @@ func (c *config) requireDatabase() error {
 func (c *config) requireStream() error {
 	if c.Stream == "" {
 		return fmt.Errorf("%w: WALBRIDGE_STREAM (or --stream) is required: the Kinesis stream name or ARN", errUsage)
+	}
+	return nil
+}
+
+func (c *config) checkRecordFormat() error {
+	switch {
+	case c.RecordFormat != putrecords.FormatV1 && c.RecordFormat != putrecords.FormatV2:
+		return fmt.Errorf("%w: WALBRIDGE_RECORD_FORMAT (--record-format) %q: want v1 or v2", errUsage, c.RecordFormat)
+	case c.RecordCompression != "zstd" && c.RecordCompression != "none":
+		return fmt.Errorf("%w: WALBRIDGE_RECORD_COMPRESSION (--record-compression) %q: want zstd or none", errUsage, c.RecordCompression)
 	}
 	return nil
 }

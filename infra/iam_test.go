@@ -375,6 +375,7 @@ func TestCaptureRoleGrants(t *testing.T) {
 			"kinesis:PutRecords":            {stream},
 			"kinesis:DescribeStreamSummary": {stream},
 			"kinesis:DescribeStream":        {stream},
+			"kinesis:ListShards":            {stream}, // v2 records' shard map
 			"secretsmanager:GetSecretValue": {requiredParamValues["DbSecretArn"]},
 			"lambda:GetLayerVersion":        {refPlaceholder("CaptureBinary")}, // the binary the stack packaged
 			"cloudwatch:PutMetricData":      {"*"},

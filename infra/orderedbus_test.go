@@ -178,7 +178,6 @@ func TestOrderedBusResources(t *testing.T) {
 // with EventBusName=default, and accept every other combination.
 func TestOrderedBusNeedsAName(t *testing.T) {
 	tpl := loadTemplate(t, templatePath)
-	rules := asMap(tpl.Raw["Rules"])
 	for _, tt := range []struct {
 		kind, bus string
 		ok        bool
@@ -188,30 +187,53 @@ func TestOrderedBusNeedsAName(t *testing.T) {
 		{"classic", "default", true},
 		{"classic", "walbridge", true},
 	} {
-		r := newRenderer(t, tpl, map[string]string{"BusKind": tt.kind, "EventBusName": tt.bus})
-		ok := true
-		for name, rule := range rules {
-			applies := true
-			if c, has := asMap(rule)["RuleCondition"]; has {
-				var err error
-				if applies, err = r.condExpr(c); err != nil {
-					t.Fatalf("rule %s: %v", name, err)
-				}
-			}
-			for _, a := range asSlice(asMap(rule)["Assertions"]) {
-				holds, err := r.condExpr(asMap(a)["Assert"])
-				if err != nil {
-					t.Fatalf("rule %s: %v", name, err)
-				}
-				if applies && !holds {
-					ok = false
-				}
-			}
-		}
-		if ok != tt.ok {
+		if ok := rulesAccept(t, tpl, map[string]string{"BusKind": tt.kind, "EventBusName": tt.bus}); ok != tt.ok {
 			t.Errorf("BusKind=%s EventBusName=%s: accepted %v, want %v", tt.kind, tt.bus, ok, tt.ok)
 		}
 	}
+}
+
+// TestRecordFormatV2NeedsParallelizationFactor1: v2 records hold many rows
+// under one partition key, so the Rules refuse them with batches of a
+// shard processed side by side.
+func TestRecordFormatV2NeedsParallelizationFactor1(t *testing.T) {
+	tpl := loadTemplate(t, templatePath)
+	for _, tt := range []struct {
+		format, factor string
+		ok             bool
+	}{
+		{"v1", "1", true}, {"v1", "4", true}, {"v2", "1", true}, {"v2", "2", false}, {"v2", "10", false},
+	} {
+		if ok := rulesAccept(t, tpl, map[string]string{"RecordFormat": tt.format, "ParallelizationFactor": tt.factor}); ok != tt.ok {
+			t.Errorf("RecordFormat=%s ParallelizationFactor=%s: accepted %v, want %v", tt.format, tt.factor, ok, tt.ok)
+		}
+	}
+}
+
+// rulesAccept evaluates the template's Rules with these parameters.
+func rulesAccept(t *testing.T, tpl *template, params map[string]string) bool {
+	t.Helper()
+	r := newRenderer(t, tpl, params)
+	ok := true
+	for name, rule := range asMap(tpl.Raw["Rules"]) {
+		applies := true
+		if c, has := asMap(rule)["RuleCondition"]; has {
+			var err error
+			if applies, err = r.condExpr(c); err != nil {
+				t.Fatalf("rule %s: %v", name, err)
+			}
+		}
+		for _, a := range asSlice(asMap(rule)["Assertions"]) {
+			holds, err := r.condExpr(asMap(a)["Assert"])
+			if err != nil {
+				t.Fatalf("rule %s: %v", name, err)
+			}
+			if applies && !holds {
+				ok = false
+			}
+		}
+	}
+	return ok
 }
 
 // sameJSON reports whether two JSON texts hold the same value.

@@ -118,6 +118,7 @@ WALBRIDGE_DB_SECRET_ARN=${DbSecretArn}
 WALBRIDGE_POLICY=$policy
 WALBRIDGE_HASH_KEY_SECRET=$hash_key_secret
 WALBRIDGE_KEYLESS=$keyless
+WALBRIDGE_RECORD_FORMAT=${RecordFormat}
 AWS_REGION=${Region}
 DATABASE_URL=postgres://${DbHost}:${DbPort}/${DbName}?sslmode=verify-full&sslrootcert=/etc/walbridge/rds-ca.pem
 ENV

@@ -31,6 +31,9 @@ type options struct {
 	dryRun, yes      bool
 	timeout          time.Duration // per wait
 	pollInterval     time.Duration
+	// parallelization is the new mapping's ParallelizationFactor: 1 unless
+	// asked, whatever the old one had (see parseArgs).
+	parallelization int
 }
 
 func parseArgs(args []string, stderr io.Writer, now time.Time) (options, error) {
@@ -45,6 +48,11 @@ func parseArgs(args []string, stderr io.Writer, now time.Time) (options, error) 
 	fs.BoolVar(&o.yes, "yes", false, "carry the plan out")
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "how long to wait for each state change")
 	fs.DurationVar(&o.pollInterval, "poll-interval", 2*time.Second, "time between GetEventSourceMapping calls while waiting")
+	// A stream may hold version 2 records (many rows under one partition
+	// key), which are in order per row only when a shard's batches run one
+	// at a time. The stack refuses v2 with another factor; replay must not
+	// bring one back by copying an old mapping.
+	fs.IntVar(&o.parallelization, "parallelization-factor", 1, "the new mapping's ParallelizationFactor; more than 1 only if the stream holds RecordFormat v1 records alone")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -57,6 +65,8 @@ func parseArgs(args []string, stderr io.Writer, now time.Time) (options, error) 
 		return o, errors.New("give exactly one of --from TIME and --trim-horizon")
 	case o.timeout <= 0 || o.pollInterval <= 0:
 		return o, errors.New("--timeout and --poll-interval must be positive")
+	case o.parallelization < 1 || o.parallelization > 10:
+		return o, fmt.Errorf("--parallelization-factor %d: want 1 to 10", o.parallelization)
 	}
 	if *from != "" {
 		t, err := time.Parse(time.RFC3339Nano, *from)
@@ -136,9 +146,12 @@ func (r *replayer) replay(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	p, err := newPlan(old, o.from, o.trimHorizon)
+	p, err := newPlan(old, o.from, o.trimHorizon, int32(o.parallelization))
 	if err != nil {
 		return err
+	}
+	if was := aws.ToInt32(old.ParallelizationFactor); was != int32(o.parallelization) {
+		fmt.Fprintf(r.warn, "note: the new mapping has ParallelizationFactor %d (the old one had %d): version 2 change records are in order per row only at 1\n", o.parallelization, was)
 	}
 	p.print(r.out)
 	r.warnings(p)
@@ -178,7 +191,7 @@ func (r *replayer) findMapping(ctx context.Context, function, source string) (ty
 
 // newPlan checks that old can be replaced and builds the new mapping from
 // its settings, starting at from (or at the trim horizon).
-func newPlan(old types.EventSourceMappingConfiguration, from time.Time, trimHorizon bool) (plan, error) {
+func newPlan(old types.EventSourceMappingConfiguration, from time.Time, trimHorizon bool, parallelization int32) (plan, error) {
 	uuid, state := aws.ToString(old.UUID), aws.ToString(old.State)
 	if state != stateEnabled && state != stateDisabled {
 		return plan{}, fmt.Errorf("mapping %s is %s; run replay again once it is Enabled or Disabled", uuid, state)
@@ -193,7 +206,7 @@ func newPlan(old types.EventSourceMappingConfiguration, from time.Time, trimHori
 		Enabled:                        aws.Bool(state == stateEnabled),
 		BatchSize:                      old.BatchSize,
 		MaximumBatchingWindowInSeconds: old.MaximumBatchingWindowInSeconds,
-		ParallelizationFactor:          old.ParallelizationFactor,
+		ParallelizationFactor:          aws.Int32(parallelization),
 		MaximumRetryAttempts:           old.MaximumRetryAttempts,
 		MaximumRecordAgeInSeconds:      old.MaximumRecordAgeInSeconds,
 		BisectBatchOnFunctionError:     old.BisectBatchOnFunctionError,

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"errors"
 	"strconv"
 	"strings"
@@ -303,24 +304,24 @@ func TestPlanCopiesOnlyOnFailureDestination(t *testing.T) {
 		DestinationConfig: &types.DestinationConfig{OnFailure: &types.OnFailure{}, OnSuccess: &types.OnSuccess{}},
 		FilterCriteria:    &types.FilterCriteria{Filters: []types.Filter{{Pattern: aws.String(`{"partitionKey":[{"prefix":"public.users"}]}`)}}},
 	}
-	p, err := newPlan(old, time.Time{}, true)
+	p, err := newPlan(old, time.Time{}, true, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if p.create.DestinationConfig != nil {
 		t.Errorf("empty destination copied: %+v", p.create.DestinationConfig)
 	}
-	if got := cliJSON(p.create); got != `{"Enabled":true,"EventSourceArn":"`+stream+`","FilterCriteria":{"Filters":[{"Pattern":"{\"partitionKey\":[{\"prefix\":\"public.users\"}]}"}]},"FunctionName":"`+fnArn+`","StartingPosition":"TRIM_HORIZON"}` {
+	if got := cliJSON(p.create); got != `{"Enabled":true,"EventSourceArn":"`+stream+`","FilterCriteria":{"Filters":[{"Pattern":"{\"partitionKey\":[{\"prefix\":\"public.users\"}]}"}]},"FunctionName":"`+fnArn+`","ParallelizationFactor":1,"StartingPosition":"TRIM_HORIZON"}` {
 		t.Errorf("cliJSON = %s", got)
 	}
 
 	old.State = aws.String("Updating")
-	if _, err := newPlan(old, time.Time{}, true); err == nil || !strings.Contains(err.Error(), "Updating") {
+	if _, err := newPlan(old, time.Time{}, true, 1); err == nil || !strings.Contains(err.Error(), "Updating") {
 		t.Errorf("transitional state: err = %v", err)
 	}
 	old.State = aws.String("Enabled")
 	old.FilterCriteriaError = &types.FilterCriteriaError{ErrorCode: aws.String("KMSAccessDeniedException"), Message: aws.String("no kms:Decrypt")}
-	if _, err := newPlan(old, time.Time{}, true); err == nil || !strings.Contains(err.Error(), "filter criteria") {
+	if _, err := newPlan(old, time.Time{}, true, 1); err == nil || !strings.Contains(err.Error(), "filter criteria") {
 		t.Errorf("unreadable filters: err = %v", err)
 	}
 }
@@ -354,5 +355,32 @@ func TestReplayRetriesCreateWhileTheOldMappingLingers(t *testing.T) {
 	}
 	if api.calls != 2 || creates != 1 {
 		t.Errorf("%d create attempts, %d reached Lambda; want 2 and 1", api.calls, creates)
+	}
+}
+
+// TestReplayResetsParallelization: a new mapping reads each shard one
+// batch at a time unless asked otherwise, whatever the old one did, since
+// version 2 records are in order per row only so.
+func TestReplayResetsParallelization(t *testing.T) {
+	old := types.EventSourceMappingConfiguration{UUID: aws.String("u"), State: aws.String("Enabled"), FunctionArn: aws.String(fnArn),
+		EventSourceArn: aws.String(stream), ParallelizationFactor: aws.Int32(4)}
+	for _, tt := range []struct {
+		args []string
+		want int32
+	}{{nil, 1}, {[]string{"--parallelization-factor", "4"}, 4}} {
+		o, err := parseArgs(append([]string{"--function", function, "--stream", stream, "--trim-horizon"}, tt.args...), io.Discard, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := newPlan(old, o.from, o.trimHorizon, int32(o.parallelization))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := aws.ToInt32(p.create.ParallelizationFactor); got != tt.want {
+			t.Errorf("%v: ParallelizationFactor %d, want %d", tt.args, got, tt.want)
+		}
+	}
+	if _, err := parseArgs([]string{"--function", function, "--stream", stream, "--trim-horizon", "--parallelization-factor", "11"}, io.Discard, time.Now()); err == nil {
+		t.Error("--parallelization-factor 11 accepted")
 	}
 }
