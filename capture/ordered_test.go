@@ -40,14 +40,16 @@ func startFanout(t *testing.T, bin string, env []string, args ...string) *proc {
 // had not checkpointed; the bus's deduplication (DeduplicationId lsn:seq,
 // within its 5-minute window) must suppress every one of those repeats, so
 // that the FIFO subscriber receives each committed change exactly once, in
-// commit order per row.
+// commit order per row. Capture writes version 2 records here (many rows
+// per record, routed by explicit hash key; fanout publishes each row's
+// changes from the shard that owns its key).
 func TestCrashSafetyOrderedBus(t *testing.T) {
 	const bus = "arn:aws:events:us-east-1:123456789012:event-busv2/cdc/abcdefghijklmnopqrstuvwxy"
 	pg, url := setupDB(t, `CREATE TABLE counters (id int PRIMARY KEY, n int NOT NULL)`)
 	k := kinesistest.StartEmulator(t)
 	kinesistest.CreateStream(t, kinesistest.Client(t, k.URL), "changes", 4)
 	f := orderedbustest.Start(t, orderedbustest.Options{Bus: bus, FailRate: 0.3, ThrottleEvery: 7, Seed: 11})
-	capEnv := append(awsEnv(k.URL), "DATABASE_URL="+url, "WALBRIDGE_STREAM=changes", "WALBRIDGE_STATUS_INTERVAL=100ms")
+	capEnv := append(awsEnv(k.URL), "DATABASE_URL="+url, "WALBRIDGE_STREAM=changes", "WALBRIDGE_STATUS_INTERVAL=100ms", "WALBRIDGE_RECORD_FORMAT=v2")
 	fanEnv := append(awsEnv(k.URL), "AWS_ENDPOINT_URL_EVENTBRIDGE=http://127.0.0.1:1", // the classic bus must not be used
 		"AWS_ENDPOINT_URL_EVENTBRIDGEV2="+f.URL, "WALBRIDGE_EVENT_BUS="+bus, "AWS_LAMBDA_RUNTIME_API=")
 	fanoutBin := buildFanout(t)
