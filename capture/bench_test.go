@@ -110,7 +110,15 @@ type drained struct {
 // %s in the name is replaced by the slot, so that each side of a comparison
 // keeps its own profile).
 func drain(b *testing.B, url, slot string, end change.LSN, n int, profile bool, env ...string) drained {
-	fk := kinesistest.StartFake(b, kinesistest.FakeOptions{Stream: "changes", Shards: 4, Discard: true})
+	return drainInto(b, kinesistest.FakeOptions{Stream: "changes", Shards: 4, Discard: true}, url, slot, end, n, profile, env...)
+}
+
+// drainInto is drain into a fake Kinesis endpoint with these options. A
+// version 2 run (WALBRIDGE_RECORD_FORMAT=v2 in env or the environment)
+// packs many changes per record: the slot's confirmation says they all
+// arrived.
+func drainInto(b *testing.B, opts kinesistest.FakeOptions, url, slot string, end change.LSN, n int, profile bool, env ...string) drained {
+	fk := kinesistest.StartFake(b, opts)
 	extra := append([]string{"WALBRIDGE_SLOT=" + slot}, env...)
 	file := os.Getenv("WALBRIDGE_BENCH_CPUPROFILE")
 	profile = profile && file != ""
@@ -132,7 +140,13 @@ func drain(b *testing.B, url, slot string, end change.LSN, n int, profile bool, 
 	p.Process.Signal(os.Interrupt)
 	p.Wait()
 	st := fk.Stats()
-	if st.Accepted < n {
+	v2 := os.Getenv("WALBRIDGE_RECORD_FORMAT") == "v2"
+	for _, e := range env {
+		if strings.HasPrefix(e, "WALBRIDGE_RECORD_FORMAT=") {
+			v2 = e == "WALBRIDGE_RECORD_FORMAT=v2"
+		}
+	}
+	if st.Accepted < n && !v2 {
 		b.Fatalf("%d records accepted, want %d", st.Accepted, n)
 	}
 	d.requests, d.entries, d.bytes = st.PutRecordsRequests, st.Entries, st.AcceptedBytes
@@ -211,6 +225,64 @@ func BenchmarkBacklogPolicy(b *testing.B) {
 		b.ReportMetric(float64(withPolicy.cpu.Microseconds())/total, "policy-cpu-µs/change")
 		b.ReportMetric(float64(plain.bytes)/total, "plain-bytes/change")
 		b.ReportMetric(float64(withPolicy.bytes)/total, "policy-bytes/change")
+	}
+}
+
+// BenchmarkBurst is a data migration into a one-shard stream that enforces
+// Kinesis's write limits (1,000 records/s, 1 MiB/s): one UPDATE of
+// 1,000,000 rows (WALBRIDGE_BENCH_ROWS) of a six-column table, committed,
+// then the time until capture with version 2 records has the slot confirm
+// past it. Version 1 records (one row each) are held to 1,000 rows a second
+// by the shard; the same run measures them on an UPDATE of 20,000 rows
+// (WALBRIDGE_BENCH_V1_ROWS) for the comparison. Bytes per change are the
+// record data Kinesis accepted, against what pgoutput sent pg_recvlogical
+// for the big UPDATE (its messages, as written to a file).
+func BenchmarkBurst(b *testing.B) {
+	n, n1 := envInt("WALBRIDGE_BENCH_ROWS", 1000000), envInt("WALBRIDGE_BENCH_V1_ROWS", 20000)
+	pg := pgtest.Start(b, pgtest.Options{})
+	url := pg.CreateDatabase(b, "app")
+	pg.Exec(b, "app", `CREATE TABLE accounts (id bigint PRIMARY KEY, owner int NOT NULL, balance numeric(12,2) NOT NULL, status text NOT NULL, updated_at timestamptz NOT NULL, note text)`,
+		fmt.Sprintf(`INSERT INTO accounts SELECT g, g %% 5000, g %% 100000 / 100.0, 'active', '2026-01-01', 'account ' || g FROM generate_series(1, %d) g`, n))
+	if code, out := runBenchCmd(b, url, "WALBRIDGE_SLOT=burst_v2", "setup"); code != 0 {
+		b.Fatalf("setup: %s", out)
+	}
+	pg.Exec(b, "app", `SELECT pg_create_logical_replication_slot('burst_pgoutput', 'pgoutput')`)
+	pg.Exec(b, "app", `UPDATE accounts SET balance = balance + 1, updated_at = '2026-12-01 12:00:00+00'`)
+	end := currentLSN(b, url)
+	if code, out := runBenchCmd(b, url, "WALBRIDGE_SLOT=burst_v1", "setup"); code != 0 {
+		b.Fatalf("setup: %s", out)
+	}
+	pg.Exec(b, "app", fmt.Sprintf(`UPDATE accounts SET balance = balance + 1 WHERE id <= %d`, n1))
+	end1 := currentLSN(b, url)
+
+	bin, err := pgtest.BinDir()
+	if err != nil {
+		b.Fatal(err)
+	}
+	pgoutputFile := filepath.Join(b.TempDir(), "pgoutput.bin")
+	cmd := exec.Command(filepath.Join(bin, "pg_recvlogical"), "-d", url, "--slot", "burst_pgoutput", "--start",
+		"-o", "proto_version=1", "-o", "publication_names=walbridge", "-E", end.String(), "-f", pgoutputFile, "--no-loop")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("pg_recvlogical: %v\n%s", err, out)
+	}
+	fi, err := os.Stat(pgoutputFile)
+	if err != nil {
+		b.Fatal(err)
+	}
+	limited := kinesistest.FakeOptions{Stream: "changes", Shards: 1, ShardLimits: true, Discard: true}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		v2 := drainInto(b, limited, url, "burst_v2", end, n, false, "WALBRIDGE_RECORD_FORMAT=v2")
+		v1 := drainInto(b, limited, url, "burst_v1", end1, n1, false, "WALBRIDGE_RECORD_FORMAT=v1")
+		b.ReportMetric(v2.elapsed.Seconds(), "v2-seconds")
+		b.ReportMetric(float64(n)/v2.elapsed.Seconds(), "v2-changes/s")
+		b.ReportMetric(float64(n1)/v1.elapsed.Seconds(), "v1-changes/s")
+		b.ReportMetric(float64(v2.bytes)/float64(n), "v2-bytes/change")
+		b.ReportMetric(float64(v1.bytes)/float64(n1), "v1-bytes/change")
+		b.ReportMetric(float64(fi.Size())/float64(n), "pgoutput-bytes/change")
+		b.ReportMetric(float64(v2.bytes)/float64(fi.Size()), "v2/pgoutput-bytes")
+		b.ReportMetric(float64(v2.entries)/float64(v2.requests), "v2-records/request")
+		b.ReportMetric(float64(v2.cpu.Microseconds())/float64(n), "v2-cpu-µs/change")
 	}
 }
 
