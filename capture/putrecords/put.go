@@ -39,6 +39,7 @@ type record struct {
 	shapes  []int32  // shape ids used, in the record's order
 	defs    [][]byte // their definitions
 	size    int      // uncompressed data plus partition key
+	count   int      // changes
 }
 
 // segment is the first n queued changes of one key.

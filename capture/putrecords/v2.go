@@ -116,7 +116,7 @@ func (w *Writer) nextBatchV2(b *batch) bool {
 		var shapes []int32
 		if ok {
 			r := &b.recs[ri]
-			n, size, shapes = w.packV2Locked(kq, r.shapes, maxRecord-r.size, false)
+			n, size, shapes = w.packV2Locked(kq, r.shapes, maxRecord-r.size, w.cfg.MaxChangesPerRecord-r.count, false)
 			if n == 0 { // full: this shard starts another record
 				delete(v.open, shard)
 				ok = false
@@ -129,7 +129,7 @@ func (w *Writer) nextBatchV2(b *batch) bool {
 			// The first change always fits a record of its own: Add made
 			// sure of it.
 			fixed := change.V2Overhead + len(kq.key)
-			n, size, shapes = w.packV2Locked(kq, nil, maxRecord-fixed, true)
+			n, size, shapes = w.packV2Locked(kq, nil, maxRecord-fixed, w.cfg.MaxChangesPerRecord, true)
 			size += fixed
 		}
 		if len(b.recs) > 0 && total+size > MaxRequestBytes {
@@ -144,6 +144,7 @@ func (w *Writer) nextBatchV2(b *batch) bool {
 		kq.inReady, kq.inFlight = false, true
 		r := &b.recs[ri]
 		r.size += size
+		r.count += n
 		r.shapes = append(r.shapes, shapes...)
 		first := len(v.items)
 		v.items = append(v.items, kq.items[kq.head:kq.head+n]...)
@@ -204,14 +205,17 @@ func (w *Writer) nextBatchV2(b *batch) bool {
 	return true
 }
 
-// packV2Locked chooses how many of kq's queued changes fit in room bytes of
-// a record whose shapes are have: each change costs its body, a shape
-// reference, a separator, and its shape's definition if the record lacks
-// it. It returns the count, their size and the shapes they add. first takes
-// the first change whatever its size.
-func (w *Writer) packV2Locked(kq *keyQueue, have []int32, room int, first bool) (n, size int, added []int32) {
+// packV2Locked chooses how many of kq's queued changes (at most most) fit
+// in room bytes of a record whose shapes are have: each change costs its
+// body, a shape reference, a separator, and its shape's definition if the
+// record lacks it. It returns the count, their size and the shapes they
+// add. first takes the first change whatever its size.
+func (w *Writer) packV2Locked(kq *keyQueue, have []int32, room, most int, first bool) (n, size int, added []int32) {
 	start := kq.start
 	for _, it := range kq.items[kq.head:] {
+		if n == most && !(first && n == 0) {
+			break
+		}
 		cost := it.end - start + change.MaxShapeRef
 		var def int32 = -1
 		if it.shape >= 0 && !slices.Contains(have, it.shape) && !slices.Contains(added, it.shape) {

@@ -64,7 +64,7 @@ func TestV2OrderPerKeyUnderThrottlingAndServerErrors(t *testing.T) {
 				Shards: 4, ThrottleFraction: 0.3, InternalFailureFraction: 0.02,
 				ServerErrorFraction: 0.05, ThrottleRequestFraction: 0.03,
 			})
-			w := newWriter(t, fakeClient(t, f.URL), Config{Metrics: metrics.New(), Concurrency: 8, Format: FormatV2, Uncompressed: !compressed})
+			w := newWriter(t, fakeClient(t, f.URL), Config{Metrics: metrics.New(), Concurrency: 8, Format: FormatV2, Uncompressed: !compressed, MaxChangesPerRecord: 100})
 			const changes, keys, perTxn = 20000, 2000, 10
 			want := map[string][]pos{}
 			for i := range changes {
@@ -93,9 +93,14 @@ func TestV2OrderPerKeyUnderThrottlingAndServerErrors(t *testing.T) {
 			if st.Changes != changes || st.Throttles == 0 {
 				t.Errorf("stats = %+v", st)
 			}
-			// Many keys per record: far fewer records than keys.
-			if st.Records*4 > keys {
-				t.Errorf("%d changes of %d keys took %d records", changes, keys, st.Records)
+			// Many keys per record, up to MaxChangesPerRecord.
+			most := 0
+			for _, r := range f.Records() {
+				rec, _ := change.Decode(r.Data)
+				most = max(most, len(rec.Changes))
+			}
+			if most != 100 || st.Records > changes/50 {
+				t.Errorf("%d changes of %d keys took %d records of up to %d changes; want records of up to 100, most of them full", changes, keys, st.Records, most)
 			}
 			t.Logf("%d changes in %d records (%d bytes), %d requests; fake %+v", st.Changes, st.Records, st.Bytes, st.Batches, fs)
 		})

@@ -99,6 +99,12 @@ type Config struct {
 	Format string
 	// Uncompressed writes version 2 records without zstd.
 	Uncompressed bool
+	// MaxChangesPerRecord bounds a version 2 record (default 500). The
+	// bound is for fanout: Lambda hands it up to BatchSize records per
+	// invocation, each of which it must publish before the invocation's
+	// timeout, at PutEvents' 10 entries a request. At 500, a shard's 1,000
+	// records a second still carry far more changes than capture decodes.
+	MaxChangesPerRecord int
 }
 
 // Kinesis limits the writer respects.
@@ -226,6 +232,9 @@ func NewWriter(ctx context.Context, api API, cfg Config) (*Writer, error) {
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = metrics.New()
+	}
+	if cfg.MaxChangesPerRecord <= 0 {
+		cfg.MaxChangesPerRecord = 500
 	}
 	switch cfg.Format {
 	case "":

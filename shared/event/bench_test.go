@@ -1,10 +1,12 @@
 package event
 
 import (
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/walbridge/walbridge/shared/change"
+	"github.com/walbridge/walbridge/shared/shardmap"
 )
 
 // BenchmarkDecodeBuildEncode measures fanout's per-change CPU path: decode a
@@ -39,6 +41,66 @@ func BenchmarkDecodeBuildEncode(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 		})
+	}
+}
+
+// BenchmarkFormats is fanout's per-change path for a burst of 500 changes
+// to distinct rows, as version 1 records (one per row) and as one version 2
+// record (zstd-compressed), where fanout also works out each change's
+// partition key and its hash, to skip other shards' keys. One op is the 500
+// events; events/s is per core (run with -cpu 1).
+func BenchmarkFormats(b *testing.B) {
+	comp := change.NewCompressor()
+	for _, bc := range []struct {
+		name string
+		c    change.Change
+	}{{"users-update-full", *seedChanges()["update"]}, {"wide-insert", wideInsert()}} {
+		burst := make([]change.Change, 500)
+		var v1 [][]byte
+		for i := range burst {
+			c := bc.c
+			c.New = append([]change.Value(nil), bc.c.New...)
+			c.New[0] = change.Value{Text: strconv.Itoa(1000 + i)}
+			c.Seq = uint32(i)
+			burst[i] = c
+			v1 = append(v1, change.Encode(nil, &change.Record{Changes: burst[i : i+1]}))
+		}
+		v2 := comp.Compress(nil, change.EncodeV2(nil, &change.Record{Changes: burst}))
+		everything := shardmap.Range{End: shardmap.Hash{Hi: ^uint64(0), Lo: ^uint64(0)}}
+		for _, f := range []struct {
+			name    string
+			records [][]byte
+		}{{"v1", v1}, {"v2", [][]byte{v2}}} {
+			b.Run(bc.name+"/"+f.name, func(b *testing.B) {
+				b.ReportAllocs()
+				var key []byte
+				for b.Loop() {
+					events := 0
+					for _, data := range f.records {
+						rec, err := change.Decode(data)
+						if err != nil {
+							b.Fatal(err)
+						}
+						for i := range rec.Changes {
+							if rec.Version == change.Version2 {
+								key = change.AppendPartitionKey(key[:0], &rec.Changes[i])
+								if !everything.Contains(shardmap.KeyHash(key)) {
+									continue
+								}
+							}
+							if _, err := FromChange(&rec.Changes[i], Config{}); err != nil {
+								b.Fatal(err)
+							}
+							events++
+						}
+					}
+					if events != len(burst) {
+						b.Fatalf("%d events, want %d", events, len(burst))
+					}
+				}
+				b.ReportMetric(float64(b.N*len(burst))/b.Elapsed().Seconds(), "events/s")
+			})
+		}
 	}
 }
 
