@@ -2,6 +2,7 @@ package infra
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -206,6 +207,27 @@ func TestRecordFormatV2NeedsParallelizationFactor1(t *testing.T) {
 	} {
 		if ok := rulesAccept(t, tpl, map[string]string{"RecordFormat": tt.format, "ParallelizationFactor": tt.factor}); ok != tt.ok {
 			t.Errorf("RecordFormat=%s ParallelizationFactor=%s: accepted %v, want %v", tt.format, tt.factor, ok, tt.ok)
+		}
+	}
+}
+
+// TestRecordFormatV2SizesTheFunction: v2 batches hold up to 500 changes
+// per record, and the function gets the time, memory and PutEvents
+// concurrency for them.
+func TestRecordFormatV2SizesTheFunction(t *testing.T) {
+	tpl := loadTemplate(t, templatePath)
+	for _, tt := range []struct {
+		format, memory, timeout, concurrency string
+	}{{"v1", "256", "60", "4"}, {"v2", "512", "300", "16"}} {
+		r := newRenderer(t, tpl, map[string]string{"RecordFormat": tt.format})
+		props, ok := r.resource(t, "FanoutFunction")
+		if !ok {
+			t.Fatal("no FanoutFunction")
+		}
+		env := asMap(asMap(props["Environment"])["Variables"])
+		got := [3]string{fmt.Sprint(props["MemorySize"]), fmt.Sprint(props["Timeout"]), fmt.Sprint(env["WALBRIDGE_PUBLISH_CONCURRENCY"])}
+		if got != [3]string{tt.memory, tt.timeout, tt.concurrency} {
+			t.Errorf("RecordFormat=%s: memory, timeout, concurrency %v, want %s %s %s", tt.format, got, tt.memory, tt.timeout, tt.concurrency)
 		}
 	}
 }

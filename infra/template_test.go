@@ -445,6 +445,8 @@ func TestFanoutFunction(t *testing.T) {
 		"WALBRIDGE_SOURCE":      "walbridge.database",
 		"WALBRIDGE_DETAIL_TYPE": "DatabaseEvent",
 		"WALBRIDGE_RESOURCE":    requiredParamValues["ResourceName"],
+		// fanout's own default; v2 records raise it (TestRecordFormatV2SizesTheFunction).
+		"WALBRIDGE_PUBLISH_CONCURRENCY": "4",
 	}
 	if !reflect.DeepEqual(env, wantEnv) {
 		t.Errorf("Environment.Variables = %v, want %v", env, wantEnv)
