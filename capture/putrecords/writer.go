@@ -11,6 +11,10 @@
 // rejects (throttling, internal failure, a failed request) is re-sent before
 // anything later of its key, so per-key order survives retries.
 //
+// Version 2 records (Config.Format) keep all of that and pack the ready
+// keys of one shard into one record, routed by explicit hash key; v2.go
+// says how, and why order per row survives resharding.
+//
 // Acknowledgement: every change Add queues is tracked by the writer's
 // checkpoint.Tracker and acknowledged to it when Kinesis accepts its record;
 // Mark and Confirmable are the tracker's (see package checkpoint, the one

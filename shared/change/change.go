@@ -3,9 +3,12 @@
 // self-describing enough (column names, resolved types, key columns, explicit
 // NULL and unchanged-TOAST markers) that fanout never needs the database.
 //
-// The wire form is JSON with a version field. Encode is hand-written because it
-// sits on capture's hot path; Decode uses encoding/json and rejects unknown
-// versions with ErrUnknownVersion.
+// The wire form is JSON with a version field: version 1 holds one partition
+// key's changes (Encode), version 2 those of many keys, each relation's shape
+// once, optionally zstd-compressed (EncodeV2, RecordBuilderV2; see v2.go).
+// Encoding is hand-written because it sits on capture's hot path; Decode
+// uses encoding/json, reads both versions and rejects others with
+// ErrUnknownVersion.
 //
 // Size: about 800 lines, the whole wire contract: the record, its codec and
 // framing (RecordBuilder), partition keys, LSNs and the size policy
