@@ -199,6 +199,16 @@ var decoder = sync.OnceValue(func() *zstd.Decoder {
 	return d
 })
 
+// Plain is a record's data uncompressed: data itself unless it is a zstd
+// frame. For readers that inspect the bytes (tests that scan records for
+// values that must not be there, tools that print records).
+func Plain(data []byte) ([]byte, error) {
+	if !bytes.HasPrefix(data, zstdMagic) {
+		return data, nil
+	}
+	return decompress(data)
+}
+
 // decompress inflates a zstd-compressed record.
 func decompress(data []byte) ([]byte, error) {
 	out, err := decoder().DecodeAll(data, nil)

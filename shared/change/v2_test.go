@@ -51,6 +51,11 @@ func TestV2RoundTrip(t *testing.T) {
 	if !bytes.HasPrefix(compressed, zstdMagic) {
 		t.Fatalf("a %d-byte record did not compress (%d bytes)", len(raw), len(compressed))
 	}
+	for _, data := range [][]byte{raw, compressed} {
+		if plain, err := Plain(data); err != nil || !bytes.Equal(plain, raw) {
+			t.Errorf("Plain: %d bytes (%v), want the %d-byte record", len(plain), err, len(raw))
+		}
+	}
 	for name, data := range map[string][]byte{"raw": raw, "zstd": compressed} {
 		t.Run(name, func(t *testing.T) {
 			rec, err := Decode(data)
