@@ -393,8 +393,9 @@ func itemsTable(t *testing.T, rows int) string {
 	return url
 }
 
-// dedupeRecords groups the fake's records by partition key, in arrival
-// order, without repeats (at-least-once delivery).
+// dedupeRecords groups the changes of the fake's records by partition key
+// (each change's own: a version 2 record holds many), in arrival order,
+// without repeats (at-least-once delivery).
 func dedupeRecords(t *testing.T, recs []kinesistest.FakeRecord) map[string][]change.Change {
 	t.Helper()
 	byKey := map[string][]change.Change{}
@@ -403,7 +404,10 @@ func dedupeRecords(t *testing.T, recs []kinesistest.FakeRecord) map[string][]cha
 		if err != nil {
 			t.Fatal(err)
 		}
-		byKey[r.PartitionKey] = append(byKey[r.PartitionKey], rec.Changes...)
+		for _, c := range rec.Changes {
+			key := change.PartitionKey(&c)
+			byKey[key] = append(byKey[key], c)
+		}
 	}
 	return dedupe(t, byKey)
 }
