@@ -59,6 +59,19 @@ func testHandler(t *testing.T, f *eventbridgetest.Server, cfg config) (*Handler,
 	return newHandler(pub, cfg, zap.New(core), metrics.New()), logs
 }
 
+// lsnSeq is an event's lsn#seq, which identifies its change.
+func lsnSeq(t *testing.T, ev eventbridgetest.Event) string {
+	t.Helper()
+	var d struct {
+		LSN string `json:"lsn"`
+		Seq int    `json:"seq"`
+	}
+	if err := json.Unmarshal([]byte(ev.Detail), &d); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%s#%d", d.LSN, d.Seq)
+}
+
 func defaultConfig(t *testing.T) config {
 	cfg, err := loadConfig(func(string) string { return "" })
 	if err != nil {
@@ -123,14 +136,7 @@ func TestHandle(t *testing.T) {
 			}
 			var got []string
 			for _, ev := range f.Events() {
-				var d struct {
-					LSN string `json:"lsn"`
-					Seq int    `json:"seq"`
-				}
-				if err := json.Unmarshal([]byte(ev.Detail), &d); err != nil {
-					t.Fatal(err)
-				}
-				got = append(got, fmt.Sprintf("%s#%d", d.LSN, d.Seq))
+				got = append(got, lsnSeq(t, ev))
 				if ev.EventBusName != "default" || ev.Source != "walbridge.database" || (ev.DetailType != "DatabaseEvent" && ev.DetailType != "DatabaseMessage") {
 					t.Errorf("entry %+v", ev)
 				}

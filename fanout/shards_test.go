@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"testing"
@@ -54,14 +53,7 @@ func TestV2RecordOwnKeysOnly(t *testing.T) {
 	}
 	var got []string
 	for _, ev := range f.Events() {
-		var d struct {
-			LSN string `json:"lsn"`
-			Seq int    `json:"seq"`
-		}
-		if err := json.Unmarshal([]byte(ev.Detail), &d); err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, fmt.Sprintf("%s#%d", d.LSN, d.Seq))
+		got = append(got, lsnSeq(t, ev))
 	}
 	slices.Sort(got)
 	slices.Sort(want)

@@ -82,12 +82,7 @@ func (w *Writer) worker() {
 // writer stops.
 func (w *Writer) nextBatch(b *batch) bool {
 	b.recs = b.recs[:0]
-	w.mu.Lock()
-	for !w.stop && w.readyLen() == 0 {
-		w.work.Wait()
-	}
-	if w.stop {
-		w.mu.Unlock()
+	if !w.lockReady() {
 		return false
 	}
 	maxRecord := int(w.maxRecord.Load())
@@ -128,6 +123,20 @@ func (w *Writer) nextBatch(b *batch) bool {
 		b.arena = b.rb.Finish()
 		r.data = b.arena[off:len(b.arena):len(b.arena)]
 		r.segs[0].src = nil
+	}
+	return true
+}
+
+// lockReady waits for ready keys and returns with w.mu held, or returns
+// false (not holding it) when the writer stops.
+func (w *Writer) lockReady() bool {
+	w.mu.Lock()
+	for !w.stop && w.readyLen() == 0 {
+		w.work.Wait()
+	}
+	if w.stop {
+		w.mu.Unlock()
+		return false
 	}
 	return true
 }

@@ -93,12 +93,7 @@ func (w *Writer) nextBatchV2(b *batch) bool {
 		v.open = map[string]int{}
 	}
 	clear(v.open)
-	w.mu.Lock()
-	for !w.stop && w.readyLen() == 0 {
-		w.work.Wait()
-	}
-	if w.stop {
-		w.mu.Unlock()
+	if !w.lockReady() {
 		return false
 	}
 	m := w.shards.Load()

@@ -432,13 +432,19 @@ func (f *Fake) maxRecordBytes() int {
 	return 1 << 20
 }
 
-func (f *Fake) describeStreamSummary(w http.ResponseWriter, body []byte) {
+// streamRequest reads a request that names the stream and checks it is
+// ours; false means the error answer is written.
+func (f *Fake) streamRequest(w http.ResponseWriter, body []byte) bool {
 	var in fakeStreamRef
 	if err := json.Unmarshal(body, &in); err != nil {
 		fakeError(w, http.StatusBadRequest, "SerializationException", err.Error())
-		return
+		return false
 	}
-	if !f.stream(w, in) {
+	return f.stream(w, in)
+}
+
+func (f *Fake) describeStreamSummary(w http.ResponseWriter, body []byte) {
+	if !f.streamRequest(w, body) {
 		return
 	}
 	s := map[string]any{
@@ -477,12 +483,7 @@ func (f *Fake) openCount() int {
 // listShards answers ListShards with every shard, open and closed, in one
 // page.
 func (f *Fake) listShards(w http.ResponseWriter, body []byte) {
-	var in fakeStreamRef
-	if err := json.Unmarshal(body, &in); err != nil {
-		fakeError(w, http.StatusBadRequest, "SerializationException", err.Error())
-		return
-	}
-	if !f.stream(w, in) {
+	if !f.streamRequest(w, body) {
 		return
 	}
 	f.mu.Lock()
