@@ -53,11 +53,13 @@ func Start(tb testing.TB, opts Options) *Cluster {
 // /tmp (t.TempDir() sits below a directory the postgres user cannot enter).
 // The caller must Stop it.
 func New(opts Options) (*Cluster, error) {
-	if opts.WALLevel == "" {
-		opts.WALLevel = "logical"
-	}
-	settings := map[string]string{
-		"wal_level":             opts.WALLevel,
+	return start(opts, nil)
+}
+
+// baseSettings are every test cluster's, before Options.Settings.
+func baseSettings(walLevel string) map[string]string {
+	return map[string]string{
+		"wal_level":             walLevel,
 		"max_wal_senders":       "10",
 		"max_replication_slots": "10",
 		"fsync":                 "off",
@@ -68,12 +70,27 @@ func New(opts Options) (*Cluster, error) {
 		"shared_buffers":        "64MB",
 		"wal_sender_timeout":    "60s",
 	}
+}
+
+// start starts a cluster; prepare, when set, fills the data directory first
+// (a standby's base backup) instead of initdb.
+func start(opts Options, prepare func(dataDir string) error) (*Cluster, error) {
+	if opts.WALLevel == "" {
+		opts.WALLevel = "logical"
+	}
+	settings := baseSettings(opts.WALLevel)
 	for k, v := range opts.Settings {
 		settings[k] = v
 	}
 	root, err := os.MkdirTemp("", "walbridge-pg-")
 	if err != nil {
 		return nil, fmt.Errorf("make cluster dir: %w", err)
+	}
+	if prepare != nil {
+		if err := prepare(filepath.Join(root, "data")); err != nil {
+			os.RemoveAll(root)
+			return nil, err
+		}
 	}
 	// A port found free can be taken before postgres binds it; try again.
 	for attempt := 0; ; attempt++ {
