@@ -40,7 +40,7 @@ func TestV2RecordOwnKeysOnly(t *testing.T) {
 	if len(want) == 0 || len(want) == len(changes) {
 		t.Fatalf("%d of %d rows in the shard: the test needs both kinds", len(want), len(changes))
 	}
-	data := change.NewCompressor().Compress(nil, change.EncodeV2(nil, &change.Record{Changes: changes}))
+	data := change.NewCompressor(1).Compress(nil, change.EncodeV2(nil, &change.Record{Changes: changes}))
 	rec := kinesisRecord(0, "ignored", data)
 	rec.EventID = shard.ID + ":" + rec.Kinesis.SequenceNumber
 

@@ -167,12 +167,13 @@ func (b *RecordBuilderV2) Finish() []byte {
 // Compressor zstd-compresses records. It is safe for concurrent use.
 type Compressor struct{ enc *zstd.Encoder }
 
-// NewCompressor returns a compressor at zstd's fastest level: capture
+// NewCompressor returns a compressor at zstd's fastest level that
+// compresses up to concurrency records at once (more calls wait): capture
 // compresses on its way to Kinesis, where a shard's 1 MiB/s, not CPU, is
 // the bound, and the fastest level already shrinks change records several
 // times over (their JSON repeats field names and transaction fields).
-func NewCompressor() *Compressor {
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1),
+func NewCompressor(concurrency int) *Compressor {
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(max(concurrency, 1)),
 		zstd.WithZeroFrames(true), zstd.WithLowerEncoderMem(true))
 	if err != nil {
 		panic(fmt.Sprintf("zstd encoder: %v", err)) // only bad options fail

@@ -47,7 +47,7 @@ func TestV2RoundTrip(t *testing.T) {
 	if err := json.Unmarshal(raw, &head); err != nil || len(head.Shapes) != 3 {
 		t.Fatalf("shapes %d (%v), want 3:\n%s", len(head.Shapes), err, raw)
 	}
-	compressed := NewCompressor().Compress(nil, raw)
+	compressed := NewCompressor(1).Compress(nil, raw)
 	if !bytes.HasPrefix(compressed, zstdMagic) {
 		t.Fatalf("a %d-byte record did not compress (%d bytes)", len(raw), len(compressed))
 	}
@@ -100,7 +100,7 @@ func TestV2ElementsMatchV1(t *testing.T) {
 }
 
 func TestCompressKeepsIncompressible(t *testing.T) {
-	c := NewCompressor()
+	c := NewCompressor(1)
 	tiny := []byte(`{"v":2}`)
 	if got := c.Compress([]byte("x"), tiny); string(got) != "x"+string(tiny) {
 		t.Errorf("tiny record: %q", got)
@@ -110,7 +110,7 @@ func TestCompressKeepsIncompressible(t *testing.T) {
 func TestDecompressBounded(t *testing.T) {
 	// A frame that inflates past MaxDecompressed is refused, not allocated.
 	big := bytes.Repeat([]byte{' '}, MaxDecompressed+1)
-	bomb := NewCompressor().Compress(nil, big)
+	bomb := NewCompressor(1).Compress(nil, big)
 	if _, err := Decode(bomb); err == nil || !strings.Contains(err.Error(), "decompress") {
 		t.Fatalf("decompression bomb: %v", err)
 	}
@@ -127,7 +127,7 @@ func BenchmarkV2Bytes(b *testing.B) {
 		c.New = []Value{{Text: fmt.Sprint(i)}, {Text: fmt.Sprintf("user%d@example.com", i)}, {Text: "bio"}, {Text: "{a,b}"}}
 		changes = append(changes, c)
 	}
-	comp := NewCompressor()
+	comp := NewCompressor(1)
 	var v1, v2, z int
 	for b.Loop() {
 		v1 = 0

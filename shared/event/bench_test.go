@@ -50,7 +50,7 @@ func BenchmarkDecodeBuildEncode(b *testing.B) {
 // partition key and its hash, to skip other shards' keys. One op is the 500
 // events; events/s is per core (run with -cpu 1).
 func BenchmarkFormats(b *testing.B) {
-	comp := change.NewCompressor()
+	comp := change.NewCompressor(1)
 	for _, bc := range []struct {
 		name string
 		c    change.Change
