@@ -34,7 +34,11 @@ func appendField(dst []byte, ct columnType, v change.Value) (out []byte, typeEnd
 		mark := len(dst)
 		var ok bool
 		if ct.array {
-			dst, ok = appendArray(dst, ct, v.Text)
+			var bounds string
+			dst, bounds, ok = appendArray(dst, ct, v.Text)
+			if ok && bounds != "" {
+				dst = appendLowerBounds(dst, bounds)
+			}
 		} else {
 			dst, ok = appendScalar(dst, ct.enc(), v.Text)
 		}
@@ -281,21 +285,62 @@ const maxArrayDims = 6
 // element type; unquoted NULL is JSON null while a quoted "NULL" is the
 // string. Explicit bounds ("[0:1]={1,2}") are accepted and dropped: JSON
 // arrays start at zero.
-func appendArray(dst []byte, ct columnType, s string) ([]byte, bool) {
+// appendArray appends an array's JSON. PostgreSQL writes the dimensions of
+// an array whose lower bounds are not all 1 before its elements
+// ("[0:1]={7,8}"); bounds returns that decoration, checked, for
+// appendLowerBounds.
+func appendArray(dst []byte, ct columnType, s string) (out []byte, bounds string, ok bool) {
 	p := arrayParser{s: s, delim: ct.delim, enc: ct.enc()}
 	if strings.HasPrefix(s, "[") {
 		eq := strings.IndexByte(s, '=')
-		if eq < 0 {
-			return dst, false
+		if eq < 0 || !validBounds(s[:eq]) {
+			return dst, "", false
 		}
-		p.i = eq + 1
+		bounds, p.i = s[:eq], eq+1
 	}
-	dst, ok := p.array(dst, 1)
+	dst, ok = p.array(dst, 1)
 	if !ok {
-		return dst, false
+		return dst, "", false
 	}
 	p.skipSpace()
-	return dst, p.i == len(p.s)
+	return dst, bounds, p.i == len(p.s)
+}
+
+// validBounds checks a dimension decoration: "[lo:hi]" per dimension,
+// integers.
+func validBounds(s string) bool {
+	for s != "" {
+		end := strings.IndexByte(s, ']')
+		if s[0] != '[' || end < 0 {
+			return false
+		}
+		lo, hi, found := strings.Cut(s[1:end], ":")
+		if _, err := strconv.Atoi(lo); err != nil || !found {
+			return false
+		}
+		if _, err := strconv.Atoi(hi); err != nil {
+			return false
+		}
+		s = s[end+1:]
+	}
+	return true
+}
+
+// appendLowerBounds writes "lowerBounds": each dimension's lower bound,
+// outermost first, from a decoration validBounds accepted. With the value
+// they give the array back exactly: PostgreSQL does not count '[0:1]={7,8}'
+// equal to '{7,8}'.
+func appendLowerBounds(dst []byte, bounds string) []byte {
+	dst = append(dst, `,"lowerBounds":[`...)
+	for i := 0; bounds != ""; i++ {
+		lo, rest, _ := strings.Cut(bounds[1:], ":")
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, lo...)
+		bounds = rest[strings.IndexByte(rest, ']')+1:]
+	}
+	return append(dst, ']')
 }
 
 type arrayParser struct {

@@ -201,11 +201,10 @@ func TestTypeZooRoundTrip(t *testing.T) {
 				if err != nil {
 					t.Fatalf("value %s: %v", mustJSON(v), err)
 				}
+				// Exactly the stored value: lowerBounds carries what a JSON
+				// array cannot (PostgreSQL does not count '[0:1]={7,8}' equal
+				// to '{7,8}').
 				stored := pgx.Identifier{col.Name}.Sanitize()
-				if dims := arrayDims(v["value"]); col.Array && dims > 0 {
-					// JSON arrays drop PostgreSQL's lower bounds; slices rebase them to 1.
-					stored += strings.Repeat("[:]", dims)
-				}
 				var same bool
 				var pgText *string
 				q := fmt.Sprintf("SELECT (CAST($1 AS %s))::text IS NOT DISTINCT FROM (%s)::text, (%s)::text FROM zoo WHERE id = %s", col.sqlType(), stored, stored, id)
@@ -333,13 +332,38 @@ func pgLiteral(col zooColumn, v map[string]json.RawMessage) (string, error) {
 		if col.Base == "box" {
 			delim = ";"
 		}
-		return arrayLiteral(elem, v["value"], delim)
+		lit, err := arrayLiteral(elem, v["value"], delim)
+		if err != nil || v["lowerBounds"] == nil {
+			return lit, err
+		}
+		return withBounds(lit, v["value"], v["lowerBounds"])
 	}
 	s, isNull, err := scalarText(typ, v["value"])
 	if isNull {
 		return "", fmt.Errorf("unexpected null")
 	}
 	return s, err
+}
+
+// withBounds puts the dimension decoration back in front of an array
+// literal: each dimension's lower bound (from lowerBounds) and length (from
+// the JSON value's nesting), as PostgreSQL prints "[0:1]={7,8}".
+func withBounds(lit string, value, lowerBounds json.RawMessage) (string, error) {
+	var lows []int
+	if err := json.Unmarshal(lowerBounds, &lows); err != nil {
+		return "", fmt.Errorf("lowerBounds %s: %w", lowerBounds, err)
+	}
+	var b strings.Builder
+	level := value
+	for _, lo := range lows {
+		var elems []json.RawMessage
+		if err := json.Unmarshal(level, &elems); err != nil || len(elems) == 0 {
+			return "", fmt.Errorf("lowerBounds %s for a value of fewer dimensions: %s", lowerBounds, value)
+		}
+		fmt.Fprintf(&b, "[%d:%d]", lo, lo+len(elems)-1)
+		level = elems[0]
+	}
+	return b.String() + "=" + lit, nil
 }
 
 func arrayLiteral(elemType string, raw json.RawMessage, delim string) (string, error) {
@@ -436,20 +460,6 @@ func fromAstronomical(s string) string {
 	y, rest, _ := strings.Cut(body, "-")
 	year, _ := strconv.Atoi(y)
 	return fmt.Sprintf("%04d-%s BC", year+1, rest)
-}
-
-// arrayDims counts the dimensions of a JSON array value; an empty array has
-// none, like PostgreSQL's '{}'.
-func arrayDims(raw json.RawMessage) int {
-	dims := 0
-	for {
-		var elems []json.RawMessage
-		if json.Unmarshal(raw, &elems) != nil || len(elems) == 0 {
-			return dims
-		}
-		dims++
-		raw = elems[0]
-	}
 }
 
 func mustJSON(v any) string {

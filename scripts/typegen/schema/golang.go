@@ -65,10 +65,13 @@ type Value[T any] struct {
 	// text form, which is then in Text.
 	ValueEncoding string
 	Text          string
-	Unchanged     bool
-	Omitted       bool
-	Bytes         int
-	Redacted      bool
+	// LowerBounds is set for an array whose lower bounds are not all 1:
+	// each dimension's, outermost first (Value holds the elements).
+	LowerBounds []int
+	Unchanged   bool
+	Omitted     bool
+	Bytes       int
+	Redacted    bool
 }
 
 // IsZero reports whether the column was not sent at all (a column of a
@@ -84,6 +87,7 @@ type valueObject struct {
 	Type          string          ` + "`json:\"type\"`" + `
 	Value         json.RawMessage ` + "`json:\"value,omitempty\"`" + `
 	ValueEncoding string          ` + "`json:\"valueEncoding,omitempty\"`" + `
+	LowerBounds   []int           ` + "`json:\"lowerBounds,omitempty\"`" + `
 	Unchanged     bool            ` + "`json:\"unchanged,omitempty\"`" + `
 	Omitted       bool            ` + "`json:\"omitted,omitempty\"`" + `
 	Bytes         *int            ` + "`json:\"bytes,omitempty\"`" + `
@@ -96,7 +100,7 @@ func (v *Value[T]) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &o); err != nil {
 		return err
 	}
-	*v = Value[T]{Type: o.Type, Unchanged: o.Unchanged, Omitted: o.Omitted, Redacted: o.Redacted}
+	*v = Value[T]{Type: o.Type, LowerBounds: o.LowerBounds, Unchanged: o.Unchanged, Omitted: o.Omitted, Redacted: o.Redacted}
 	if o.Bytes != nil {
 		v.Bytes = *o.Bytes
 	}
@@ -114,7 +118,7 @@ func (v *Value[T]) UnmarshalJSON(data []byte) error {
 
 // MarshalJSON writes the value object back in the form it was read.
 func (v Value[T]) MarshalJSON() ([]byte, error) {
-	o := valueObject{Type: v.Type, Unchanged: v.Unchanged, Omitted: v.Omitted, Redacted: v.Redacted}
+	o := valueObject{Type: v.Type, LowerBounds: v.LowerBounds, Unchanged: v.Unchanged, Omitted: v.Omitted, Redacted: v.Redacted}
 	var err error
 	switch {
 	case v.Omitted:

@@ -135,13 +135,18 @@ func JSONSchema(t Table) []byte {
 
 // columnSchema is the schema of one column's value object.
 func columnSchema(c Column) obj {
+	value := obj{{"value", valueSchema(c)}}
+	if c.Array {
+		// An array whose lower bounds are not all 1 says so.
+		value = append(value, kv{"lowerBounds", obj{{"type", "array"}, {"items", obj{{"type", "integer"}}}, {"minItems", 1}}})
+	}
 	return obj{
 		{"description", c.Declared},
 		{"type", "object"},
 		{"properties", obj{{"type", obj{{"const", c.EventType}}}}},
 		{"required", []any{"type"}},
 		{"anyOf", []any{
-			obj{{"properties", obj{{"value", valueSchema(c)}}}, {"required", []any{"value"}}},
+			obj{{"properties", value}, {"required", []any{"value"}}},
 			obj{{"$ref", "#/$defs/text"}},
 			obj{{"$ref", "#/$defs/unchanged"}},
 			obj{{"$ref", "#/$defs/omitted"}},

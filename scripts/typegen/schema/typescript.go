@@ -21,9 +21,10 @@ export type Float = number | "NaN" | "Infinity" | "-Infinity";
  * One column's value object. Check for "value" before reading it: a value
  * can also be left out (unchanged TOAST, omitted for size, redacted by the
  * column policy) or arrive as its PostgreSQL text form (valueEncoding "text").
+ * An array whose lower bounds are not all 1 gives them in lowerBounds.
  */
 export type Value<T extends string, V> =
-  | { type: T; value: V; valueEncoding?: undefined }
+  | { type: T; value: V; valueEncoding?: undefined; lowerBounds?: number[] }
   | { type: T; value: string; valueEncoding: "text" }
   | { type: T; unchanged: true }
   | { type: T; omitted: true; bytes: number }

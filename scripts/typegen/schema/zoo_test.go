@@ -91,7 +91,7 @@ var zooColumns = []struct {
 	{"c_tstzrange", "tstzrange", [2]string{"'[2021-01-01,infinity)'", "NULL"}},
 	{"c_int4multirange", "int4multirange", [2]string{"'{[1,3),[5,7)}'", "'{}'"}},
 	{"c_pg_lsn", "pg_lsn", [2]string{"'16/B374D848'", "NULL"}},
-	{"c_int4_arr", "int4[]", [2]string{"'{1,NULL,3}'", "'{}'"}},
+	{"c_int4_arr", "int4[]", [2]string{"'{1,NULL,3}'", "'[0:1]={7,8}'"}},
 	{"c_int4_2d", "int4[][]", [2]string{"'{{1,2},{3,NULL}}'", "NULL"}},
 	{"c_grid", "grid", [2]string{"'{{1},{2}}'", "NULL"}},
 	{"c_int8_arr", "int8[] NOT NULL", [2]string{"'{9223372036854775807,-9223372036854775808}'", "'{}'"}},
