@@ -26,6 +26,7 @@ const (
 	encFloat                            // JSON number; NaN and ±Infinity as strings
 	encBoolean                          // true/false
 	encJSON                             // the document itself, embedded
+	encJSONText                         // json (not jsonb): embedded when that keeps its text exactly
 	encBytes                            // base64 of the bytes
 	encDate                             // YYYY-MM-DD
 	encTime                             // HH:MM:SS.ffffff
@@ -115,8 +116,12 @@ func typeOf(col *change.Column) columnType {
 }
 
 func (ct columnType) enc() valueEncoding {
-	if ct.fam == nil {
+	switch {
+	case ct.fam == nil:
 		return encString
+	case ct.fam.enc == encJSON && ct.name == "json":
+		// json keeps the text it was given (jsonb normalizes it).
+		return encJSONText
 	}
 	return ct.fam.enc
 }

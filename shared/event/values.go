@@ -83,9 +83,15 @@ func appendScalar(dst []byte, enc valueEncoding, s string) ([]byte, bool) {
 			return append(dst, "false"...), true
 		}
 		return dst, false
-	case encJSON:
+	case encJSON, encJSONText:
 		// The document null would read as SQL NULL: it goes as text instead.
 		if !embeddableJSON(s) || strings.TrimSpace(s) == "null" {
+			return dst, false
+		}
+		// EventBridge delivers the detail re-serialized: a json document's
+		// spacing and repeated keys would not survive, and its text is the
+		// value. Such a document goes as its text.
+		if enc == encJSONText && !exactWhenEmbedded(s) {
 			return dst, false
 		}
 		return append(dst, s...), true

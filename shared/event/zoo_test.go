@@ -36,7 +36,8 @@ var zooColumns = []zooValues{
 	{"c_name", "name", []string{"'pg_class'"}},
 	{"c_citext", "citext", []string{"'MiXeD'"}},
 	{"c_uuid", "uuid", []string{"'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'"}},
-	{"c_json", "json", []string{`'{"b": 1, "a": [true, null, 2.5e10], "s": "\u00e9\n"}'`, `'"just a string"'`, "'12'", `'{"big": 12345678901234567890}'`}},
+	{"c_json", "json", []string{`'{"b": 1, "a": [true, null, 2.5e10], "s": "\u00e9\n"}'`, `'"just a string"'`, "'12'", `'{"big": 12345678901234567890}'`,
+		`'{"b":1,"a":[true,null,2.5e10],"s":"\u00e9\n"}'`, `'{"a":1,"a":2}'`}},
 	{"c_jsonb", "jsonb", []string{`'{"b": 1, "a": [true, null, 2.5e10]}'`, "'[]'", "'null'", `'{"big": 1e400}'`}},
 	{"c_bytea", "bytea", []string{`'\x00ff10'`, `''`, `'\xdeadbeef'`}},
 	{"c_date", "date", []string{"'2021-04-28'", "'infinity'", "'-infinity'", "'0044-03-15 BC'", "'0001-01-01 BC'", "'5874897-12-31'"}},
@@ -203,7 +204,13 @@ func TestTypeZooRoundTrip(t *testing.T) {
 		var d struct {
 			NewValues map[string]map[string]json.RawMessage `json:"newValues"`
 		}
-		dec := json.NewDecoder(bytes.NewReader(ev.Detail))
+		// As a consumer gets it: EventBridge delivers the detail parsed
+		// and written again, without the spaces between tokens.
+		var delivered bytes.Buffer
+		if err := json.Compact(&delivered, ev.Detail); err != nil {
+			t.Fatalf("detail is not JSON: %v\n%s", err, ev.Detail)
+		}
+		dec := json.NewDecoder(&delivered)
 		dec.UseNumber()
 		if err := dec.Decode(&d); err != nil {
 			t.Fatalf("detail is not JSON: %v\n%s", err, ev.Detail)
@@ -253,6 +260,11 @@ func TestTypeZooRoundTrip(t *testing.T) {
 // textFallbackExpected are zoo values that EventBridge cannot carry as
 // parsed JSON: they must arrive as text with "valueEncoding":"text".
 var textFallbackExpected = map[string]bool{
+	// json keeps its text, which EventBridge's re-serialized detail would
+	// not: spaces between tokens, a repeated key. (c_json@4 is the first
+	// document written compactly: embedded.)
+	"c_json@0":  true,
+	"c_json@5":  true,
 	"c_json@3":  true, // integer beyond int64
 	"c_jsonb@3": true, // jsonb prints 1e400 as a 401-digit integer
 	// The JSON document null would read as SQL NULL.
