@@ -282,6 +282,19 @@ func printStatus(w io.Writer, cfg config, rep statusReport) {
 		if st.Slot.Failover != nil {
 			fmt.Fprintf(tw, "  failover\t%v\n", *st.Slot.Failover)
 		}
+		if st.Slot.Synced != nil && *st.Slot.Synced {
+			fmt.Fprintf(tw, "  synced\tyes: a standby's copy of the primary's failover slot\n")
+		}
+		for _, sb := range st.Slot.StandbySlots {
+			state := "a standby streams through it"
+			switch {
+			case !sb.Exists:
+				state = "no such physical slot: logical decoding waits for it"
+			case !sb.Active:
+				state = "no standby connected: logical decoding waits for it"
+			}
+			fmt.Fprintf(tw, "  standby slot %s\t%s\n", sb.Name, state)
+		}
 	}
 	fmt.Fprintf(tw, "PUBLICATION\t%s\n", cfg.Publication)
 	if !st.PubExists {

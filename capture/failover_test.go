@@ -61,6 +61,18 @@ func TestFailoverToStandby(t *testing.T) {
 		err := queryOne(t, standbyURL, `SELECT coalesce(bool_or(synced AND NOT temporary), false) FROM pg_replication_slots WHERE slot_name = 'walbridge'`, &ok)
 		return err == nil && ok
 	})
+	// status shows both ends: the primary's slot is failover-enabled and
+	// guarded by the standby's slot, the standby's copy is synced.
+	for _, tc := range []struct{ db, want string }{
+		{url, `"standbySlots":[{"name":"standby1","exists":true,"active":true}]`},
+		{standbyURL, `"synced":true`},
+	} {
+		code, out := runCmd(t, map[string]string{"DATABASE_URL": tc.db}, "status", "--json", "--no-stream")
+		compact := strings.Join(strings.Fields(out), "")
+		if code != 0 || !strings.Contains(compact, `"failover":true`) || !strings.Contains(compact, tc.want) {
+			t.Fatalf("status on %s: exit %d, want failover true and %s\n%s", tc.db, code, tc.want, out)
+		}
+	}
 	// Mid-write: a writer still committing when the primary dies.
 	done := make(chan int, 1)
 	var committed atomic.Int64

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -61,6 +62,22 @@ type SlotStatus struct {
 	WALStatus         string `json:"walStatus,omitempty"`
 	// Failover is the slot's failover flag (PostgreSQL 17+; absent before).
 	Failover *bool `json:"failover,omitempty"`
+	// Synced (17+): this is a standby's synchronized copy of a primary's
+	// failover slot (status run against the standby).
+	Synced *bool `json:"synced,omitempty"`
+	// StandbySlots (17+) are the physical slots in the server's
+	// synchronized_standby_slots: logical decoding sends nothing those
+	// standbys have not received, so the slot's copy on them is never
+	// behind what capture was sent. Active means a standby streams through
+	// the slot now.
+	StandbySlots []StandbySlot `json:"standbySlots,omitempty"`
+}
+
+// StandbySlot is one physical slot named by synchronized_standby_slots.
+type StandbySlot struct {
+	Name   string `json:"name"`
+	Exists bool   `json:"exists"`
+	Active bool   `json:"active"`
 }
 
 // Status is what `capture status` reports about the database side.
@@ -80,11 +97,41 @@ type Status struct {
 	Unpublished []string `json:"unpublishedTables"`
 }
 
+// standbySlots reads synchronized_standby_slots and the state of each
+// physical slot it names.
+func standbySlots(ctx context.Context, conn *pgx.Conn) ([]StandbySlot, error) {
+	var setting string
+	if err := conn.QueryRow(ctx, `SELECT current_setting('synchronized_standby_slots')`).Scan(&setting); err != nil {
+		return nil, fmt.Errorf("read synchronized_standby_slots: %w", err)
+	}
+	var out []StandbySlot
+	for _, name := range strings.Split(setting, ",") {
+		name = strings.Trim(strings.TrimSpace(name), `"`)
+		if name == "" {
+			continue
+		}
+		s := StandbySlot{Name: name}
+		err := conn.QueryRow(ctx, `SELECT active FROM pg_replication_slots WHERE slot_name = $1 AND slot_type = 'physical'`, name).Scan(&s.Active)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+		case err != nil:
+			return nil, fmt.Errorf("read standby slot %s: %w", name, err)
+		default:
+			s.Exists = true
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
 // ReadStatus gathers the slot and publication state.
 func ReadStatus(ctx context.Context, conn *pgx.Conn, slot, publication string) (*Status, error) {
 	st := &Status{Publication: publication}
+	// On a standby (a synced copy of the slot) the WAL position is the
+	// replayed one: pg_current_wal_lsn() fails during recovery.
 	err := conn.QueryRow(ctx, `SELECT active, active_pid, coalesce(confirmed_flush_lsn::text, ''), coalesce(restart_lsn::text, ''),
-		coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint, 0), coalesce(wal_status, '')
+		coalesce(pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END, restart_lsn)::bigint, 0),
+		coalesce(wal_status, '')
 		FROM pg_replication_slots WHERE slot_name = $1`, slot).
 		Scan(&st.Slot.Active, &st.Slot.ActivePID, &st.Slot.ConfirmedFlushLSN, &st.Slot.RestartLSN, &st.Slot.WALRetainedBytes, &st.Slot.WALStatus)
 	switch {
@@ -98,8 +145,11 @@ func ReadStatus(ctx context.Context, conn *pgx.Conn, slot, publication string) (
 			return nil, fmt.Errorf("server version: %w", err)
 		}
 		if version >= 170000 {
-			if err := conn.QueryRow(ctx, `SELECT failover FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&st.Slot.Failover); err != nil {
+			if err := conn.QueryRow(ctx, `SELECT failover, synced FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&st.Slot.Failover, &st.Slot.Synced); err != nil {
 				return nil, fmt.Errorf("read slot: %w", err)
+			}
+			if st.Slot.StandbySlots, err = standbySlots(ctx, conn); err != nil {
+				return nil, err
 			}
 		}
 	}
