@@ -735,10 +735,7 @@ func TestSetupFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	var version int
-	if err := conn.QueryRow(ctx, `SELECT current_setting('server_version_num')::int / 10000`).Scan(&version); err != nil {
-		t.Fatal(err)
-	}
+	version := serverVersion(t, url)
 	env := map[string]string{"DATABASE_URL": url}
 	code, out := runCmd(t, env, "setup", "--failover")
 	if version < 17 {

@@ -54,15 +54,6 @@ type segment struct {
 // key is the record's partition key: its first key's.
 func (r *record) key() *string { return &r.segs[0].kq.key }
 
-// changes is how many changes the record holds.
-func (r *record) changes() int {
-	n := 0
-	for _, s := range r.segs {
-		n += s.n
-	}
-	return n
-}
-
 // worker sends batches until the writer stops.
 func (w *Writer) worker() {
 	defer w.wg.Done()

@@ -45,8 +45,8 @@ import (
 // v2Batch is a worker's scratch for building version 2 records.
 type v2Batch struct {
 	open  map[string]int // shard id -> index in recs of its record being filled
-	segs  []segment
-	items []item
+	items []item         // copies of the batch's items, which segments slice
+	ends  []int          // each record's end in the arena
 	raw   []byte
 	rb    change.RecordBuilderV2
 }
@@ -88,7 +88,7 @@ func (w *Writer) internLocked(def []byte) int32 {
 // it does not compress.
 func (w *Writer) nextBatchV2(b *batch) bool {
 	v := &b.v2
-	b.recs, v.segs, v.items = b.recs[:0], v.segs[:0], v.items[:0]
+	b.recs, v.items = b.recs[:0], v.items[:0]
 	if v.open == nil {
 		v.open = map[string]int{}
 	}
@@ -146,8 +146,7 @@ func (w *Writer) nextBatchV2(b *batch) bool {
 		for i := first; i < len(v.items); i++ {
 			v.items[i].end -= kq.start
 		}
-		v.segs = append(v.segs, segment{kq: kq, n: n, src: kq.buf[kq.start:kq.items[kq.head+n-1].end], items: v.items[first:len(v.items):len(v.items)]})
-		r.segs = append(r.segs, v.segs[len(v.segs)-1])
+		r.segs = append(r.segs, segment{kq: kq, n: n, src: kq.buf[kq.start:kq.items[kq.head+n-1].end], items: v.items[first:len(v.items):len(v.items)]})
 		total += size
 	}
 	for i := range b.recs {
@@ -164,7 +163,7 @@ func (w *Writer) nextBatchV2(b *batch) bool {
 
 	// Build outside the lock, for the same reason nextBatch copies outside
 	// it: nothing rewrites the buffers of keys in flight.
-	b.arena = b.arena[:0]
+	b.arena, v.ends = b.arena[:0], v.ends[:0]
 	for i := range b.recs {
 		r := &b.recs[i]
 		v.raw = v.raw[:0]
@@ -181,21 +180,18 @@ func (w *Writer) nextBatchV2(b *batch) bool {
 			}
 		}
 		v.raw = v.rb.Finish()
-		off := len(b.arena)
 		if w.comp != nil {
 			b.arena = w.comp.Compress(b.arena, v.raw)
 		} else {
 			b.arena = append(b.arena, v.raw...)
 		}
-		r.data = b.arena[off:len(b.arena):len(b.arena)]
+		v.ends = append(v.ends, len(b.arena))
 	}
-	// The arena may have moved while growing: point every record at its
-	// final bytes.
-	off := 0
-	for i := range b.recs {
-		n := len(b.recs[i].data)
-		b.recs[i].data = b.arena[off : off+n : off+n]
-		off += n
+	// Slice the records out once the arena has stopped growing (and moving).
+	start := 0
+	for i, end := range v.ends {
+		b.recs[i].data = b.arena[start:end:end]
+		start = end
 	}
 	return true
 }

@@ -456,7 +456,7 @@ func (f *Fake) describeStreamSummary(w http.ResponseWriter, body []byte) {
 		"StreamCreationTimestamp": float64(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Unix()),
 		"EnhancedMonitoring":      []any{map[string]any{"ShardLevelMetrics": []string{}}},
 		"EncryptionType":          "NONE",
-		"OpenShardCount":          f.openCount(),
+		"OpenShardCount":          len(f.OpenShards()),
 		"ConsumerCount":           0,
 	}
 	if f.opts.MaxRecordSizeInKiB > 0 {
@@ -466,18 +466,6 @@ func (f *Fake) describeStreamSummary(w http.ResponseWriter, body []byte) {
 		s["RecordDistributionStrategy"] = f.opts.Distribution
 	}
 	fakeJSON(w, map[string]any{"StreamDescriptionSummary": s})
-}
-
-func (f *Fake) openCount() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	n := 0
-	for _, s := range f.shards {
-		if s.endSeq == 0 {
-			n++
-		}
-	}
-	return n
 }
 
 // listShards answers ListShards with every shard, open and closed, in one
