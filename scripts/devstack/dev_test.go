@@ -148,7 +148,7 @@ func TestQuickStartDemo(t *testing.T) {
 // runDemo runs scripts/dev --demo (cmd), waits for its three events and
 // checks them (events.jsonl in dir), then stops it with SIGINT as Ctrl-C
 // would; it returns the output. The output is logged if the test fails.
-func runDemo(t *testing.T, cmd *exec.Cmd, dir string) string {
+func runDemo(t *testing.T, cmd *exec.Cmd, dir string, waitFor ...*regexp.Regexp) string {
 	t.Helper()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -188,6 +188,16 @@ func runDemo(t *testing.T, cmd *exec.Cmd, dir string) string {
 		t.Fatal("the three demo events did not arrive within 5 minutes")
 	}
 	checkDemoEvents(t, filepath.Join(dir, "events.jsonl"))
+	// Output that follows the events (a handler's run) before Ctrl-C.
+	for _, re := range waitFor {
+		deadline := time.Now().Add(2 * time.Minute)
+		for !re.MatchString(out.String()) && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if !re.MatchString(out.String()) {
+			t.Errorf("no output matching %s within 2 minutes of the demo's events", re)
+		}
+	}
 	cmd.Process.Signal(syscall.SIGINT)
 	select {
 	case err := <-exited:
@@ -508,5 +518,36 @@ func TestDemoOnTheOrderedBus(t *testing.T) {
 	}
 	if !strings.Contains(log, "subscriber WelcomeEmailSubscriber") {
 		t.Error("the bus did not report the template's subscriber")
+	}
+}
+
+// TestDemoRunsAGeneratedHandler: a TypeScript handler that newhandler wrote
+// for users inserts runs, under the Lambda runtime interface emulator, on
+// the demo's insert; its log line and its delivery appear in scripts/dev's
+// output.
+func TestDemoRunsAGeneratedHandler(t *testing.T) {
+	root := repoRoot(t)
+	rules, err := os.MkdirTemp(filepath.Join(root, "scripts", "devstack", "testdata"), "gen-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(rules) })
+	gen := exec.Command("go", "run", "./scripts/newhandler", "--name", "welcome-email", "--table", "users", "--operation", "insert", "--language", "typescript", "--out", rules)
+	gen.Dir = root
+	if out, err := gen.CombinedOutput(); err != nil {
+		t.Fatalf("newhandler: %v\n%s", err, out)
+	}
+	dir, _, env := devEnv(t)
+	cmd := exec.Command("scripts/dev", "--demo", "--rules", rules)
+	cmd.Dir = root
+	cmd.Env = env
+	log := runDemo(t, cmd, dir,
+		regexp.MustCompile(`\[WelcomeEmailFunction\] \{"message":"database event","table":"public\.users","operation":"insert"`),
+		regexp.MustCompile(`\[bus\] delivery: event \S+ → target WelcomeEmailFunction \(AWS::Serverless::Function, run locally\) \(rule WelcomeEmailRule\): delivered on attempt 1; it returned \{"table":"public\.users"`))
+	if !strings.Contains(log, "WelcomeEmailFunction runs locally under aws-lambda-rie") {
+		t.Error("scripts/dev did not say the handler runs locally")
+	}
+	if n := strings.Count(log, `[WelcomeEmailFunction] {"message":"database event"`); n != 1 {
+		t.Errorf("the handler ran %d times, want once (the demo's one insert)", n)
 	}
 }

@@ -28,6 +28,7 @@ import (
 
 	"github.com/walbridge/walbridge/capture/slot"
 	"github.com/walbridge/walbridge/shared/localbus"
+	"github.com/walbridge/walbridge/shared/localfn"
 	"github.com/walbridge/walbridge/shared/pgcluster"
 	"github.com/walbridge/walbridge/shared/provision"
 )
@@ -45,6 +46,10 @@ type settings struct {
 	kinesisPort int
 	busPort     int
 	busKind     string
+	// rules is the folder of templates and dev rules the local bus loads;
+	// functions says whether the functions its rules target run locally.
+	rules     string
+	functions bool
 }
 
 func envInt(name string, def int) int {
@@ -66,6 +71,8 @@ func parseSettings(args []string, stderr io.Writer) (settings, error) {
 	fs.IntVar(&s.kinesisPort, "kinesis-port", envInt("WALBRIDGE_DEV_KINESIS_PORT", 4567), "Kinesis emulator's port (env WALBRIDGE_DEV_KINESIS_PORT)")
 	fs.IntVar(&s.busPort, "bus-port", envInt("WALBRIDGE_DEV_BUS_PORT", 4010), "local event bus's port (env WALBRIDGE_DEV_BUS_PORT)")
 	fs.StringVar(&s.busKind, "bus-kind", envOr("WALBRIDGE_DEV_BUS_KIND", "classic"), "classic: the local bus as a classic bus with the infra/ rules; ordered: as an ordered bus (FIFO per row, repeats within 5 minutes dropped) with the infra/ subscribers (env WALBRIDGE_DEV_BUS_KIND)")
+	fs.StringVar(&s.rules, "rules", envOr("WALBRIDGE_DEV_RULES_DIR", "infra"), "folder of the templates and dev-rules/ the local bus loads, reloaded when they change (env WALBRIDGE_DEV_RULES_DIR)")
+	fs.BoolVar(&s.functions, "functions", true, "run the Lambda functions the rules target (handlers from scripts/newhandler, Go and TypeScript) under aws-lambda-rie on the events they match; false only names them")
 	if err := fs.Parse(args); err != nil {
 		return s, err
 	}
@@ -105,6 +112,7 @@ type stack struct {
 	pg          *pgcluster.Cluster
 	procs       []*child
 	bus         *localbus.Bus
+	functions   *localfn.Manager   // the rules' functions running locally, or nil
 	stopWatch   context.CancelFunc // the rules' reloader
 	busSrv      *http.Server
 	busLog      *os.File
@@ -468,26 +476,34 @@ func createStream(ctx context.Context, url string) error {
 }
 
 func (st *stack) startBus(database string) (string, error) {
+	dir := st.s.rules
 	opts := localbus.LoadOptions{Params: map[string]string{"ResourceName": database}}
-	watcher := localbus.NewWatcher("infra", opts)
-	rs, err := localbus.Load("infra", opts)
+	watcher := localbus.NewWatcher(dir, opts)
+	rs, err := localbus.Load(dir, opts)
 	if err != nil {
-		return "", fmt.Errorf("load rules from infra/: %w", err)
+		return "", fmt.Errorf("load rules from %s: %w", dir, err)
 	}
 	rs.Report(st.out.writer("bus"))
+	attach := func(rules []localbus.Rule) []localbus.Rule { return rules }
+	if st.s.functions {
+		st.functions = localfn.NewManager(localfn.Options{RIE: filepath.Join("bin", "aws-lambda-rie"), WorkDir: filepath.Join(st.s.dir, "functions")},
+			func(id string) io.Writer { return st.out.writer(id) }, st.out.writer("bus"))
+		attach = func(rules []localbus.Rule) []localbus.Rule { return st.functions.Attach(context.Background(), rules) }
+	}
 	f, err := os.Create(filepath.Join(st.s.dir, "events.jsonl"))
 	if err != nil {
 		return "", err
 	}
 	st.busLog = f
-	st.bus = localbus.New(rs.Rules, localbus.Options{Out: st.out.writer("bus"), JSONLines: f, Compact: !st.s.verbose})
-	// A rule newhandler writes, or an edit, applies from the next event.
+	st.bus = localbus.New(attach(rs.Rules), localbus.Options{Out: st.out.writer("bus"), JSONLines: f, Compact: !st.s.verbose})
+	// A rule newhandler writes, an edit, or a handler's new code applies
+	// from the next event.
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	st.stopWatch = stopWatch
 	go watcher.Run(watchCtx, time.Second, func(rs *localbus.RuleSet) {
-		st.out.line("bus", fmt.Sprintf("infra/ changed: rules reloaded (%d)", len(rs.Rules)))
+		st.out.line("bus", fmt.Sprintf("%s changed: rules reloaded (%d)", dir, len(rs.Rules)))
 		rs.Report(st.out.writer("bus"))
-		st.bus.SetRules(rs.Rules)
+		st.bus.SetRules(attach(rs.Rules))
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(st.s.busPort))
 	if err != nil {
@@ -595,6 +611,9 @@ func (st *stack) stop() {
 	}
 	if st.bus != nil {
 		st.bus.Close()
+	}
+	if st.functions != nil {
+		st.functions.Close()
 	}
 	if st.busLog != nil {
 		st.busLog.Close()

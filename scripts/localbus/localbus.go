@@ -9,10 +9,12 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/walbridge/walbridge/shared/localbus"
+	"github.com/walbridge/walbridge/shared/localfn"
 )
 
 // Exit statuses: 2 means localbus was called wrongly or could not start.
@@ -49,6 +51,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	maxAttempts := fs.Int("max-attempts", 5, "most POSTs of one event to a dev rule's HTTP target")
 	maxAge := fs.Duration("max-age", time.Minute, "how long an event is retried to an HTTP target")
 	maxRequest := fs.Int("max-request-bytes", 1<<20, "PutEvents limit on a request's entries together")
+	functions := fs.Bool("functions", true, "run the Lambda functions rules target (handlers from scripts/newhandler, Go and TypeScript) under aws-lambda-rie on the events they match; false only names them")
+	rie := fs.String("rie", filepath.Join("bin", "aws-lambda-rie"), "the Lambda runtime interface emulator (scripts/install-deps puts it in bin/)")
+	workDir := fs.String("work-dir", filepath.Join(".dev", "functions"), "where functions are built")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -84,7 +89,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "localbus: %v\n", err)
 		return exitUsage
 	}
-	bus := localbus.New(rules.Rules, opts)
+	attach := func(rules []localbus.Rule) []localbus.Rule { return rules }
+	if *functions {
+		m := localfn.NewManager(localfn.Options{RIE: *rie, WorkDir: *workDir}, func(string) io.Writer { return stdout }, stderr)
+		defer m.Close()
+		attach = func(rules []localbus.Rule) []localbus.Rule { return m.Attach(ctx, rules) }
+	}
+	bus := localbus.New(attach(rules.Rules), opts)
 	defer bus.Close()
 	srv := &http.Server{Handler: bus, ReadHeaderTimeout: 10 * time.Second}
 
@@ -101,7 +112,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	go watcher.Run(watchCtx, time.Second, func(rs *localbus.RuleSet) {
 		fmt.Fprintf(stderr, "localbus: %s changed: %d rules loaded, %d skipped\n", *rulesDir, len(rs.Rules), len(rs.Skipped))
 		rs.Report(stderr)
-		bus.SetRules(rs.Rules)
+		bus.SetRules(attach(rs.Rules))
 	})
 
 	served := make(chan error, 1)

@@ -296,3 +296,55 @@ func TestSubscribers(t *testing.T) {
 		t.Errorf("not a template: %v", err)
 	}
 }
+
+func TestFunctions(t *testing.T) {
+	tmpl := []byte(`
+Globals:
+  Function:
+    Runtime: nodejs24.x
+    Timeout: 10
+Resources:
+  TsFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: dist/
+      Handler: handler.handler
+  GoFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: ../../bin/handlers/x/
+      Handler: bootstrap
+      Runtime: provided.al2023
+      Timeout: 30
+  Inline:
+    Type: AWS::Lambda::Function
+    Properties:
+      Runtime: python3.13
+      Handler: index.handler
+      Code:
+        ZipFile: "def handler(e, c): pass"
+  FromS3:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: {Bucket: b, Key: k}
+      Handler: h
+  Queue:
+    Type: AWS::SQS::Queue
+`)
+	got, err := Functions(tmpl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Function{
+		{ID: "TsFunction", Type: "AWS::Serverless::Function", CodeURI: "dist/", Runtime: "nodejs24.x", Handler: "handler.handler", Timeout: "10"},
+		{ID: "GoFunction", Type: "AWS::Serverless::Function", CodeURI: "../../bin/handlers/x/", Runtime: "provided.al2023", Handler: "bootstrap", Timeout: "30"},
+		{ID: "Inline", Type: "AWS::Lambda::Function", Runtime: "python3.13", Handler: "index.handler", Inline: true},
+		{ID: "FromS3", Type: "AWS::Serverless::Function", Runtime: "nodejs24.x", Handler: "h", Timeout: "10"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Functions:\n got %+v\nwant %+v", got, want)
+	}
+	if _, err := Functions([]byte(`{"a": 1}`)); !errors.Is(err, ErrNotTemplate) {
+		t.Errorf("not a template: %v", err)
+	}
+}

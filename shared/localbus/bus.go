@@ -36,9 +36,12 @@
 //
 // # Delivery
 //
-// Template targets are only named in the event log. A dev rule target gets
-// each matching event POSTed as JSON to its Url by a worker of its own, in
-// order, so PutEvents never waits for it. Like EventBridge, a connection
+// Template targets are only named in the event log, unless package localfn
+// runs them (a Lambda function whose code is beside its template): then,
+// like a dev rule target, each matching event is POSTed as JSON to its URL
+// (the function's invocation endpoint) by a worker of its own, in order, so
+// PutEvents never waits for it. A function's answer in Lambda's error form
+// is a failed delivery. Like EventBridge, a connection
 // error, a 5xx or a 429 is retried with exponential backoff and full jitter
 // until the RetryPolicy's attempts or event age run out; any other status is
 // final. Close stops the workers, abandoning what they have not delivered.
@@ -56,7 +59,7 @@
 // ones. A subscriber's DATA filter is matched against the event, its
 // SYSTEM_METADATA filter against {"EventGroupId", "DeduplicationId"}.
 //
-// Size: about 1,050 lines for one development tool: the PutEvents endpoint,
+// Size: about 1,100 lines for one development tool: the PutEvents endpoint,
 // rule loading (rules.go) and delivery to HTTP targets (deliver.go) share
 // the Bus and its event log. Package eventbridgetest builds on it.
 package localbus
@@ -264,7 +267,7 @@ func (b *Bus) Close() error {
 		for drained := false; !drained; {
 			select {
 			case j := <-w.queue:
-				b.finish(w, j, 0, false, "bus closed before delivery")
+				b.finish(w, j, 0, false, "bus closed before delivery", "")
 			default:
 				drained = true
 			}

@@ -2,11 +2,13 @@ package localbus
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/walbridge/walbridge/shared/backoff"
@@ -55,6 +57,8 @@ type Delivery struct {
 	// why the bus gave up.
 	Delivered bool
 	Err       string
+	// Result is a function target's answer: what the handler returned.
+	Result string
 }
 
 // Deliveries returns the finished deliveries to HTTP targets so far (the
@@ -85,13 +89,13 @@ func (b *Bus) enqueue(w *worker, j job) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
-		b.finishLocked(w, j, 0, false, "bus closed before delivery")
+		b.finishLocked(w, j, 0, false, "bus closed before delivery", "")
 		return
 	}
 	select {
 	case w.queue <- j:
 	default:
-		b.finishLocked(w, j, 0, false, fmt.Sprintf("queue full (%d events waiting)", cap(w.queue)))
+		b.finishLocked(w, j, 0, false, fmt.Sprintf("queue full (%d events waiting)", cap(w.queue)), "")
 	}
 }
 
@@ -112,42 +116,44 @@ func (b *Bus) run(w *worker) {
 func (b *Bus) deliver(w *worker, j job) {
 	p := b.opts.Retry
 	for attempt := 1; ; attempt++ {
-		retry, err := b.post(w.target.URL, j.body)
+		answer, retry, err := b.post(w.target, j.body)
 		if err == nil {
-			b.finish(w, j, attempt, true, "")
+			b.finish(w, j, attempt, true, "", answer)
 			return
 		}
 		if b.ctx.Err() != nil {
-			b.finish(w, j, attempt, false, "bus closed before delivery")
+			b.finish(w, j, attempt, false, "bus closed before delivery", "")
 			return
 		}
 		if !retry {
-			b.finish(w, j, attempt, false, err.Error()+" (not retried)")
+			b.finish(w, j, attempt, false, err.Error()+" (not retried)", "")
 			return
 		}
 		if attempt >= p.MaxAttempts {
-			b.finish(w, j, attempt, false, fmt.Sprintf("%v; gave up after %d attempts", err, attempt))
+			b.finish(w, j, attempt, false, fmt.Sprintf("%v; gave up after %d attempts", err, attempt), "")
 			return
 		}
 		d := backoff.Policy{Base: p.BaseDelay, Max: p.MaxDelay}.Delay(attempt - 1)
 		if time.Since(j.accepted)+d > p.MaxAge {
-			b.finish(w, j, attempt, false, fmt.Sprintf("%v; gave up: the event would be older than %v", err, p.MaxAge))
+			b.finish(w, j, attempt, false, fmt.Sprintf("%v; gave up: the event would be older than %v", err, p.MaxAge), "")
 			return
 		}
 		b.logf("delivery: event %s → target %s (rule %s): attempt %d failed: %v; retrying in %v", j.id, w.target, w.rule, attempt, err, d.Round(time.Millisecond))
 		if !backoff.Sleep(b.ctx, d) {
-			b.finish(w, j, attempt, false, "bus closed before delivery")
+			b.finish(w, j, attempt, false, "bus closed before delivery", "")
 			return
 		}
 	}
 }
 
 // post sends an event once. retry says whether a failure is worth another
-// attempt: no answer, a 5xx or a 429, as EventBridge retries.
-func (b *Bus) post(target string, body []byte) (retry bool, err error) {
-	req, err := http.NewRequestWithContext(b.ctx, http.MethodPost, target, bytes.NewReader(body))
+// attempt: no answer, a 5xx or a 429, as EventBridge retries, or a
+// function's error, as Lambda retries an asynchronous invocation. answer is
+// a function target's answer.
+func (b *Bus) post(target Target, body []byte) (answer string, retry bool, err error) {
+	req, err := http.NewRequestWithContext(b.ctx, http.MethodPost, target.URL, bytes.NewReader(body))
 	if err != nil {
-		return false, err
+		return "", false, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := b.opts.Client.Do(req)
@@ -156,31 +162,77 @@ func (b *Bus) post(target string, body []byte) (retry bool, err error) {
 		if errors.As(err, &uerr) {
 			err = uerr.Err // drop the "Post URL:" prefix; the log names the target
 		}
-		return true, err
+		return "", true, err
 	}
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16)) // lets the connection be reused
+	got, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	io.Copy(io.Discard, resp.Body) // lets the connection be reused
 	resp.Body.Close()
 	switch s := resp.StatusCode; {
 	case s >= 200 && s < 300:
-		return false, nil
+		if !target.Function {
+			return "", false, nil
+		}
+		if err := functionError(got); err != nil {
+			return "", true, err
+		}
+		return shorten(string(got), 200), false, nil
 	case s == http.StatusTooManyRequests || s >= 500:
-		return true, fmt.Errorf("HTTP %s", resp.Status)
+		return "", true, fmt.Errorf("HTTP %s%s", resp.Status, functionAnswer(target, got))
 	default:
-		return false, fmt.Errorf("HTTP %s", resp.Status)
+		return "", false, fmt.Errorf("HTTP %s%s", resp.Status, functionAnswer(target, got))
 	}
 }
 
-func (b *Bus) finish(w *worker, j job, attempts int, ok bool, why string) {
+// functionError reads a function's answer: a handler that threw or
+// returned an error is answered, under the emulator, with Lambda's
+// {"errorType", "errorMessage"} object (the emulator drops the
+// X-Amz-Function-Error header Lambda adds), which is an error here.
+func functionError(answer []byte) error {
+	var e struct {
+		Type    string  `json:"errorType"`
+		Message *string `json:"errorMessage"`
+	}
+	if json.Unmarshal(answer, &e) != nil || e.Message == nil {
+		return nil
+	}
+	if e.Type == "" {
+		e.Type = "Error"
+	}
+	return errors.New("function error: " + e.Type + ": " + shorten(*e.Message, 300))
+}
+
+// functionAnswer is what the emulator said with a failed invocation (a
+// timeout, a crashed bootstrap), for the delivery log.
+func functionAnswer(t Target, answer []byte) string {
+	if !t.Function || len(bytes.TrimSpace(answer)) == 0 {
+		return ""
+	}
+	return ": " + shorten(strings.TrimSpace(string(answer)), 300)
+}
+
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+func (b *Bus) finish(w *worker, j job, attempts int, ok bool, why, result string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.finishLocked(w, j, attempts, ok, why)
+	b.finishLocked(w, j, attempts, ok, why, result)
 }
 
 // finishLocked records and logs a delivery's outcome; b.mu is held.
-func (b *Bus) finishLocked(w *worker, j job, attempts int, ok bool, why string) {
-	b.deliveries = appendBounded(b.deliveries, Delivery{EventID: j.id, Rule: w.rule, Target: w.target.ID, URL: w.target.URL, Attempts: attempts, Delivered: ok, Err: why}, b.opts.MaxRecords)
+// result is a function target's answer.
+func (b *Bus) finishLocked(w *worker, j job, attempts int, ok bool, why, result string) {
+	b.deliveries = appendBounded(b.deliveries, Delivery{EventID: j.id, Rule: w.rule, Target: w.target.ID, URL: w.target.URL, Attempts: attempts, Delivered: ok, Err: why, Result: result}, b.opts.MaxRecords)
 	if ok {
-		b.logf("delivery: event %s → target %s (rule %s): delivered on attempt %d", j.id, w.target, w.rule, attempts)
+		returned := ""
+		if w.target.Function {
+			returned = "; it returned " + result
+		}
+		b.logf("delivery: event %s → target %s (rule %s): delivered on attempt %d%s", j.id, w.target, w.rule, attempts, returned)
 		return
 	}
 	b.logf("delivery: event %s → target %s (rule %s): NOT DELIVERED after %d attempts: %s", j.id, w.target, w.rule, attempts, why)

@@ -72,12 +72,19 @@ type Target struct {
 	// URL is a dev rule target's HTTP endpoint; the bus POSTs each matching
 	// event there.
 	URL string
+	// Function says URL is a function's invocation endpoint under the
+	// Lambda runtime interface emulator (package localfn runs a template's
+	// functions and sets it): the POST is an invocation, and an answer in
+	// Lambda's error form is a failed delivery.
+	Function bool
 }
 
 // String describes the target the way the event log shows it:
 // "WelcomeQueue (AWS::SQS::Queue)", "hook (http://127.0.0.1:9000/hook)".
 func (t Target) String() string {
 	switch {
+	case t.Function:
+		return fmt.Sprintf("%s (%s, run locally)", t.Resource, t.ResourceType)
 	case t.URL != "":
 		return fmt.Sprintf("%s (%s)", t.ID, t.URL)
 	case t.Resource != "":
@@ -215,7 +222,8 @@ func (rs *RuleSet) warnDuplicates() {
 }
 
 // Watcher reloads a rules folder when a file Load reads (a template, a dev
-// rule file) is added, changed or removed.
+// rule file), or a handler's source (*.go, *.ts), is added, changed or
+// removed.
 type Watcher struct {
 	dir  string
 	opts LoadOptions
@@ -268,7 +276,7 @@ func fingerprint(dir string) string {
 			return nil
 		}
 		switch strings.ToLower(filepath.Ext(path)) {
-		case ".yaml", ".yml", ".json":
+		case ".yaml", ".yml", ".json", ".ts", ".go": // and handlers' code, which package localfn runs
 			if info, err := d.Info(); err == nil {
 				fmt.Fprintf(&b, "%s\x00%d\x00%d\n", path, info.Size(), info.ModTime().UnixNano())
 			}
