@@ -87,7 +87,7 @@ func devEnv(t *testing.T) (dir string, ports []int, env []string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	ports = freePorts(t, 3)
+	ports = freePorts(t, 4)
 	for _, e := range os.Environ() {
 		if !strings.HasPrefix(e, "DATABASE_URL=") {
 			env = append(env, e)
@@ -96,7 +96,8 @@ func devEnv(t *testing.T) (dir string, ports []int, env []string) {
 	env = append(env, "WALBRIDGE_DEV_DIR="+dir,
 		"WALBRIDGE_DEV_PG_PORT="+strconv.Itoa(ports[0]),
 		"WALBRIDGE_DEV_KINESIS_PORT="+strconv.Itoa(ports[1]),
-		"WALBRIDGE_DEV_BUS_PORT="+strconv.Itoa(ports[2]))
+		"WALBRIDGE_DEV_BUS_PORT="+strconv.Itoa(ports[2]),
+		"WALBRIDGE_DEV_CONSOLE_PORT="+strconv.Itoa(ports[3]))
 	return dir, ports, env
 }
 
@@ -148,7 +149,10 @@ func TestQuickStartDemo(t *testing.T) {
 // runDemo runs scripts/dev --demo (cmd), waits for its three events and
 // checks them (events.jsonl in dir), then stops it with SIGINT as Ctrl-C
 // would; it returns the output. The output is logged if the test fails.
-func runDemo(t *testing.T, cmd *exec.Cmd, dir string, waitFor ...*regexp.Regexp) string {
+// runDemo runs scripts/dev --demo until its three events arrived, checks
+// them, runs each of then (with the output so far, growing), and stops it
+// with SIGINT; it returns the whole output.
+func runDemo(t *testing.T, cmd *exec.Cmd, dir string, then ...func(out *syncBuffer)) string {
 	t.Helper()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -188,15 +192,8 @@ func runDemo(t *testing.T, cmd *exec.Cmd, dir string, waitFor ...*regexp.Regexp)
 		t.Fatal("the three demo events did not arrive within 5 minutes")
 	}
 	checkDemoEvents(t, filepath.Join(dir, "events.jsonl"))
-	// Output that follows the events (a handler's run) before Ctrl-C.
-	for _, re := range waitFor {
-		deadline := time.Now().Add(2 * time.Minute)
-		for !re.MatchString(out.String()) && time.Now().Before(deadline) {
-			time.Sleep(50 * time.Millisecond)
-		}
-		if !re.MatchString(out.String()) {
-			t.Errorf("no output matching %s within 2 minutes of the demo's events", re)
-		}
+	for _, f := range then {
+		f(&out)
 	}
 	cmd.Process.Signal(syscall.SIGINT)
 	select {
@@ -541,13 +538,26 @@ func TestDemoRunsAGeneratedHandler(t *testing.T) {
 	cmd := exec.Command("scripts/dev", "--demo", "--rules", rules)
 	cmd.Dir = root
 	cmd.Env = env
-	log := runDemo(t, cmd, dir,
-		regexp.MustCompile(`\[WelcomeEmailFunction\] \{"message":"database event","table":"public\.users","operation":"insert"`),
-		regexp.MustCompile(`\[bus\] delivery: event \S+ → target WelcomeEmailFunction \(AWS::Serverless::Function, run locally\) \(rule WelcomeEmailRule\): delivered on attempt 1; it returned \{"table":"public\.users"`))
+	log := runDemo(t, cmd, dir, func(out *syncBuffer) {
+		waitForOutput(t, out, regexp.MustCompile(`\[WelcomeEmailFunction\] \{"message":"database event","table":"public\.users","operation":"insert"`))
+		waitForOutput(t, out, regexp.MustCompile(`\[bus\] delivery: event \S+ → target WelcomeEmailFunction \(AWS::Serverless::Function, run locally\) \(rule WelcomeEmailRule\): delivered on attempt 1; it returned \{"table":"public\.users"`))
+	})
 	if !strings.Contains(log, "WelcomeEmailFunction runs locally under aws-lambda-rie") {
 		t.Error("scripts/dev did not say the handler runs locally")
 	}
 	if n := strings.Count(log, `[WelcomeEmailFunction] {"message":"database event"`); n != 1 {
 		t.Errorf("the handler ran %d times, want once (the demo's one insert)", n)
+	}
+}
+
+// waitForOutput waits up to 2 minutes for output matching re.
+func waitForOutput(t *testing.T, out *syncBuffer, re *regexp.Regexp) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for !re.MatchString(out.String()) && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !re.MatchString(out.String()) {
+		t.Errorf("no output matching %s within 2 minutes of the demo's events", re)
 	}
 }

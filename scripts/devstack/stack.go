@@ -27,6 +27,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/walbridge/walbridge/capture/slot"
+	"github.com/walbridge/walbridge/scripts/devstack/console"
 	"github.com/walbridge/walbridge/shared/localbus"
 	"github.com/walbridge/walbridge/shared/localfn"
 	"github.com/walbridge/walbridge/shared/pgcluster"
@@ -50,6 +51,8 @@ type settings struct {
 	// functions says whether the functions its rules target run locally.
 	rules     string
 	functions bool
+	// consolePort is the web console's port.
+	consolePort int
 }
 
 func envInt(name string, def int) int {
@@ -71,6 +74,7 @@ func parseSettings(args []string, stderr io.Writer) (settings, error) {
 	fs.IntVar(&s.kinesisPort, "kinesis-port", envInt("WALBRIDGE_DEV_KINESIS_PORT", 4567), "Kinesis emulator's port (env WALBRIDGE_DEV_KINESIS_PORT)")
 	fs.IntVar(&s.busPort, "bus-port", envInt("WALBRIDGE_DEV_BUS_PORT", 4010), "local event bus's port (env WALBRIDGE_DEV_BUS_PORT)")
 	fs.StringVar(&s.busKind, "bus-kind", envOr("WALBRIDGE_DEV_BUS_KIND", "classic"), "classic: the local bus as a classic bus with the infra/ rules; ordered: as an ordered bus (FIFO per row, repeats within 5 minutes dropped) with the infra/ subscribers (env WALBRIDGE_DEV_BUS_KIND)")
+	fs.IntVar(&s.consolePort, "console-port", envInt("WALBRIDGE_DEV_CONSOLE_PORT", 4011), "the web console's port: live events, rules and deliveries, a pattern playground, pipeline health (env WALBRIDGE_DEV_CONSOLE_PORT)")
 	fs.StringVar(&s.rules, "rules", envOr("WALBRIDGE_DEV_RULES_DIR", "infra"), "folder of the templates and dev-rules/ the local bus loads, reloaded when they change (env WALBRIDGE_DEV_RULES_DIR)")
 	fs.BoolVar(&s.functions, "functions", true, "run the Lambda functions the rules target (handlers from scripts/newhandler, Go and TypeScript) under aws-lambda-rie on the events they match; false only names them")
 	if err := fs.Parse(args); err != nil {
@@ -116,6 +120,9 @@ type stack struct {
 	stopWatch   context.CancelFunc // the rules' reloader
 	busSrv      *http.Server
 	busLog      *os.File
+	console     *console.Server
+	consoleSrv  *http.Server
+	health      *healthReader
 	failed      chan string // a child that exited on its own
 }
 
@@ -157,7 +164,8 @@ func (st *stack) start(ctx context.Context) error {
 	if _, err := exec.LookPath("node"); err != nil {
 		return errors.New("node (Node.js) is not installed; it runs the Kinesis emulator. Install it: apt-get install nodejs npm")
 	}
-	ports := map[string]int{"Kinesis emulator (--kinesis-port, WALBRIDGE_DEV_KINESIS_PORT)": s.kinesisPort, "event bus (--bus-port, WALBRIDGE_DEV_BUS_PORT)": s.busPort}
+	ports := map[string]int{"Kinesis emulator (--kinesis-port, WALBRIDGE_DEV_KINESIS_PORT)": s.kinesisPort, "event bus (--bus-port, WALBRIDGE_DEV_BUS_PORT)": s.busPort,
+		"console (--console-port, WALBRIDGE_DEV_CONSOLE_PORT)": s.consolePort}
 	if s.databaseURL == "" {
 		ports["PostgreSQL (--pg-port, WALBRIDGE_DEV_PG_PORT)"] = s.pgPort
 	}
@@ -191,8 +199,17 @@ func (st *stack) start(ctx context.Context) error {
 		return err
 	}
 
+	metricsAddr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	consoleURL, err := st.startConsole(dbURL, metricsAddr)
+	if err != nil {
+		return err
+	}
+
 	env := []string{
-		"DATABASE_URL=" + dbURL, "WALBRIDGE_STREAM=" + streamName,
+		"DATABASE_URL=" + dbURL, "WALBRIDGE_STREAM=" + streamName, "WALBRIDGE_METRICS_ADDR=" + metricsAddr,
 		"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=local", "AWS_SECRET_ACCESS_KEY=local", "AWS_EC2_METADATA_DISABLED=true",
 		"AWS_ENDPOINT_URL_KINESIS=" + kinesisURL, "AWS_ENDPOINT_URL_EVENTBRIDGE=" + busURL,
 	}
@@ -248,6 +265,7 @@ func (st *stack) start(ctx context.Context) error {
 		st.out.line("dev", "Each change appears below as one line ([bus]): table, operation, first column, changed columns → the infra/ rules it matches (--verbose: the whole event).")
 	}
 	st.out.line("dev", "Events are also written, whole, to "+filepath.Join(s.dir, "events.jsonl")+". Ctrl-C stops everything.")
+	st.out.line("dev", "Watch them in the console: "+consoleURL+" (live events, the rules they matched and their deliveries, a pattern playground, pipeline health)")
 	st.out.line("dev", "After a restart some events may come again: delivery is at least once; consumers drop repeats by lsn and seq.")
 	if s.demo {
 		return st.demo(ctx, dbURL)
@@ -516,6 +534,31 @@ func (st *stack) startBus(database string) (string, error) {
 	return url, nil
 }
 
+// startConsole serves the web console on its port and returns its URL.
+func (st *stack) startConsole(dbURL, metricsAddr string) (string, error) {
+	st.health = newHealthReader(dbURL, metricsAddr)
+	st.console = console.New(console.Options{Bus: st.bus, Health: st.health.read})
+	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(st.s.consolePort))
+	if err != nil {
+		return "", fmt.Errorf("console: %w", err)
+	}
+	st.consoleSrv = &http.Server{Handler: st.console, ReadHeaderTimeout: 5 * time.Second}
+	go st.consoleSrv.Serve(ln)
+	url := "http://" + ln.Addr().String() + "/"
+	st.out.line("dev", "console at "+url)
+	return url, nil
+}
+
+// freeAddr is a free loopback address for a child to listen on.
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
 // demo plays the users scenario and waits for its three events.
 func (st *stack) demo(ctx context.Context, dbURL string) error {
 	conn, err := pgx.Connect(ctx, dbURL)
@@ -605,6 +648,16 @@ func (st *stack) stop() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		st.busSrv.Shutdown(ctx)
 		cancel()
+	}
+	if st.consoleSrv != nil {
+		// Shutdown does not wait for the console's streams: Close ends them.
+		st.consoleSrv.Close()
+	}
+	if st.console != nil {
+		st.console.Close()
+	}
+	if st.health != nil {
+		st.health.close()
 	}
 	if st.stopWatch != nil {
 		st.stopWatch()

@@ -179,6 +179,38 @@ type Bus struct {
 	records      []Record
 	deliveries   []Delivery
 	deduplicated int
+	watchers     map[int]Watchers
+	nextWatcher  int
+}
+
+// Watchers are told of the bus's events as they happen (see Bus.Watch).
+// Either may be nil. They are called on the bus's own goroutines (a
+// PutEvents request, a delivery worker), in order for each, and must not
+// block: a slow consumer queues or drops on its side.
+type Watchers struct {
+	// Record is called with each event the bus accepts, in the order
+	// Records keeps them.
+	Record func(Record)
+	// Delivery is called with each delivery to an HTTP or function target
+	// when it finishes.
+	Delivery func(Delivery)
+}
+
+// Watch calls w from now on, until the returned stop is called.
+func (b *Bus) Watch(w Watchers) (stop func()) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.watchers == nil {
+		b.watchers = map[int]Watchers{}
+	}
+	id := b.nextWatcher
+	b.nextWatcher++
+	b.watchers[id] = w
+	return func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		delete(b.watchers, id)
+	}
 }
 
 // New returns a bus evaluating rules, with a delivery worker running for
@@ -373,6 +405,11 @@ func (b *Bus) route(rec Record) {
 
 	b.mu.Lock()
 	b.records = appendBounded(b.records, rec, b.opts.MaxRecords)
+	for _, w := range b.watchers {
+		if w.Record != nil {
+			w.Record(rec)
+		}
+	}
 	b.mu.Unlock()
 	b.logRecord(rec)
 

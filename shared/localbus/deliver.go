@@ -226,7 +226,13 @@ func (b *Bus) finish(w *worker, j job, attempts int, ok bool, why, result string
 // finishLocked records and logs a delivery's outcome; b.mu is held.
 // result is a function target's answer.
 func (b *Bus) finishLocked(w *worker, j job, attempts int, ok bool, why, result string) {
-	b.deliveries = appendBounded(b.deliveries, Delivery{EventID: j.id, Rule: w.rule, Target: w.target.ID, URL: w.target.URL, Attempts: attempts, Delivered: ok, Err: why, Result: result}, b.opts.MaxRecords)
+	d := Delivery{EventID: j.id, Rule: w.rule, Target: w.target.ID, URL: w.target.URL, Attempts: attempts, Delivered: ok, Err: why, Result: result}
+	b.deliveries = appendBounded(b.deliveries, d, b.opts.MaxRecords)
+	for _, w := range b.watchers {
+		if w.Delivery != nil {
+			w.Delivery(d)
+		}
+	}
 	if ok {
 		returned := ""
 		if w.target.Function {
