@@ -45,12 +45,14 @@ type Health struct {
 	KinesisRecords      *float64   `json:"kinesisRecords,omitempty"`
 	Backfills           []Backfill `json:"backfills"`
 	Problems            []string   `json:"problems,omitempty"`
-	// Events and the lag from commit to the bus (p50 and the latest, over
+	// Events, the events per table (schema.table, or the source of other
+	// events) and the lag from commit to the bus (p50 and the latest, over
 	// the last 100 events) are the console's own.
-	Events    int      `json:"events"`
-	LagP50Ms  *float64 `json:"lagP50Ms,omitempty"`
-	LagLastMs *float64 `json:"lagLastMs,omitempty"`
-	ReadAt    string   `json:"readAt"`
+	Events    int            `json:"events"`
+	Tables    map[string]int `json:"tables"`
+	LagP50Ms  *float64       `json:"lagP50Ms,omitempty"`
+	LagLastMs *float64       `json:"lagLastMs,omitempty"`
+	ReadAt    string         `json:"readAt"`
 }
 
 // Backfill is one backfill's progress.
@@ -99,6 +101,7 @@ type Server struct {
 	deliv   []localbus.Delivery
 	seq     int
 	health  Health
+	tables  map[string]int
 	clients map[*client]struct{}
 }
 
@@ -121,7 +124,7 @@ func New(opts Options) *Server {
 		panic(err) // the embedded folder is part of the build
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{opts: opts, files: http.FileServer(http.FS(sub)), cancel: cancel, done: make(chan struct{}), clients: map[*client]struct{}{}}
+	s := &Server{opts: opts, files: http.FileServer(http.FS(sub)), cancel: cancel, done: make(chan struct{}), clients: map[*client]struct{}{}, tables: map[string]int{}}
 	s.stop = opts.Bus.Watch(localbus.Watchers{Record: s.record, Delivery: s.delivery})
 	go s.readHealth(ctx)
 	return s
@@ -146,9 +149,14 @@ func (s *Server) record(rec localbus.Record) {
 	ev, _ := json.Marshal(rec.Event)
 	it := item{Received: now, Bus: rec.Bus, Event: ev, Matches: rec.Matches, ID: rec.Event.ID}
 	var d struct {
-		Timestamp string `json:"timestamp"`
+		Timestamp     string `json:"timestamp"`
+		Schema, Table string
 	}
-	if json.Unmarshal(rec.Event.Detail, &d) == nil && d.Timestamp != "" {
+	table := rec.Event.Source
+	if json.Unmarshal(rec.Event.Detail, &d) == nil && d.Table != "" {
+		table = d.Schema + "." + d.Table
+	}
+	if d.Timestamp != "" {
 		if t, err := time.Parse(time.RFC3339Nano, d.Timestamp); err == nil {
 			lag := float64(now.Sub(t).Microseconds()) / 1000
 			it.LagMs = &lag
@@ -158,6 +166,7 @@ func (s *Server) record(rec localbus.Record) {
 	defer s.mu.Unlock()
 	s.seq++
 	it.Seq = s.seq
+	s.tables[table]++
 	s.items = append(s.items, it)
 	if len(s.items) > s.opts.Keep {
 		s.items = s.items[len(s.items)-s.opts.Keep:]
@@ -228,6 +237,10 @@ func (s *Server) readHealth(ctx context.Context) {
 // addLag fills the console's own figures; s.mu is held.
 func (s *Server) addLag(h *Health) {
 	h.Events = s.seq
+	h.Tables = make(map[string]int, len(s.tables))
+	for t, n := range s.tables {
+		h.Tables[t] = n
+	}
 	var lags []float64
 	for i := len(s.items) - 1; i >= 0 && len(lags) < 100; i-- {
 		if l := s.items[i].LagMs; l != nil {
@@ -268,6 +281,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	}
 	c := &client{frames: make(chan []byte, 1024), gone: make(chan struct{})}
 	s.mu.Lock()
+	s.addLag(&s.health) // counts as of now
 	snapshot := frame("snapshot", struct {
 		Items      []item              `json:"items"`
 		Deliveries []localbus.Delivery `json:"deliveries"`

@@ -5,7 +5,10 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { items: new Map(), deliveries: new Map(), tables: new Map(), matched: new Set(), patternOk: false };
+// The page keeps the last KEEP events (the server's snapshot has as many);
+// table counts are the server's, whole, kept current between its readings.
+const KEEP = 1000;
+const state = { items: new Map(), deliveries: new Map(), tables: new Map(), matched: new Set() };
 
 function el(tag, cls, text) {
   const e = document.createElement(tag);
@@ -31,14 +34,20 @@ function summary(ev) {
   return s;
 }
 
-function addItem(it) {
+function addItem(it, live) {
   if (state.items.has(it.seq)) return;
   const ev = JSON.parse(JSON.stringify(it.event));
   const s = summary(ev);
   it.summary = s;
   it.text = JSON.stringify(it.event).toLowerCase();
   state.items.set(it.seq, it);
-  state.tables.set(s.table, (state.tables.get(s.table) || 0) + 1);
+  if (live) state.tables.set(s.table, (state.tables.get(s.table) || 0) + 1);
+  if (state.items.size > KEEP) {
+    const [oldest, gone] = state.items.entries().next().value;
+    gone.li.remove();
+    state.items.delete(oldest);
+    state.deliveries.delete(gone.id);
+  }
 
   const li = el("li");
   li.dataset.seq = it.seq;
@@ -144,6 +153,7 @@ function fmtBytes(n) {
 const fmtMs = (v) => (v === undefined || v === null ? "–" : v < 1000 ? `${Math.round(v)} ms` : `${(v / 1000).toFixed(1)} s`);
 
 function drawHealth(h) {
+  state.tables = new Map(Object.entries(h.tables || {}));
   $("h-events").textContent = String(h.events || 0);
   $("h-lag").textContent = `${fmtMs(h.lagP50Ms)} / ${fmtMs(h.lagLastMs)}`;
   $("h-wal").textContent = fmtBytes(h.walRetainedBytes);
@@ -201,6 +211,15 @@ function checkPattern() {
   }, 150);
 }
 
+// redraw filters the list and checks the pattern again after a burst of
+// events, at most every 200 ms, so that thousands of events a second do not
+// redraw thousands of times.
+let redrawTimer = null;
+function redraw() {
+  if (redrawTimer) return;
+  redrawTimer = setTimeout(() => { redrawTimer = null; filterAll(); checkPattern(); }, 200);
+}
+
 function connect() {
   const es = new EventSource("api/stream");
   es.addEventListener("snapshot", (e) => {
@@ -208,16 +227,16 @@ function connect() {
     state.items.clear(); state.deliveries.clear(); state.tables.clear();
     $("events").textContent = "";
     for (const d of snap.deliveries) addDelivery(d);
-    for (const it of snap.items) addItem(it);
+    for (const it of snap.items) addItem(it, false);
     drawHealth(snap.health);
     $("conn").textContent = "live";
     $("conn").className = "conn live";
     filterAll();
     checkPattern();
   });
-  es.addEventListener("record", (e) => { addItem(JSON.parse(e.data)); filterAll(); checkPattern(); });
+  es.addEventListener("record", (e) => { addItem(JSON.parse(e.data), true); redraw(); });
   es.addEventListener("delivery", (e) => addDelivery(JSON.parse(e.data)));
-  es.addEventListener("health", (e) => drawHealth(JSON.parse(e.data)));
+  es.addEventListener("health", (e) => { drawHealth(JSON.parse(e.data)); drawTables(); });
   es.onerror = () => { $("conn").textContent = "reconnecting…"; $("conn").className = "conn"; };
 }
 
