@@ -19,7 +19,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -30,6 +29,7 @@ import (
 	"github.com/walbridge/walbridge/shared/kinesistest"
 	"github.com/walbridge/walbridge/shared/pgtest"
 	"github.com/walbridge/walbridge/shared/shardmap"
+	"github.com/walbridge/walbridge/shared/syncbuf"
 )
 
 var captureBin string
@@ -53,35 +53,8 @@ func TestMain(m *testing.M) {
 // proc is a running capture process.
 type proc struct {
 	cmd  *exec.Cmd
-	logs *syncBuffer
+	logs *syncbuf.Buffer
 	done chan error
-}
-
-// syncBuffer collects a process's output; wrote is signalled after each
-// write so that a test can wait for a line without polling.
-type syncBuffer struct {
-	mu    sync.Mutex
-	b     bytes.Buffer
-	wrote chan struct{}
-}
-
-func newSyncBuffer() *syncBuffer { return &syncBuffer{wrote: make(chan struct{}, 1)} }
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n, err := s.b.Write(p)
-	select {
-	case s.wrote <- struct{}{}:
-	default:
-	}
-	return n, err
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func awsEnv(kinesisURL string) []string {
@@ -103,7 +76,7 @@ func startProc(t *testing.T, name, bin string, env []string, args ...string) *pr
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
-	p := &proc{cmd: cmd, logs: newSyncBuffer(), done: make(chan error, 1)}
+	p := &proc{cmd: cmd, logs: &syncbuf.Buffer{}, done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = p.logs, p.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
@@ -145,7 +118,7 @@ func (p *proc) waitLog(t *testing.T, what string, n int, timeout time.Duration) 
 	deadline := time.After(timeout)
 	for strings.Count(p.logs.String(), what) < n {
 		select {
-		case <-p.logs.wrote:
+		case <-p.logs.Wrote():
 		case err := <-p.done:
 			p.done <- err // leave it for stop and the cleanup
 			t.Fatalf("capture exited (%v) before logging %q\n%s", err, what, p.logs.String())

@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,6 +22,7 @@ import (
 	"github.com/walbridge/walbridge/shared/change"
 	"github.com/walbridge/walbridge/shared/eventbridgetest"
 	"github.com/walbridge/walbridge/shared/repo"
+	"github.com/walbridge/walbridge/shared/syncbuf"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/kinesis-event.json")
@@ -124,7 +124,7 @@ func TestBootstrapUnderRIE(t *testing.T) {
 		"AWS_ENDPOINT_URL_EVENTBRIDGE=" + f.URL,
 		"WALBRIDGE_EVENT_BUS=walbridge", "WALBRIDGE_SOURCE=com.example.db",
 	}
-	var logs lockedBuffer
+	var logs syncbuf.Buffer
 	rie.Stdout, rie.Stderr = &logs, &logs
 	rie.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := rie.Start(); err != nil {
@@ -188,25 +188,6 @@ func TestBootstrapUnderRIE(t *testing.T) {
 	if fields["Function"] != "walbridge-fanout" || values["EventsPublished"][0] != 3 || values["Records"][0] != float64(len(recorded.Records)) {
 		t.Errorf("EMF line %s: want function walbridge-fanout, 3 events published, %d records", line, len(recorded.Records))
 	}
-}
-
-// lockedBuffer is a bytes.Buffer that a process's output copiers and the
-// test may use at once.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func freeAddr(t *testing.T) string {

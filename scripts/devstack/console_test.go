@@ -18,6 +18,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/walbridge/walbridge/shared/syncbuf"
 )
 
 // browser starts headless Chromium for the test.
@@ -77,7 +79,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	cmd.Dir = repoRoot(t)
 	cmd.Env = env
 	url := "http://127.0.0.1:" + strconv.Itoa(ports[3]) + "/"
-	runDemo(t, cmd, dir, func(out *syncBuffer) {
+	runDemo(t, cmd, dir, func(out *syncbuf.Buffer) {
 		if !strings.Contains(out.String(), "[dev] console at "+url) {
 			t.Errorf("scripts/dev did not announce the console at %s", url)
 		}

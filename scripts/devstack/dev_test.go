@@ -20,7 +20,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -30,6 +29,7 @@ import (
 	"github.com/walbridge/walbridge/shared/localbus"
 	"github.com/walbridge/walbridge/shared/pgtest"
 	"github.com/walbridge/walbridge/shared/repo"
+	"github.com/walbridge/walbridge/shared/syncbuf"
 )
 
 func repoRoot(t *testing.T) string {
@@ -152,7 +152,7 @@ func TestQuickStartDemo(t *testing.T) {
 // runDemo runs scripts/dev --demo until its three events arrived, checks
 // them, runs each of then (with the output so far, growing), and stops it
 // with SIGINT; it returns the whole output.
-func runDemo(t *testing.T, cmd *exec.Cmd, dir string, then ...func(out *syncBuffer)) string {
+func runDemo(t *testing.T, cmd *exec.Cmd, dir string, then ...func(out *syncbuf.Buffer)) string {
 	t.Helper()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -162,7 +162,7 @@ func runDemo(t *testing.T, cmd *exec.Cmd, dir string, then ...func(out *syncBuff
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	var out syncBuffer
+	var out syncbuf.Buffer
 	ready := make(chan bool, 1)
 	exited := make(chan error, 1)
 	go func() {
@@ -231,7 +231,7 @@ func TestExternalDatabase(t *testing.T) {
 	cmd := exec.Command("bash", "scripts/dev", "--database-url", url)
 	cmd.Dir = repoRoot(t)
 	cmd.Env = env
-	var out syncBuffer
+	var out syncbuf.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -272,23 +272,6 @@ func TestExternalDatabase(t *testing.T) {
 	if !strings.Contains(out.String(), "dropped the replication slot walbridge this run created") {
 		t.Errorf("no word about the dropped slot:\n%s", out.String())
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // processesMentioning lists processes whose command line names the state
@@ -538,7 +521,7 @@ func TestDemoRunsAGeneratedHandler(t *testing.T) {
 	cmd := exec.Command("scripts/dev", "--demo", "--rules", rules)
 	cmd.Dir = root
 	cmd.Env = env
-	log := runDemo(t, cmd, dir, func(out *syncBuffer) {
+	log := runDemo(t, cmd, dir, func(out *syncbuf.Buffer) {
 		waitForOutput(t, out, regexp.MustCompile(`\[WelcomeEmailFunction\] \{"message":"database event","table":"public\.users","operation":"insert"`))
 		waitForOutput(t, out, regexp.MustCompile(`\[bus\] delivery: event \S+ → target WelcomeEmailFunction \(AWS::Serverless::Function, run locally\) \(rule WelcomeEmailRule\): delivered on attempt 1; it returned \{"table":"public\.users"`))
 	})
@@ -551,7 +534,7 @@ func TestDemoRunsAGeneratedHandler(t *testing.T) {
 }
 
 // waitForOutput waits up to 2 minutes for output matching re.
-func waitForOutput(t *testing.T, out *syncBuffer, re *regexp.Regexp) {
+func waitForOutput(t *testing.T, out *syncbuf.Buffer, re *regexp.Regexp) {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	for !re.MatchString(out.String()) && time.Now().Before(deadline) {

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,6 +21,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/walbridge/walbridge/shared/localbus"
+	"github.com/walbridge/walbridge/shared/syncbuf"
 )
 
 func TestMain(m *testing.M) {
@@ -47,24 +47,6 @@ Resources:
         - {Id: welcome, Arn: !GetAtt WelcomeQueue.Arn}
 `
 
-// lockedBuffer collects what run writes while the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // readListening returns the URL from the first line of out.
 func readListening(t *testing.T, out *bufio.Reader) string {
 	t.Helper()
@@ -89,7 +71,7 @@ func TestRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	pr, pw := io.Pipe()
-	var stdout, stderr lockedBuffer
+	var stdout, stderr syncbuf.Buffer
 	status := make(chan int, 1)
 	go func() {
 		status <- run(ctx, []string{"--addr", "127.0.0.1:0", "--rules", dir, "--region", "eu-central-1", "--log", logFile}, pw, &stderr)
@@ -188,7 +170,7 @@ func TestSignal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr lockedBuffer
+	var stderr syncbuf.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -22,28 +22,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	"github.com/aws/smithy-go"
 	"go.uber.org/goleak"
+
+	"github.com/walbridge/walbridge/shared/syncbuf"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
-}
-
-// syncBuffer is an io.Writer that tests can read while the bus writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
 }
 
 // testBus serves a bus over real HTTP and returns it with a real SDK client
@@ -125,7 +109,7 @@ func putEvents(t *testing.T, c *eventbridge.Client, entries ...types.PutEventsRe
 }
 
 func TestPutEventsDeliveredForm(t *testing.T) {
-	var out syncBuffer
+	var out syncbuf.Buffer
 	b, c := testBus(t, loadRules(t, "testdata/infra"), Options{Region: "eu-west-1", Out: &out})
 	insert := readSeed(t, "event-insert.json")
 	entry := insert.entry("arn:aws:events:eu-west-1:123456789012:event-bus/walbridge")
@@ -187,7 +171,7 @@ func TestPutEventsDeliveredForm(t *testing.T) {
 }
 
 func TestSeedRuleMatchesInsertNotUpdate(t *testing.T) {
-	var out syncBuffer
+	var out syncbuf.Buffer
 	var lines bytes.Buffer
 	b, c := testBus(t, loadRules(t, "testdata/infra"), Options{Out: &out, JSONLines: &lines})
 	insert, update := readSeed(t, "event-insert.json"), readSeed(t, "event-update.json")
@@ -439,7 +423,7 @@ func TestHTTPTargetRetriesThenDelivers(t *testing.T) {
 	}))
 	defer hook.Close()
 
-	var out syncBuffer
+	var out syncbuf.Buffer
 	b, c := testBus(t, hookRule(t, hook.URL+"/hook"), Options{Out: &out, Retry: fastRetry})
 	insert := readSeed(t, "event-insert.json")
 	res := putEvents(t, c, insert.entry("walbridge"), readSeed(t, "event-update.json").entry("walbridge"))
@@ -469,7 +453,7 @@ func TestHTTPTargetGivesUp(t *testing.T) {
 	unreachable := gone.URL + "/hook"
 	gone.Close()
 
-	var out syncBuffer
+	var out syncbuf.Buffer
 	b, c := testBus(t, hookRule(t, unreachable), Options{Out: &out, Retry: RetryPolicy{MaxAttempts: 3, BaseDelay: time.Millisecond}})
 	res := putEvents(t, c, readSeed(t, "event-insert.json").entry("walbridge"))
 

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
 	"github.com/walbridge/walbridge/fanout/orderedbus"
+	"github.com/walbridge/walbridge/shared/syncbuf"
 )
 
 const orderedBus = "arn:aws:events:us-east-1:000000000000:event-busv2/walbridge/abcdefghijklmnopqrstuvwxy"
@@ -104,7 +105,7 @@ func TestOrderedBus(t *testing.T) {
 		rs.Report(&report)
 		t.Fatalf("loaded %d rules:\n%s", len(rs.Rules), report.String())
 	}
-	var out syncBuffer
+	var out syncbuf.Buffer
 	b := New(rs.Rules, Options{Out: &out, Compact: true, Retry: fastRetry})
 	defer b.Close()
 	srv := httptest.NewServer(b)

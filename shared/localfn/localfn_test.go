@@ -15,7 +15,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,25 +25,8 @@ import (
 	"github.com/walbridge/walbridge/shared/localbus"
 	"github.com/walbridge/walbridge/shared/localfn"
 	"github.com/walbridge/walbridge/shared/repo"
+	"github.com/walbridge/walbridge/shared/syncbuf"
 )
-
-// syncBuffer collects a function's output while its emulator writes it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // generate writes a handler with scripts/newhandler into a folder of the
 // module (a Go handler is a package of it) and returns the handler's folder.
@@ -138,7 +120,7 @@ func TestGeneratedHandlersRunOnTheLocalBus(t *testing.T) {
 	} {
 		t.Run(tc.language, func(t *testing.T) {
 			dir := generate(t, root, tc.name, tc.language)
-			var out, report syncBuffer
+			var out, report syncbuf.Buffer
 			m := localfn.NewManager(localfn.Options{RIE: rie(t, root), WorkDir: t.TempDir()}, func(string) io.Writer { return &out }, &report)
 			t.Cleanup(m.Close)
 			t.Cleanup(func() {
