@@ -125,7 +125,19 @@ const (
 	Unchanged                   // unchanged TOAST value: PostgreSQL did not send it
 	Omitted                     // dropped by capture's size policy; Size says how large it was
 	Redacted                    // withheld by the column policy; Changed says whether it changed
+	Stored                      // kept in S3 by capture's claim check: Ref says where, Size how large
 )
+
+// Ref locates a value capture's claim check put in S3: the object holds the
+// value's text form exactly, under a key made of its SHA-256 (hex), so the
+// same value is one object however often it is sent.
+type Ref struct {
+	Bucket string `json:"bucket"`
+	Key    string `json:"key"`
+	// SHA256 is the hex SHA-256 of the value's text: a consumer checks what
+	// it fetched against it.
+	SHA256 string `json:"-"`
+}
 
 // Value is one column's value in a tuple: PostgreSQL's text form, or one of
 // the explicit markers. Null and Unchanged are never confused: a consumer that
@@ -137,7 +149,8 @@ type Value struct {
 	// both), so changedValues can still name the column.
 	Changed bool
 	Text    string
-	Size    int // Omitted only: the value's size in bytes
+	Size    int  // Omitted and Stored: the value's size in bytes
+	Ref     *Ref // Stored only
 }
 
 // Change is one decoded row change (or truncate, or logical message).

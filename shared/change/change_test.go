@@ -3,6 +3,7 @@ package change
 import (
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -35,6 +36,11 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 			c.New[1] = Value{Text: "tab\there \"quoted\" back\\slash \x01\x1f é 漢字 🙂 \u2028"}
 			return c
 		}()},
+		{"claim-check reference", func() Change {
+			c := sample()
+			c.New[2] = Value{State: Stored, Size: 20 << 20, Ref: &Ref{Bucket: "values", Key: "walbridge/sha256/" + strings.Repeat("ab", 32), SHA256: strings.Repeat("ab", 32)}}
+			return c
+		}()},
 		{"truncate", Change{Database: "app", Schema: "s", Table: "t", Op: Truncate, XID: 1, CommitLSN: 1, LSN: 1, CommitTime: time.Unix(0, 0).UTC(), Cascade: true, RestartIdentity: true}},
 		{"message", Change{Database: "app", Op: Message, CommitLSN: 9, LSN: 9, CommitTime: time.Unix(1, 1000).UTC(), Prefix: "p", Content: []byte{0, 1, 2, 255}, Transactional: true}},
 	}
@@ -55,6 +61,11 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 			want, _ := json.Marshal(tc.c)
 			if string(got) != string(want) {
 				t.Errorf("round trip differs:\n got %s\nwant %s", got, want)
+			}
+			for i, v := range tc.c.New {
+				if v.Ref != nil && !reflect.DeepEqual(rec.Changes[1].New[i].Ref, v.Ref) {
+					t.Errorf("reference %d: got %+v, want %+v", i, rec.Changes[1].New[i].Ref, v.Ref)
+				}
 			}
 		})
 	}

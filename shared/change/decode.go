@@ -103,11 +103,13 @@ func (v *Value) UnmarshalJSON(b []byte) error {
 		return nil
 	case len(b) > 0 && b[0] == '{':
 		var m struct {
-			Unchanged bool `json:"unchanged"`
-			Omitted   bool `json:"omitted"`
-			Bytes     int  `json:"bytes"`
-			Redacted  bool `json:"redacted"`
-			Changed   bool `json:"changed"`
+			Unchanged bool   `json:"unchanged"`
+			Omitted   bool   `json:"omitted"`
+			Bytes     int    `json:"bytes"`
+			Redacted  bool   `json:"redacted"`
+			Changed   bool   `json:"changed"`
+			S3        *Ref   `json:"s3"`
+			SHA256    string `json:"sha256"`
 		}
 		if err := json.Unmarshal(b, &m); err != nil {
 			return err
@@ -119,8 +121,15 @@ func (v *Value) UnmarshalJSON(b []byte) error {
 			*v = Value{State: Omitted, Size: m.Bytes}
 		case m.Redacted:
 			*v = Value{State: Redacted, Changed: m.Changed}
+		case m.S3 != nil:
+			if m.S3.Bucket == "" || m.S3.Key == "" || len(m.SHA256) != 64 || m.Bytes < 0 {
+				return errors.New("tuple value: s3 reference without bucket, key, bytes or sha256")
+			}
+			r := *m.S3
+			r.SHA256 = m.SHA256
+			*v = Value{State: Stored, Size: m.Bytes, Ref: &r}
 		default:
-			return errors.New("tuple value: marker object neither unchanged nor omitted nor redacted")
+			return errors.New("tuple value: marker object neither unchanged nor omitted nor redacted nor an s3 reference")
 		}
 		return nil
 	}

@@ -156,7 +156,8 @@ func appendTuple(dst []byte, vals []Value) []byte {
 // NULL, {"unchanged":true} for an unchanged TOAST value and
 // {"omitted":true,"bytes":N} for a value dropped by the size policy and
 // {"redacted":true} (with "changed":true when it changed) for a value the
-// column policy withholds.
+// column policy withholds, and {"s3":{"bucket":B,"key":K},"bytes":N,
+// "sha256":H} for a value the claim check put in S3.
 func AppendValue(dst []byte, v Value) []byte {
 	switch v.State {
 	case Null:
@@ -172,6 +173,8 @@ func AppendValue(dst []byte, v Value) []byte {
 			return append(dst, `{"redacted":true,"changed":true}`...)
 		}
 		return append(dst, `{"redacted":true}`...)
+	case Stored:
+		return AppendRef(dst, v.Ref, v.Size)
 	default:
 		return jsontext.AppendString(dst, v.Text)
 	}
@@ -211,4 +214,25 @@ func appendDigits(dst []byte, v, width int) []byte {
 		v /= 10
 	}
 	return append(dst, buf[:width]...)
+}
+
+// AppendRef appends the members of a claim-check reference, as an object:
+// {"s3":{"bucket":B,"key":K},"bytes":N,"sha256":H}. Events carry the same
+// members beside the column's type.
+func AppendRef(dst []byte, r *Ref, size int) []byte {
+	dst = append(dst, '{')
+	dst = AppendRefMembers(dst, r, size)
+	return append(dst, '}')
+}
+
+// AppendRefMembers appends "s3":{...},"bytes":N,"sha256":H.
+func AppendRefMembers(dst []byte, r *Ref, size int) []byte {
+	dst = append(dst, `"s3":{"bucket":`...)
+	dst = jsontext.AppendString(dst, r.Bucket)
+	dst = append(dst, `,"key":`...)
+	dst = jsontext.AppendString(dst, r.Key)
+	dst = append(dst, `},"bytes":`...)
+	dst = strconv.AppendInt(dst, int64(size), 10)
+	dst = append(dst, `,"sha256":`...)
+	return jsontext.AppendString(dst, r.SHA256)
 }
