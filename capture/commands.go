@@ -25,6 +25,7 @@ import (
 	"github.com/walbridge/walbridge/capture/backfill"
 	"github.com/walbridge/walbridge/capture/cwmetrics"
 	"github.com/walbridge/walbridge/capture/putrecords"
+	"github.com/walbridge/walbridge/shared/claimcheck"
 	"github.com/walbridge/walbridge/capture/replication"
 	"github.com/walbridge/walbridge/capture/shapes"
 	"github.com/walbridge/walbridge/capture/slot"
@@ -438,7 +439,7 @@ func kinesisClient(ctx context.Context) (*kinesis.Client, error) {
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cfg config
-	fs := newFlagSet("run", &cfg, stderr, "database-url", "stream", "slot", "publication", "metrics-addr", "log-level", "drain-timeout", "status-interval", "max-in-flight", "buffer-bytes", "cloudwatch", "policy", "publish-schema-changes", "record-format", "record-compression")
+	fs := newFlagSet("run", &cfg, stderr, "database-url", "stream", "slot", "publication", "metrics-addr", "log-level", "drain-timeout", "status-interval", "max-in-flight", "buffer-bytes", "cloudwatch", "policy", "publish-schema-changes", "record-format", "record-compression", "claim-check-bucket", "claim-check-bytes")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -492,10 +493,22 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		go func() { defer close(done); pub.Run(cwCtx, time.Minute) }()
 		defer func() { stopCW(); <-done }()
 	}
+	var claim *claimcheck.Store
+	if cfg.ClaimCheckBucket != "" {
+		claim = claimcheck.New(claimcheck.Client(awsCfg), cfg.ClaimCheckBucket)
+		retries := reg.Counter("walbridge_claim_check_retries_total", "Failed puts of claim-check values to S3, each retried: while they fail, reading waits.").With()
+		claim.OnRetry = func(attempt int, err error) {
+			retries.Inc()
+			log.Warn("claim check: S3 put failed; retrying (nothing after this change is confirmed until it succeeds)",
+				zap.String("bucket", cfg.ClaimCheckBucket), zap.Int("attempt", attempt), zap.Error(err))
+		}
+		log.Info("claim check on", zap.String("bucket", cfg.ClaimCheckBucket), zap.Int("threshold_bytes", cfg.ClaimCheckBytes))
+	}
 	// The writer outlives ctx: on shutdown it must still drain.
 	w, err := putrecords.NewWriter(context.WithoutCancel(ctx), client, putrecords.Config{
 		Stream: cfg.Stream, Metrics: reg, Logger: log, Concurrency: cfg.MaxInFlight, BufferBytes: cfg.BufferBytes,
 		Format: cfg.RecordFormat, Uncompressed: cfg.RecordCompression == "none",
+		ClaimCheck: claim, ClaimCheckBytes: cfg.ClaimCheckBytes,
 	})
 	if err != nil {
 		return err

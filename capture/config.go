@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/walbridge/walbridge/capture/putrecords"
+	"github.com/walbridge/walbridge/shared/claimcheck"
 )
 
 // config is every setting of every command. Each has a flag and an
@@ -47,6 +48,11 @@ type config struct {
 	// RecordFormat and RecordCompression: how run writes change records.
 	RecordFormat      string
 	RecordCompression string
+	// ClaimCheckBucket and ClaimCheckBytes: run keeps values over
+	// ClaimCheckBytes (and the largest of a change too large for a record)
+	// in this bucket, a reference in their place.
+	ClaimCheckBucket string
+	ClaimCheckBytes  int
 }
 
 // newFlagSet declares the flags a command accepts, with env-var defaults.
@@ -96,6 +102,10 @@ func newFlagSet(cmd string, cfg *config, stderr io.Writer, names ...string) *fla
 	str(&cfg.Keyless, "keyless", "WALBRIDGE_KEYLESS", "", "tables without a key: full (REPLICA IDENTITY FULL) or exclude")
 	str(&cfg.RecordFormat, "record-format", "WALBRIDGE_RECORD_FORMAT", "v1", "run: change record format: v1 (one row per Kinesis record) or v2 (the rows of one shard per record; fanout's ParallelizationFactor must be 1)")
 	str(&cfg.RecordCompression, "record-compression", "WALBRIDGE_RECORD_COMPRESSION", "zstd", "run: v2 records compressed with zstd or none")
+	str(&cfg.ClaimCheckBucket, "claim-check-bucket", "WALBRIDGE_CLAIM_CHECK_BUCKET", "", "run: S3 bucket for values too large to travel in a record (the claim check); empty: such values are omitted")
+	if want["claim-check-bytes"] {
+		fs.IntVar(&cfg.ClaimCheckBytes, "claim-check-bytes", envInt("WALBRIDGE_CLAIM_CHECK_BYTES", claimcheck.DefaultThreshold), "run: with a claim-check bucket, values larger than this go to S3 (env WALBRIDGE_CLAIM_CHECK_BYTES)")
+	}
 	str(&cfg.Policy, "policy", "WALBRIDGE_POLICY", "", "column policy file (YAML): columns to exclude, hash or redact, tables to skip; hash rules need WALBRIDGE_HASH_KEY")
 	if want["drain-timeout"] {
 		fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", envDur("WALBRIDGE_DRAIN_TIMEOUT", 20*time.Second), "bound on draining in-flight records at shutdown (env WALBRIDGE_DRAIN_TIMEOUT)")

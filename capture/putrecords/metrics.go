@@ -13,6 +13,7 @@ type writerMetrics struct {
 	rerouted, shardMaps                         metrics.Counter
 	retries                                     map[string]metrics.Counter
 	oversized                                   *metrics.CounterVec
+	claimChecked, claimCheckedBytes             *metrics.CounterVec
 	commitToAck                                 *metrics.Histogram
 	confirmable, buffered                       metrics.Gauge
 }
@@ -24,18 +25,20 @@ var commitToAckBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 
 func newWriterMetrics(r *metrics.Registry) writerMetrics {
 	retries := r.Counter("walbridge_kinesis_retries_total", "Records re-sent to Kinesis, by reason.", "reason")
 	m := writerMetrics{
-		changes:     r.Counter("walbridge_kinesis_changes_total", "Row changes acknowledged by Kinesis.").With(),
-		records:     r.Counter("walbridge_kinesis_records_total", "Kinesis records acknowledged (each packs one or more changes: of one partition key in version 1, of the keys of one shard in version 2).").With(),
-		rerouted:    r.Counter("walbridge_kinesis_rerouted_changes_total", "Changes of version 2 records that landed on a shard not owning their key after a reshard, sent again to the shard that does.").With(),
-		shardMaps:   r.Counter("walbridge_kinesis_shard_map_refreshes_total", "Shard maps listed again because a record landed on a shard the map did not predict.").With(),
-		bytes:       r.Counter("walbridge_kinesis_bytes_total", "Bytes acknowledged by Kinesis (record data plus partition keys).").With(),
-		batches:     r.Counter("walbridge_kinesis_batches_total", "PutRecords requests sent, retries included.").With(),
-		throttles:   r.Counter("walbridge_kinesis_throttles_total", "Records Kinesis rejected for throughput (re-sent).").With(),
-		retries:     map[string]metrics.Counter{},
-		oversized:   r.Counter("walbridge_oversized_changes_total", "Changes too large for one Kinesis record whose largest values were omitted, by table.", "table"),
-		commitToAck: r.Histogram("walbridge_commit_to_ack_seconds", "Time from a change's commit in PostgreSQL to its acknowledgement by Kinesis.", commitToAckBuckets),
-		confirmable: r.Gauge("walbridge_kinesis_confirmable_lsn", "Highest marked LSN whose preceding changes Kinesis has all acknowledged (as a number).").With(),
-		buffered:    r.Gauge("walbridge_kinesis_buffered_bytes", "Encoded changes queued for or in flight to Kinesis.").With(),
+		changes:           r.Counter("walbridge_kinesis_changes_total", "Row changes acknowledged by Kinesis.").With(),
+		records:           r.Counter("walbridge_kinesis_records_total", "Kinesis records acknowledged (each packs one or more changes: of one partition key in version 1, of the keys of one shard in version 2).").With(),
+		rerouted:          r.Counter("walbridge_kinesis_rerouted_changes_total", "Changes of version 2 records that landed on a shard not owning their key after a reshard, sent again to the shard that does.").With(),
+		shardMaps:         r.Counter("walbridge_kinesis_shard_map_refreshes_total", "Shard maps listed again because a record landed on a shard the map did not predict.").With(),
+		bytes:             r.Counter("walbridge_kinesis_bytes_total", "Bytes acknowledged by Kinesis (record data plus partition keys).").With(),
+		batches:           r.Counter("walbridge_kinesis_batches_total", "PutRecords requests sent, retries included.").With(),
+		throttles:         r.Counter("walbridge_kinesis_throttles_total", "Records Kinesis rejected for throughput (re-sent).").With(),
+		retries:           map[string]metrics.Counter{},
+		oversized:         r.Counter("walbridge_oversized_changes_total", "Changes too large for one Kinesis record whose largest values were omitted, by table.", "table"),
+		claimChecked:      r.Counter("walbridge_claim_check_values_total", "Values kept in S3 by the claim check, a reference in their place, by table.", "table"),
+		claimCheckedBytes: r.Counter("walbridge_claim_check_bytes_total", "Bytes of the values kept in S3 by the claim check, by table.", "table"),
+		commitToAck:       r.Histogram("walbridge_commit_to_ack_seconds", "Time from a change's commit in PostgreSQL to its acknowledgement by Kinesis.", commitToAckBuckets),
+		confirmable:       r.Gauge("walbridge_kinesis_confirmable_lsn", "Highest marked LSN whose preceding changes Kinesis has all acknowledged (as a number).").With(),
+		buffered:          r.Gauge("walbridge_kinesis_buffered_bytes", "Encoded changes queued for or in flight to Kinesis.").With(),
 	}
 	for _, reason := range retryReasons {
 		m.retries[reason] = retries.With(reason)

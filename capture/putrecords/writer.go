@@ -58,6 +58,7 @@ import (
 
 	"github.com/walbridge/walbridge/capture/checkpoint"
 	"github.com/walbridge/walbridge/shared/change"
+	"github.com/walbridge/walbridge/shared/claimcheck"
 	"github.com/walbridge/walbridge/shared/metrics"
 	"github.com/walbridge/walbridge/shared/shardmap"
 )
@@ -103,6 +104,16 @@ type Config struct {
 	Format string
 	// Uncompressed writes version 2 records without zstd.
 	Uncompressed bool
+	// ClaimCheck, when set, keeps large values in S3 instead of omitting
+	// them: a text value over ClaimCheckBytes (default
+	// claimcheck.DefaultThreshold), then the largest values of a change too
+	// large for its record (or for ClaimCheckRecordBytes, which bounds a
+	// record for Lambda), become references, put in S3 before Add queues the
+	// change. While S3 is unavailable Add waits (retrying), so nothing after
+	// the change is confirmed.
+	ClaimCheck            *claimcheck.Store
+	ClaimCheckBytes       int
+	ClaimCheckRecordBytes int
 	// MaxChangesPerRecord bounds a version 2 record (default 500). The
 	// bound is for fanout: Lambda hands it up to BatchSize records per
 	// invocation, each of which it must publish before the invocation's
@@ -149,6 +160,7 @@ type Writer struct {
 
 	scratch      []byte // Add's encode buffer (Add's goroutine only)
 	keyScratch   []byte // Add's partition key buffer
+	fitScratch   []byte // the claim check's trial encodings (Add's goroutine only)
 	shapeScratch []byte // Add's shape buffer (v2)
 
 	v2     bool
@@ -237,6 +249,7 @@ func NewWriter(ctx context.Context, api API, cfg Config) (*Writer, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = metrics.New()
 	}
+	claimCheckDefaults(&cfg)
 	if cfg.MaxChangesPerRecord <= 0 {
 		cfg.MaxChangesPerRecord = 500
 	}
@@ -305,6 +318,12 @@ func (w *Writer) Add(ctx context.Context, c *change.Change) error {
 	encode, shaped := w.encode, false
 	if w.v2 {
 		encode, shaped = w.encodeBody, change.HasShape(c)
+	}
+	if w.cfg.ClaimCheck != nil && c.Op != change.Truncate && c.Op != change.Message && c.Op != change.SchemaChange {
+		var err error
+		if c, err = w.claimCheck(ctx, c); err != nil {
+			return err // ctx ended while S3 was unavailable: not queued
+		}
 	}
 	if err := encode(c); err != nil {
 		w.fail(err)

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -63,6 +64,18 @@ type Store struct {
 // backoff from 100 ms up to 10 s.
 func New(client Putter, bucket string) *Store {
 	return &Store{client: client, bucket: bucket, retry: backoff.Policy{Base: 100 * time.Millisecond, Max: 10 * time.Second}}
+}
+
+// Client is the S3 client for cfg. An endpoint set in the environment
+// (AWS_ENDPOINT_URL_S3, or AWS_ENDPOINT_URL for every service) is a local
+// S3 stand-in: it is addressed path-style, and the checksums it does not
+// send are not logged as missing.
+func Client(cfg aws.Config) *s3.Client {
+	local := os.Getenv("AWS_ENDPOINT_URL_S3") != "" || os.Getenv("AWS_ENDPOINT_URL") != ""
+	return s3.NewFromConfig(cfg, func(o *s3.Options) {
+		o.UsePathStyle = local
+		o.DisableLogOutputChecksumValidationSkipped = local
+	})
 }
 
 // Bucket is the store's bucket.

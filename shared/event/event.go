@@ -15,7 +15,9 @@
 package event
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -383,6 +385,9 @@ func differs(nv, ov change.Value) (changed, decided bool) {
 	if nv.State == change.Redacted && ov.State == change.Redacted {
 		return nv.Changed, true // capture compared the real values
 	}
+	if nv.State == change.Stored || ov.State == change.Stored {
+		return storedDiffers(nv, ov)
+	}
 	known := func(v change.Value) bool { return v.State == change.Text || v.State == change.Null }
 	if !known(nv) || !known(ov) {
 		return false, false
@@ -391,4 +396,40 @@ func differs(nv, ov change.Value) (changed, decided bool) {
 		return true, true
 	}
 	return nv.State == change.Text && nv.Text != ov.Text, true
+}
+
+// storedDiffers compares slots of which one at least the claim check keeps
+// in S3: by size, then by content hash (a text side is hashed only when the
+// sizes match). A slot that was not sent leaves it undecided.
+func storedDiffers(nv, ov change.Value) (changed, decided bool) {
+	type seen struct {
+		null bool
+		size int
+		hash func() string
+	}
+	look := func(v change.Value) (seen, bool) {
+		switch v.State {
+		case change.Null:
+			return seen{null: true}, true
+		case change.Stored:
+			return seen{size: v.Size, hash: func() string { return v.Ref.SHA256 }}, true
+		case change.Text:
+			return seen{size: len(v.Text), hash: func() string {
+				sum := sha256.Sum256([]byte(v.Text))
+				return hex.EncodeToString(sum[:])
+			}}, true
+		}
+		return seen{}, false
+	}
+	a, okA := look(nv)
+	b, okB := look(ov)
+	switch {
+	case !okA || !okB:
+		return false, false
+	case a.null || b.null:
+		return a.null != b.null, true
+	case a.size != b.size:
+		return true, true
+	}
+	return a.hash() != b.hash(), true
 }

@@ -29,6 +29,8 @@ func appendField(dst []byte, ct columnType, v change.Value) (out []byte, typeEnd
 		dst = appendOmitted(dst, v.Size)
 	case change.Redacted:
 		dst = append(dst, `,"redacted":true}`...)
+	case change.Stored:
+		dst = appendStored(dst, ct, v.Ref, v.Size)
 	default:
 		dst = append(dst, `,"value":`...)
 		mark := len(dst)
@@ -55,6 +57,19 @@ func appendField(dst []byte, ct columnType, v change.Value) (out []byte, typeEnd
 func appendOmitted(dst []byte, size int) []byte {
 	dst = append(dst, `,"omitted":true,"bytes":`...)
 	dst = strconv.AppendInt(dst, int64(size), 10)
+	return append(dst, '}')
+}
+
+// appendStored finishes a value object whose value the claim check keeps
+// in S3: {"s3":{"bucket","key"},"bytes","sha256"}. The object holds the
+// text form; "valueEncoding":"text" says so where the value would otherwise
+// be carried in another form (numbers, documents, dates, arrays...).
+func appendStored(dst []byte, ct columnType, ref *change.Ref, size int) []byte {
+	dst = append(dst, ',')
+	dst = change.AppendRefMembers(dst, ref, size)
+	if enc := ct.enc(); ct.array || (enc != encString && enc != encNumeric) {
+		dst = append(dst, `,"valueEncoding":"text"`...)
+	}
 	return append(dst, '}')
 }
 

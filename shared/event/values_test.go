@@ -1,6 +1,8 @@
 package event
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"slices"
 	"strings"
@@ -139,6 +141,9 @@ func TestValueStates(t *testing.T) {
 		{"null array", arr("text"), change.Value{State: change.Null}, `{"type":"string[]","value":null}`},
 		{"unchanged", col("text"), change.Value{State: change.Unchanged}, `{"type":"string","unchanged":true}`},
 		{"omitted", col("bytea"), change.Value{State: change.Omitted, Size: 12345}, `{"type":"bytes","omitted":true,"bytes":12345}`},
+		{"in S3, a string", col("text"), stored("b@x"), `{"type":"string","s3":{"bucket":"values","key":"k/` + sha("b@x") + `"},"bytes":3,"sha256":"` + sha("b@x") + `"}`},
+		{"in S3, a document as its text", col("jsonb"), stored(`{"a":1}`), `{"type":"json","s3":{"bucket":"values","key":"k/` + sha(`{"a":1}`) + `"},"bytes":7,"sha256":"` + sha(`{"a":1}`) + `","valueEncoding":"text"}`},
+		{"in S3, an array as its text", arr("text"), stored(`{a,b}`), `{"type":"string[]","s3":{"bucket":"values","key":"k/` + sha(`{a,b}`) + `"},"bytes":5,"sha256":"` + sha(`{a,b}`) + `","valueEncoding":"text"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -188,6 +193,12 @@ func TestChangedValues(t *testing.T) {
 		{name: "full, omitted value", identity: change.IdentityFull,
 			newT: []change.Value{{Text: "1"}, {Text: "Bob"}, {Text: "Limmer"}, omitted}, oldT: texts("1", "Ben", "Limmer", "b@x"),
 			wantChanged: "first_name", wantComplete: false, wantOld: "email,first_name,id,last_name", wantNewEmail: `{"type":"string","omitted":true,"bytes":9}`},
+		{name: "full, the same value in S3 and as text", identity: change.IdentityFull,
+			newT: []change.Value{{Text: "1"}, {Text: "Bob"}, {Text: "Limmer"}, stored("b@x")}, oldT: texts("1", "Ben", "Limmer", "b@x"),
+			wantChanged: "first_name", wantComplete: true, wantOld: "email,first_name,id,last_name", wantNewEmail: render(usersColumns[3], stored("b@x"))},
+		{name: "full, another value in S3", identity: change.IdentityFull,
+			newT: []change.Value{{Text: "1"}, {Text: "Ben"}, {Text: "Limmer"}, stored("c@x")}, oldT: []change.Value{{Text: "1"}, {Text: "Ben"}, {Text: "Limmer"}, stored("b@x")},
+			wantChanged: "email", wantComplete: true, wantOld: "email,first_name,id,last_name", wantNewEmail: render(usersColumns[3], stored("c@x"))},
 		{name: "whole old row sent ('O' tuple), whatever the recorded identity", identity: change.IdentityDefault,
 			newT: texts("1", "Ben", "Limmer", "b@x"), oldT: texts("1", "Ben", "Limmer", "a@x"),
 			wantChanged: "email", wantComplete: true, wantOld: "email,first_name,id,last_name", wantNewEmail: `{"type":"string","value":"b@x"}`},
@@ -352,4 +363,14 @@ func TestSchemaDetailMatchesTheRuleContract(t *testing.T) {
 			t.Errorf("detail.%s: %v", field, errs)
 		}
 	}
+}
+
+func sha(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// stored is text as the claim check leaves it: a reference.
+func stored(text string) change.Value {
+	return change.Value{State: change.Stored, Size: len(text), Ref: &change.Ref{Bucket: "values", Key: "k/" + sha(text), SHA256: sha(text)}}
 }
