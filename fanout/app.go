@@ -20,6 +20,7 @@ import (
 	"github.com/walbridge/walbridge/fanout/orderedbus"
 	"github.com/walbridge/walbridge/fanout/poll"
 	"github.com/walbridge/walbridge/fanout/publish"
+	"github.com/walbridge/walbridge/shared/claimcheck"
 	"github.com/walbridge/walbridge/shared/metrics"
 )
 
@@ -56,11 +57,13 @@ func newApp(ctx context.Context, getenv func(string) string, stdout io.Writer) (
 		// each entry's fate); the SDK's own would retry blindly inside it.
 		api = eventbridge.NewFromConfig(awsCfg, func(o *eventbridge.Options) { o.RetryMaxAttempts = 1 })
 	}
-	if cfg.OffloadBucket != "" {
-		log.Warn("WALBRIDGE_OFFLOAD_BUCKET is set, but offloading large values to S3 is not implemented: oversized events are sent with omitted markers",
-			zap.String("bucket", cfg.OffloadBucket))
-	}
 	pcfg := publish.Config{EventBus: cfg.EventBus, MaxRequestBytes: cfg.MaxEventBytes, Concurrency: cfg.Concurrency, Logger: log}
+	if cfg.ClaimCheckBucket != "" {
+		pcfg.ClaimCheck = claimcheck.New(claimcheck.Client(awsCfg), cfg.ClaimCheckBucket)
+		pcfg.ClaimCheck.OnRetry = func(attempt int, err error) {
+			log.Warn("claim check: S3 put failed; retrying", zap.String("bucket", cfg.ClaimCheckBucket), zap.Int("attempt", attempt), zap.Error(err))
+		}
+	}
 	pub := publish.New(api, pcfg)
 	if cfg.Ordered && stdout == nil {
 		ob, err := orderedbus.New(awsCfg, cfg.EventBus)
@@ -85,6 +88,7 @@ Configuration is read from the environment: WALBRIDGE_EVENT_BUS,
 WALBRIDGE_SOURCE, WALBRIDGE_DETAIL_TYPE, WALBRIDGE_RESOURCE,
 WALBRIDGE_MAX_EVENT_BYTES, WALBRIDGE_PUBLISH_MESSAGES, WALBRIDGE_PUBLISH_SCHEMA_CHANGES,
 WALBRIDGE_PUBLISH_CONCURRENCY, WALBRIDGE_BUS_KIND, WALBRIDGE_STREAM,
+WALBRIDGE_CLAIM_CHECK_BUCKET,
 WALBRIDGE_LOG_LEVEL, and the
 AWS SDK's standard variables (AWS_REGION, AWS_ENDPOINT_URL_KINESIS,
 AWS_ENDPOINT_URL_EVENTBRIDGE, ...).

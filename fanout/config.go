@@ -43,9 +43,10 @@ type config struct {
 	// Concurrency is WALBRIDGE_PUBLISH_CONCURRENCY, PutEvents requests in
 	// flight per invocation (4).
 	Concurrency int
-	// OffloadBucket is WALBRIDGE_OFFLOAD_BUCKET. Offloading large values to
-	// S3 is not implemented; setting it only logs a warning.
-	OffloadBucket string
+	// ClaimCheckBucket is WALBRIDGE_CLAIM_CHECK_BUCKET: an event over
+	// MaxEventBytes keeps its largest values there, referenced, instead of
+	// omitting them (capture's claim check does the same for records).
+	ClaimCheckBucket string
 	// Stream is WALBRIDGE_STREAM, the poller's default stream.
 	Stream string
 	// LogLevel is WALBRIDGE_LOG_LEVEL (info).
@@ -55,11 +56,11 @@ type config struct {
 // loadConfig reads the settings; getenv is os.Getenv outside tests.
 func loadConfig(getenv func(string) string) (config, error) {
 	c := config{
-		EventBus:      "default",
-		MaxEventBytes: publish.DefaultMaxRequestBytes,
-		Concurrency:   4,
-		Stream:        getenv("WALBRIDGE_STREAM"),
-		OffloadBucket: getenv("WALBRIDGE_OFFLOAD_BUCKET"),
+		EventBus:         "default",
+		MaxEventBytes:    publish.DefaultMaxRequestBytes,
+		Concurrency:      4,
+		Stream:           getenv("WALBRIDGE_STREAM"),
+		ClaimCheckBucket: getenv("WALBRIDGE_CLAIM_CHECK_BUCKET"),
 		Event: event.Config{
 			Source:     getenv("WALBRIDGE_SOURCE"),
 			DetailType: getenv("WALBRIDGE_DETAIL_TYPE"),

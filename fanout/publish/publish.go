@@ -31,6 +31,8 @@ import (
 
 	"github.com/walbridge/walbridge/fanout/orderedbus"
 	"github.com/walbridge/walbridge/shared/backoff"
+	"github.com/walbridge/walbridge/shared/change"
+	"github.com/walbridge/walbridge/shared/claimcheck"
 	"github.com/walbridge/walbridge/shared/event"
 )
 
@@ -74,6 +76,9 @@ type Config struct {
 	DeadlineMargin time.Duration
 	// Logger gets the failures and size decisions (never row values).
 	Logger *zap.Logger
+	// ClaimCheck, when set, keeps the largest values of an event over
+	// MaxRequestBytes in S3, referenced, instead of omitting them.
+	ClaimCheck *claimcheck.Store
 	// Now is the clock latencies and end-to-end lags are read from
 	// (default time.Now).
 	Now func() time.Time
@@ -166,9 +171,11 @@ type Stats struct {
 	Entries  int // entries in those calls, retries included
 	Retries  int // entries sent again after a retryable failure
 	Failed   int // events that failed for good (validation, attempts exhausted)
-	Shrunk   int // events over the size limit that were sent with values omitted
-	Omitted  int // values replaced by omitted markers in those events
-	Dropped  int // events too large even with every value omitted: skipped
+	// ClaimChecked counts values put in S3 to fit an event.
+	ClaimChecked int
+	Shrunk       int // events over the size limit that were sent with values omitted
+	Omitted      int // values replaced by omitted markers in those events
+	Dropped      int // events too large even with every value omitted: skipped
 	// Deduplicated counts entries an ordered bus accepted as repeats of
 	// an event it already had (included in Accepted).
 	Deduplicated int
@@ -271,10 +278,10 @@ func (p *Publisher) Publish(ctx context.Context, items []Item) Result {
 		attempts: make([]int, len(items)), notBefore: make([]time.Time, len(items)), solo: make([]bool, len(items)),
 		keyOf: make([]*keyQueue, len(items)), stopAt: int(^uint(0) >> 1), errRecord: -1}
 	r.stats.Events = len(items)
-	r.prepare()
-
 	sendCtx, cancel := p.sendContext(ctx)
 	defer cancel()
+	r.prepare(sendCtx)
+
 	results := make(chan sent, p.cfg.Concurrency)
 	inflight := 0
 	var timer *time.Timer
@@ -354,13 +361,34 @@ func (p *Publisher) sendContext(ctx context.Context) (context.Context, context.C
 	return context.WithDeadline(ctx, deadline.Add(-margin))
 }
 
-// prepare applies the size policy and builds the per-key queues.
-func (r *run) prepare() {
+// prepare applies the size policy and builds the per-key queues. With a
+// claim check, an event over the limit has its largest values put in S3
+// and referenced; without, omitted. An event whose values could not be put
+// (S3 unavailable until ctx ended) fails: its record is not done.
+func (r *run) prepare(ctx context.Context) {
 	limit := r.p.cfg.MaxRequestBytes
 	keys := map[string]*keyQueue{}
 	for i := range r.items {
 		it := &r.items[i]
 		ev := it.Event
+		k := keys[it.Key]
+		if k == nil {
+			k = &keyQueue{}
+			keys[it.Key] = k
+		}
+		r.keyOf[i] = k
+		if size := ev.EntrySize(); size > limit && r.p.cfg.ClaimCheck != nil {
+			store := r.p.cfg.ClaimCheck
+			moved, fits, err := ev.ShrinkToRefs(limit, store.Bucket(), func(text string) (*change.Ref, error) { return store.Put(ctx, text) })
+			if err != nil {
+				k.items = append(k.items, i)
+				r.fail(i, fmt.Errorf("claim check: %w", err))
+				continue
+			}
+			r.stats.ClaimChecked += moved
+			r.p.cfg.Logger.Info("event over the size limit; largest values kept in S3", zap.String("schema", ev.Schema), zap.String("table", ev.Table),
+				zap.Stringer("lsn", ev.LSN), zap.Uint32("seq", ev.Seq), zap.Int("bytes", size), zap.Int("limit", limit), zap.Int("values", moved), zap.Bool("fits", fits))
+		}
 		if size := ev.EntrySize(); size > limit {
 			omitted, fits := ev.Shrink(limit)
 			fields := []zap.Field{zap.String("schema", ev.Schema), zap.String("table", ev.Table), zap.Stringer("lsn", ev.LSN),
@@ -376,13 +404,7 @@ func (r *run) prepare() {
 			r.p.cfg.Logger.Warn("event over the size limit; largest values omitted", append(fields, zap.Int("sentBytes", ev.EntrySize()))...)
 		}
 		r.sizes[i] = ev.EntrySize()
-		k := keys[it.Key]
-		if k == nil {
-			k = &keyQueue{}
-			keys[it.Key] = k
-		}
 		k.items = append(k.items, i)
-		r.keyOf[i] = k
 	}
 	for _, k := range keys {
 		r.ready = append(r.ready, k)

@@ -81,6 +81,10 @@ type Event struct {
 type valueSpan struct {
 	start, typeEnd, end int
 	size                int // the value's size in bytes (PostgreSQL text form)
+	// text and ct are the value and its column's type, for a claim-check
+	// reference in its place (ShrinkToRefs).
+	text string
+	ct   columnType
 }
 
 // ErrNotRowChange is returned (wrapped) by FromChange for a change that has no
@@ -302,7 +306,7 @@ func (b *builder) values(name string, c *change.Change, types []columnType, tupl
 		var typeEnd int
 		b.dst, typeEnd = appendField(b.dst, types[i], v)
 		if v.State == change.Text {
-			b.spans = append(b.spans, valueSpan{start: start, typeEnd: typeEnd, end: len(b.dst), size: len(v.Text)})
+			b.spans = append(b.spans, valueSpan{start: start, typeEnd: typeEnd, end: len(b.dst), size: len(v.Text), text: v.Text, ct: types[i]})
 		}
 	}
 	b.dst = append(b.dst, '}')

@@ -3,6 +3,8 @@ package event
 import (
 	"slices"
 	"strconv"
+
+	"github.com/walbridge/walbridge/shared/change"
 )
 
 // timeEntryBytes is what EventBridge counts for an entry's Time, whatever its
@@ -31,9 +33,38 @@ func (e *Event) EntrySize() int {
 // is left with every value replaced. It is the policy change.Shrink applies
 // to change records in capture, applied to events in fanout.
 func (e *Event) Shrink(limit int) (omitted int, fits bool) {
+	omitted, fits, _ = e.shrink(limit, valueSpan.markerLen, func(dst []byte, v valueSpan) ([]byte, error) {
+		return appendOmitted(dst, v.size), nil
+	})
+	return omitted, fits
+}
+
+// ShrinkToRefs is Shrink with claim-check references in place of omitted
+// markers: put stores a value's text (in S3) and returns its reference. An
+// error of put leaves the event as it was.
+func (e *Event) ShrinkToRefs(limit int, bucket string, put func(text string) (*change.Ref, error)) (moved int, fits bool, err error) {
+	// A reference's length, but for the value's size: the key and hash are
+	// of fixed length.
+	refLen := len(`,"s3":{"bucket":"","key":""},"bytes":,"sha256":"","valueEncoding":"text"}`) + len(bucket) + len(claimKeyPrefix) + 2*64 + 20
+	return e.shrink(limit, func(v valueSpan) int { return v.typeEnd - v.start + refLen }, func(dst []byte, v valueSpan) ([]byte, error) {
+		ref, err := put(v.text)
+		if err != nil {
+			return nil, err
+		}
+		return appendStored(dst, v.ct, ref, v.size), nil
+	})
+}
+
+// claimKeyPrefix is about as long as claimcheck.KeyPrefix (which this
+// package does not import); ShrinkToRefs only estimates with it.
+const claimKeyPrefix = "walbridge/values/sha256/"
+
+// shrink replaces the largest values, as few as it takes, with what replace
+// writes (at most markerLen bytes for the whole value object).
+func (e *Event) shrink(limit int, markerLen func(valueSpan) int, replace func(dst []byte, v valueSpan) ([]byte, error)) (replaced int, fits bool, err error) {
 	excess := e.EntrySize() - limit
 	if excess <= 0 {
-		return 0, true
+		return 0, true, nil
 	}
 	order := make([]int, len(e.values))
 	for i := range order {
@@ -47,16 +78,16 @@ func (e *Event) Shrink(limit int) (omitted int, fits bool) {
 		if excess <= 0 {
 			break
 		}
-		saved := (e.values[i].end - e.values[i].start) - e.values[i].markerLen()
+		saved := (e.values[i].end - e.values[i].start) - markerLen(e.values[i])
 		if saved <= 0 {
 			continue
 		}
 		drop[i] = true
 		excess -= saved
-		omitted++
+		replaced++
 	}
-	if omitted == 0 {
-		return 0, false
+	if replaced == 0 {
+		return 0, false, nil
 	}
 	detail := make([]byte, 0, len(e.Detail))
 	kept := e.values[:0:0]
@@ -65,17 +96,19 @@ func (e *Event) Shrink(limit int) (omitted int, fits bool) {
 		if !drop[i] {
 			shift := len(detail) - prev + v.start
 			detail = append(detail, e.Detail[prev:v.end]...)
-			kept = append(kept, valueSpan{start: shift, typeEnd: v.typeEnd - v.start + shift, end: v.end - v.start + shift, size: v.size})
+			kept = append(kept, valueSpan{start: shift, typeEnd: v.typeEnd - v.start + shift, end: v.end - v.start + shift, size: v.size, text: v.text, ct: v.ct})
 			prev = v.end
 			continue
 		}
 		detail = append(detail, e.Detail[prev:v.typeEnd]...)
-		detail = appendOmitted(detail, v.size)
+		if detail, err = replace(detail, v); err != nil {
+			return 0, false, err
+		}
 		prev = v.end
 	}
 	detail = append(detail, e.Detail[prev:]...)
 	e.Detail, e.values = detail, kept
-	return omitted, excess <= 0
+	return replaced, e.EntrySize() <= limit, nil
 }
 
 // markerLen is the length of the omitted marker that would replace the span.

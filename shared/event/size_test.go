@@ -2,6 +2,7 @@ package event
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -121,4 +122,64 @@ func TestShrinkTwice(t *testing.T) {
 	if d.NewValues["a"]["bytes"] != float64(300) || d.NewValues["b"]["bytes"] != float64(200) || d.NewValues["c"]["value"] != strings.Repeat("c", 100) {
 		t.Errorf("after two Shrinks: %s", ev.Detail)
 	}
+}
+
+// TestShrinkToRefs: the largest values go to the store, their references
+// in their place, as few as it takes; the event then fits and keeps its
+// other values.
+func TestShrinkToRefs(t *testing.T) {
+	big, medium := strings.Repeat("x", 5000), strings.Repeat("y", 3000)
+	c := &change.Change{Database: "d", Schema: "public", Table: "docs", Op: change.Insert,
+		CommitTime: time.Unix(1, 0),
+		Columns: []change.Column{
+			{Name: "id", Type: "int4", Base: "int4", Kind: change.KindBase, Key: true},
+			{Name: "body", Type: "text", Base: "text", Kind: change.KindBase},
+			{Name: "doc", Type: "jsonb", Base: "jsonb", Kind: change.KindBase},
+		},
+		New: texts("1", big, `{"k":"`+medium+`"}`),
+	}
+	ev, err := FromChange(c, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := map[string]string{}
+	put := func(text string) (*change.Ref, error) {
+		r := &change.Ref{Bucket: "values", Key: "walbridge/values/sha256/" + sha(text), SHA256: sha(text)}
+		stored[r.Key] = text
+		return r, nil
+	}
+	moved, fits, err := ev.ShrinkToRefs(4000, "values", put)
+	if err != nil || moved != 1 || !fits {
+		t.Fatalf("moved %d, fits %v, %v; want the body alone moved", moved, fits, err)
+	}
+	var d struct {
+		NewValues map[string]json.RawMessage `json:"newValues"`
+	}
+	mustUnmarshal(t, ev.Detail, &d)
+	if want := render(c.Columns[1], stored2(big)); string(d.NewValues["body"]) != want {
+		t.Errorf("body = %s, want %s", d.NewValues["body"], want)
+	}
+	if stored["walbridge/values/sha256/"+sha(big)] != big || len(stored) != 1 {
+		t.Errorf("stored %d values", len(stored))
+	}
+	// Another pass moves the document too, as its text.
+	if moved, fits, err = ev.ShrinkToRefs(ev.EntrySize()-1000, "values", put); err != nil || moved != 1 || !fits {
+		t.Fatalf("second pass: moved %d, fits %v, %v", moved, fits, err)
+	}
+	mustUnmarshal(t, ev.Detail, &d)
+	if !strings.Contains(string(d.NewValues["doc"]), `"valueEncoding":"text"`) || stored["walbridge/values/sha256/"+sha(`{"k":"`+medium+`"}`)] == "" {
+		t.Errorf("doc = %s", d.NewValues["doc"])
+	}
+	ev2, _ := FromChange(c, Config{})
+	before := string(ev2.Detail)
+	if _, _, err := ev2.ShrinkToRefs(4000, "values", func(string) (*change.Ref, error) { return nil, errors.New("S3 down") }); err == nil || string(ev2.Detail) != before {
+		t.Errorf("a failing store: %v, and the event changed: %v", err, string(ev2.Detail) != before)
+	}
+}
+
+// stored2 is stored with the key layout ShrinkToRefs' test store uses.
+func stored2(text string) change.Value {
+	v := stored(text)
+	v.Ref.Key = "walbridge/values/sha256/" + sha(text)
+	return v
 }
