@@ -182,3 +182,128 @@ func TestClaimCheckEndToEnd(t *testing.T) {
 		}
 	}
 }
+
+// checkStored fetches every reference in the stream's changes and checks
+// each against the size and hash it names; it returns how many there were.
+func checkStored(t *testing.T, client claimcheck.Getter, byKey map[string][]change.Change) int {
+	t.Helper()
+	n := 0
+	for key, cs := range byKey {
+		for _, c := range cs {
+			for _, tuple := range [][]change.Value{c.New, c.Old} {
+				for i, v := range tuple {
+					if v.State == change.Omitted {
+						t.Errorf("%s.%s omitted", key, c.Columns[i].Name)
+					}
+					if v.State != change.Stored {
+						continue
+					}
+					n++
+					if _, err := claimcheck.Fetch(context.Background(), client, *v.Ref, v.Size); err != nil {
+						t.Errorf("%s.%s at %s: %v", key, c.Columns[i].Name, c.LSN, err)
+					}
+				}
+			}
+		}
+	}
+	return n
+}
+
+// TestClaimCheckWaitsForS3: with S3 down, capture retries the put with
+// backoff and confirms nothing from the large change on, though later
+// transactions commit; when S3 returns, everything arrives, in order.
+func TestClaimCheckWaitsForS3(t *testing.T) {
+	pg, url := setupDB(t, `CREATE TABLE notes (id int PRIMARY KEY, body text)`)
+	k := kinesistest.StartEmulator(t)
+	kinesistest.CreateStream(t, kinesistest.Client(t, k.URL), "changes", 1)
+	s3 := s3test.Start(t, "values")
+	env := append(append(awsEnv(k.URL), s3.Env()...), "DATABASE_URL="+url, "WALBRIDGE_STREAM=changes",
+		"WALBRIDGE_CLAIM_CHECK_BUCKET=values", "WALBRIDGE_STATUS_INTERVAL=100ms")
+	p := startCapture(t, env)
+	p.waitLog(t, "streaming", 1, 30*time.Second)
+	pg.Exec(t, "app", `INSERT INTO notes VALUES (1, 'small')`)
+	waitConfirmed(t, url, currentLSN(t, url), 30*time.Second)
+
+	s3.Stop()
+	pg.Exec(t, "app", `INSERT INTO notes VALUES (2, repeat('x', 400000))`)
+	large := currentLSN(t, url) // the end of the large change's commit
+	for i := 3; i <= 5; i++ {
+		pg.Exec(t, "app", fmt.Sprintf(`INSERT INTO notes VALUES (%d, 'after')`, i))
+	}
+	p.waitLog(t, "claim check: S3 put failed; retrying", 3, 60*time.Second)
+	if got := confirmedLSN(t, url); got >= large {
+		t.Fatalf("the slot confirmed %s while S3 was down, past the large change's commit (%s)", got, large)
+	}
+
+	s3.Restart(t)
+	waitConfirmed(t, url, currentLSN(t, url), 60*time.Second)
+	p.stop(t)
+	byKey := dedupe(t, streamChanges(t, k.URL, "changes"))
+	for id := 1; id <= 5; id++ {
+		if n := len(byKey[fmt.Sprintf("public.notes/%d", id)]); n != 1 {
+			t.Errorf("row %d: %d changes in the stream, want its insert", id, n)
+		}
+	}
+	if n := checkStored(t, s3test.Client(t, s3.URL), byKey); n != 1 {
+		t.Errorf("%d references in the stream, want row 2's body", n)
+	}
+}
+
+// TestClaimCheckCrashSafety kills capture (SIGKILL) again and again while
+// a writer commits rows with values large enough for S3, some of the kills
+// falling between a value's put and its record's write: no record
+// references an object that is not there, and every committed row arrives.
+func TestClaimCheckCrashSafety(t *testing.T) {
+	_, url := setupDB(t, `CREATE TABLE blobs (id int PRIMARY KEY, body text)`)
+	k := kinesistest.StartEmulator(t)
+	kinesistest.CreateStream(t, kinesistest.Client(t, k.URL), "changes", 2)
+	s3 := s3test.Start(t, "values")
+	env := append(append(awsEnv(k.URL), s3.Env()...), "DATABASE_URL="+url, "WALBRIDGE_STREAM=changes",
+		"WALBRIDGE_CLAIM_CHECK_BUCKET=values", "WALBRIDGE_CLAIM_CHECK_BYTES=10000", "WALBRIDGE_STATUS_INTERVAL=100ms")
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	rows := 0
+	insert := func(n int) {
+		for range n {
+			rows++
+			// 16,000 bytes, different in every row.
+			if _, err := conn.Exec(context.Background(), `INSERT INTO blobs SELECT $1::int, string_agg(md5(g::text || '/' || $1::text), '') FROM generate_series(1, 500) g`, rows); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Each kill comes the moment a new object appears in S3: most often
+	// after a value's put and before its record's write.
+	const kills = 6
+	for range kills {
+		p := startCapture(t, env)
+		p.waitLog(t, "streaming", 1, 30*time.Second)
+		seen := s3.Objects("values")
+		done := make(chan struct{})
+		go func() { defer close(done); insert(30) }()
+		deadline := time.Now().Add(time.Minute)
+		for s3.Objects("values") == seen && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		p.kill()
+		<-done
+	}
+	p := startCapture(t, env)
+	waitConfirmed(t, url, currentLSN(t, url), 2*time.Minute)
+	p.stop(t)
+
+	byKey := dedupe(t, streamChanges(t, k.URL, "changes"))
+	for id := 1; id <= rows; id++ {
+		if len(byKey[fmt.Sprintf("public.blobs/%d", id)]) != 1 {
+			t.Fatalf("row %d: %d inserts in the stream, want 1", id, len(byKey[fmt.Sprintf("public.blobs/%d", id)]))
+		}
+	}
+	n := checkStored(t, s3test.Client(t, s3.URL), byKey)
+	t.Logf("%d kills; %d rows committed, each in the stream with its body in S3 (%d references checked)", kills, rows, n)
+	if n != rows {
+		t.Errorf("%d references, want one per row (%d)", n, rows)
+	}
+}

@@ -103,6 +103,19 @@ func (s *Server) start() error {
 	}
 }
 
+// Objects counts the objects in a bucket, from the server's folder (no
+// request: it answers while the server is busy or stopped).
+func (s *Server) Objects(bucket string) int {
+	n := 0
+	filepath.WalkDir(filepath.Join(s.dir, bucket), func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(path, "._S3rver_object") {
+			n++
+		}
+		return nil
+	})
+	return n
+}
+
 // Stop ends the server; its objects stay for Restart.
 func (s *Server) Stop() {
 	if s.cmd != nil && s.cmd.Process != nil {

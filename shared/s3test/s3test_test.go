@@ -21,6 +21,9 @@ func TestRoundTripAcrossARestart(t *testing.T) {
 	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("values"), Key: aws.String("a/b"), Body: strings.NewReader(body)}); err != nil {
 		t.Fatal(err)
 	}
+	if n := srv.Objects("values"); n != 1 {
+		t.Errorf("Objects = %d, want 1", n)
+	}
 	srv.Stop()
 	if _, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("values"), Key: aws.String("a/b")}); err == nil {
 		t.Fatal("a stopped server answered")
