@@ -55,8 +55,9 @@ type DetailHeader struct {
 
 // Value is one column's value object. Present reports whether Value holds
 // the value; otherwise the value was not sent (Unchanged TOAST, Omitted for
-// size, with Bytes its size, Redacted by the column policy) or arrived as
-// its PostgreSQL text form in Text.
+// size, with Bytes its size, Redacted by the column policy), arrived as
+// its PostgreSQL text form in Text, or is in S3 (S3 set: the claim check;
+// claimcheck.Resolve on the detail before decoding gives the value).
 // In oldValues a column that was not sent at all has an empty Type.
 type Value[T any] struct {
 	Type  string
@@ -72,6 +73,17 @@ type Value[T any] struct {
 	Omitted     bool
 	Bytes       int
 	Redacted    bool
+	// S3 locates a value the claim check keeps in S3 (Bytes its size,
+	// SHA256 its hash); ValueEncoding "text" then says the object holds the
+	// value's text form where the type has another.
+	S3     *ObjectRef
+	SHA256 string
+}
+
+// ObjectRef is where the claim check put a value.
+type ObjectRef struct {
+	Bucket string ` + "`json:\"bucket\"`" + `
+	Key    string ` + "`json:\"key\"`" + `
 }
 
 // IsZero reports whether the column was not sent at all (a column of a
@@ -80,7 +92,7 @@ func (v Value[T]) IsZero() bool { return v.Type == "" }
 
 // Present reports whether v.Value holds the column's value.
 func (v Value[T]) Present() bool {
-	return v.Type != "" && !v.Unchanged && !v.Omitted && !v.Redacted && v.ValueEncoding == ""
+	return v.Type != "" && !v.Unchanged && !v.Omitted && !v.Redacted && v.S3 == nil && v.ValueEncoding == ""
 }
 
 type valueObject struct {
@@ -92,6 +104,8 @@ type valueObject struct {
 	Omitted       bool            ` + "`json:\"omitted,omitempty\"`" + `
 	Bytes         *int            ` + "`json:\"bytes,omitempty\"`" + `
 	Redacted      bool            ` + "`json:\"redacted,omitempty\"`" + `
+	S3            *ObjectRef      ` + "`json:\"s3,omitempty\"`" + `
+	SHA256        string          ` + "`json:\"sha256,omitempty\"`" + `
 }
 
 // UnmarshalJSON reads a value object of any form.
@@ -100,11 +114,14 @@ func (v *Value[T]) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &o); err != nil {
 		return err
 	}
-	*v = Value[T]{Type: o.Type, LowerBounds: o.LowerBounds, Unchanged: o.Unchanged, Omitted: o.Omitted, Redacted: o.Redacted}
+	*v = Value[T]{Type: o.Type, LowerBounds: o.LowerBounds, Unchanged: o.Unchanged, Omitted: o.Omitted, Redacted: o.Redacted, S3: o.S3, SHA256: o.SHA256}
 	if o.Bytes != nil {
 		v.Bytes = *o.Bytes
 	}
 	switch {
+	case o.S3 != nil:
+		v.ValueEncoding = o.ValueEncoding
+		return nil
 	case o.ValueEncoding == "text":
 		v.ValueEncoding = o.ValueEncoding
 		return json.Unmarshal(o.Value, &v.Text)
@@ -121,6 +138,8 @@ func (v Value[T]) MarshalJSON() ([]byte, error) {
 	o := valueObject{Type: v.Type, LowerBounds: v.LowerBounds, Unchanged: v.Unchanged, Omitted: v.Omitted, Redacted: v.Redacted}
 	var err error
 	switch {
+	case v.S3 != nil:
+		o.S3, o.SHA256, o.Bytes, o.ValueEncoding = v.S3, v.SHA256, &v.Bytes, v.ValueEncoding
 	case v.Omitted:
 		o.Bytes = &v.Bytes
 	case v.Unchanged, v.Redacted:

@@ -20,7 +20,8 @@ export type Float = number | "NaN" | "Infinity" | "-Infinity";
 /**
  * One column's value object. Check for "value" before reading it: a value
  * can also be left out (unchanged TOAST, omitted for size, redacted by the
- * column policy) or arrive as its PostgreSQL text form (valueEncoding "text").
+ * column policy), arrive as its PostgreSQL text form (valueEncoding "text"),
+ * or be in S3 (s3: the claim check; the object holds the text form).
  * An array whose lower bounds are not all 1 gives them in lowerBounds.
  */
 export type Value<T extends string, V> =
@@ -28,7 +29,8 @@ export type Value<T extends string, V> =
   | { type: T; value: string; valueEncoding: "text" }
   | { type: T; unchanged: true }
   | { type: T; omitted: true; bytes: number }
-  | { type: T; redacted: true };
+  | { type: T; redacted: true }
+  | { type: T; s3: { bucket: string; key: string }; bytes: number; sha256: string; valueEncoding?: "text" };
 
 /**
  * The detail of a DatabaseEvent. newValues: insert, update and read (every

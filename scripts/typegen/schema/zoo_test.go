@@ -424,6 +424,13 @@ func TestZooEventsMatchGeneratedTypes(t *testing.T) {
 	db := startZoo(t)
 	zoo := readTable(t, db.conn, "", "public.zoo")
 	events := zooEvents(t, db, zoo)
+	// And a value the claim check keeps in S3, a reference in its place.
+	const int2 = `"c_int2":{"type":"integer","value":-32768}`
+	if !bytes.Contains(events[0], []byte(int2)) {
+		t.Fatalf("event 0 has no %s", int2)
+	}
+	events = append(events, bytes.Replace(events[0], []byte(int2),
+		[]byte(`"c_int2":{"type":"integer","s3":{"bucket":"values","key":"walbridge/values/sha256/`+strings.Repeat("0a", 32)+`"},"bytes":6,"sha256":"`+strings.Repeat("0a", 32)+`","valueEncoding":"text"}`), 1))
 
 	t.Run("JSON Schema", func(t *testing.T) {
 		s := compileSchema(t, JSONSchema(zoo))
