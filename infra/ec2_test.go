@@ -546,6 +546,7 @@ func TestUserDataScript(t *testing.T) {
 		{name: "CA bundle from the artifact bucket", params: map[string]string{"ArtifactBucket": "walbridge-artifacts", "RdsCaBundleKey": "walbridge/rds-ca.pem"}, caVia: "aws"},
 		{name: "keyless tables get REPLICA IDENTITY FULL", params: map[string]string{"KeylessTables": "full"}, caVia: "curl"},
 		{name: "version 2 records", params: map[string]string{"RecordFormat": "v2"}, caVia: "curl"},
+		{name: "no claim check", params: map[string]string{"ClaimCheck": "disabled"}, caVia: "curl"},
 		{name: "binary from the artifact bucket", params: map[string]string{"ArtifactBucket": "walbridge-artifacts", "ArtifactKey": "walbridge/capture-linux-arm64"}, caVia: "curl"},
 		{name: "column policy and hash key", params: map[string]string{"ArtifactBucket": "walbridge-artifacts", "PolicyKey": "walbridge/policy.yaml",
 			"HashKeySecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:walbridge-hash-key"}, caVia: "curl"},
@@ -636,7 +637,9 @@ func TestUserDataScript(t *testing.T) {
 				"WALBRIDGE_HASH_KEY_SECRET": tt.params["HashKeySecretArn"],
 				"WALBRIDGE_KEYLESS":         map[string]string{"": "", "refuse": "", "full": "full", "exclude": "exclude"}[tt.params["KeylessTables"]],
 				"WALBRIDGE_RECORD_FORMAT":   map[string]string{"": "v1", "v1": "v1", "v2": "v2"}[tt.params["RecordFormat"]],
-				"AWS_REGION":                "eu-west-1",
+				// The bucket's name, unless the claim check is disabled.
+				"WALBRIDGE_CLAIM_CHECK_BUCKET": map[string]string{"": refPlaceholder("ClaimCheckBucket"), "enabled": refPlaceholder("ClaimCheckBucket"), "disabled": ""}[tt.params["ClaimCheck"]],
+				"AWS_REGION":                   "eu-west-1",
 				// No credentials: capture-start adds PGUSER and PGPASSWORD.
 				"DATABASE_URL": "postgres://" + requiredParamValues["DbHost"] + ":5432/" + requiredParamValues["DbName"] +
 					"?sslmode=verify-full&sslrootcert=/etc/walbridge/rds-ca.pem",

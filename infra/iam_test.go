@@ -111,6 +111,11 @@ func literalStrings(v any) ([]string, bool) {
 // hasStar reports whether a resource value can contain a wildcard: a
 // literal or Fn::Sub/Fn::Join text with "*" in it, in any Fn::If branch.
 // Ref and Fn::GetAtt values are specific resources.
+// s3ObjectPrefix is the one wildcard a resource may have: every object under
+// a fixed key prefix of one bucket (the claim check's content-addressed
+// values), "${Bucket.Arn}/prefix/*".
+var s3ObjectPrefix = regexp.MustCompile(`^\$\{[A-Za-z0-9]+\.Arn\}/[A-Za-z0-9/_-]+/\*$`)
+
 func resourceWildcards(v any) (star bool, partial []string) {
 	for _, b := range expandIf(v) {
 		if list, ok := b.([]any); ok {
@@ -185,6 +190,9 @@ func statementProblems(s map[string]any) []string {
 	}
 	star, partial := resourceWildcards(res)
 	for _, p := range partial {
+		if s3ObjectPrefix.MatchString(p) {
+			continue // the objects under a fixed prefix of one bucket: S3's own least privilege
+		}
 		add("resource %q contains a wildcard", p)
 	}
 	if star {
@@ -379,8 +387,12 @@ func TestCaptureRoleGrants(t *testing.T) {
 			"secretsmanager:GetSecretValue": {requiredParamValues["DbSecretArn"]},
 			"lambda:GetLayerVersion":        {refPlaceholder("CaptureBinary")}, // the binary the stack packaged
 			"cloudwatch:PutMetricData":      {"*"},
+			// The claim check (on by default): put, never read or list.
+			"s3:PutObject": {attPlaceholder("ClaimCheckBucket", "Arn") + "/walbridge/values/*"},
 		}
 	}
+	noClaimCheck := base()
+	delete(noClaimCheck, "s3:PutObject")
 	withKeys := base()
 	withKeys["kms:GenerateDataKey"] = []string{keyARN}
 	withKeys["kms:Decrypt"] = []string{secretKeyARN}
@@ -396,6 +408,7 @@ func TestCaptureRoleGrants(t *testing.T) {
 			"StreamKmsKeyId": keyARN, "DbSecretKmsKeyArn": secretKeyARN, "RdsCaBundleKey": "walbridge/rds-ca.pem",
 			"ArtifactBucket": "walbridge-artifacts", "ArtifactKey": "walbridge/capture-linux-arm64",
 		}, withKeys},
+		{"no claim check", map[string]string{"ClaimCheck": "disabled"}, noClaimCheck},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -421,8 +434,14 @@ func TestFanoutRoleGrants(t *testing.T) {
 			"kinesis:ListShards":            {stream},
 			"events:PutEvents":              {bus},
 			"sqs:SendMessage":               {attPlaceholder("FanoutDeadLetterQueue", "Arn")},
+			// The claim check: events over the limit keep values there.
+			"s3:PutObject": {attPlaceholder("ClaimCheckBucket", "Arn") + "/walbridge/values/*"},
+			"s3:GetObject": {attPlaceholder("ClaimCheckBucket", "Arn") + "/walbridge/values/*"},
 		}
 	}
+	noClaimCheck := base(attPlaceholder("EventBus", "Arn"))
+	delete(noClaimCheck, "s3:PutObject")
+	delete(noClaimCheck, "s3:GetObject")
 	efo := base("arn:aws:events:eu-west-1:123456789012:event-bus/default")
 	efo["kinesis:SubscribeToShard"] = []string{attPlaceholder("FanoutConsumer", "ConsumerARN")}
 	efo["kinesis:DescribeStreamConsumer"] = []string{attPlaceholder("FanoutConsumer", "ConsumerARN")}
@@ -434,6 +453,7 @@ func TestFanoutRoleGrants(t *testing.T) {
 	}{
 		{"defaults", nil, base(attPlaceholder("EventBus", "Arn"))},
 		{"ordered bus", map[string]string{"BusKind": "ordered"}, base(refPlaceholder("OrderedEventBus"))},
+		{"no claim check", map[string]string{"ClaimCheck": "disabled"}, noClaimCheck},
 		{"default bus, enhanced fan-out, customer key", map[string]string{
 			"EventBusName": "default", "UseEnhancedFanOut": "true", "StreamKmsKeyId": keyARN,
 		}, efo},

@@ -86,6 +86,7 @@ var knownAttributes = map[string][]string{
 	"AWS::SNS::Subscription":             {"Arn"},
 	"AWS::SNS::Topic":                    {"TopicArn", "TopicName"},
 	"AWS::SQS::Queue":                    {"Arn", "QueueName", "QueueUrl"},
+	"AWS::S3::Bucket":                    {"Arn", "DomainName", "DualStackDomainName", "RegionalDomainName", "WebsiteURL"},
 	"AWS::SQS::QueuePolicy":              {"Id"},
 	"AWS::Serverless::Function":          {"Arn"},
 }
@@ -447,6 +448,7 @@ func TestFanoutFunction(t *testing.T) {
 		"WALBRIDGE_RESOURCE":    requiredParamValues["ResourceName"],
 		// fanout's own default; v2 records raise it (TestRecordFormatV2SizesTheFunction).
 		"WALBRIDGE_PUBLISH_CONCURRENCY": "4",
+		"WALBRIDGE_CLAIM_CHECK_BUCKET":  refPlaceholder("ClaimCheckBucket"),
 	}
 	if !reflect.DeepEqual(env, wantEnv) {
 		t.Errorf("Environment.Variables = %v, want %v", env, wantEnv)

@@ -1,8 +1,9 @@
-// Package cwmetrics publishes the three capture series the CloudWatch alarms
-// in infra/template.yaml watch, once a period, to namespace walbridge with
+// Package cwmetrics publishes the capture series the CloudWatch alarms in
+// infra/template.yaml watch, once a period, to namespace walbridge with
 // dimension Slot: ReplicationSlotWALRetainedBytes, ConfirmedLSNAdvancedSeconds
-// (how long the confirmed LSN has not moved) and CommitToAckLatencyMs (the
-// largest commit-to-ack latency of the period, as a histogram bucket bound).
+// (how long the confirmed LSN has not moved), CommitToAckLatencyMs (the
+// largest commit-to-ack latency of the period, as a histogram bucket bound)
+// and ClaimCheckRetries (the claim check's failed S3 puts in the period).
 // The values are read from capture's metrics registry, so Prometheus and
 // CloudWatch always agree.
 package cwmetrics
@@ -29,6 +30,9 @@ const (
 	WALRetainedBytes     = "ReplicationSlotWALRetainedBytes"
 	ConfirmedLSNAdvanced = "ConfirmedLSNAdvancedSeconds"
 	CommitToAckLatencyMs = "CommitToAckLatencyMs"
+	// ClaimCheckRetries counts the claim check's failed S3 puts in the
+	// period (each retried; while they fail, capture reads nothing more).
+	ClaimCheckRetries = "ClaimCheckRetries"
 	// SetupRefused is 1 when capture setup refused (keyless tables,
 	// wal_level, a missing right: what no retry cures), 0 when it
 	// succeeded.
@@ -36,7 +40,7 @@ const (
 )
 
 // Names are the series' names, for the stack's alarms and dashboard.
-var Names = []string{WALRetainedBytes, ConfirmedLSNAdvanced, CommitToAckLatencyMs, SetupRefused}
+var Names = []string{WALRetainedBytes, ConfirmedLSNAdvanced, CommitToAckLatencyMs, ClaimCheckRetries, SetupRefused}
 
 // PublishSetup sends one SetupRefused datum: capture setup's outcome.
 func PublishSetup(ctx context.Context, api API, slot string, refused bool, now time.Time) error {
@@ -66,9 +70,12 @@ type Publisher struct {
 	retained metrics.Gauge
 	advanced metrics.Gauge
 	latency  *metrics.Histogram
+	retries  metrics.Counter
 	prev     []uint64
-	log      *zap.Logger
-	now      func() time.Time
+	// prevRetries is the retry count at the last publish.
+	prevRetries float64
+	log         *zap.Logger
+	now         func() time.Time
 }
 
 // New reads its series from reg (registering them if capture has not yet).
@@ -78,6 +85,7 @@ func New(api API, reg *metrics.Registry, slot string, log *zap.Logger) *Publishe
 		retained: reg.Gauge("walbridge_slot_wal_retained_bytes", "").With(),
 		advanced: reg.Gauge("walbridge_confirmed_lsn_advanced_timestamp_seconds", "").With(),
 		latency:  reg.Histogram("walbridge_commit_to_ack_seconds", "", nil),
+		retries:  reg.Counter("walbridge_claim_check_retries_total", "").With(),
 	}
 }
 
@@ -109,6 +117,10 @@ func (p *Publisher) Publish(ctx context.Context) error {
 		data = append(data, types.MetricDatum{MetricName: aws.String(ConfirmedLSNAdvanced), Dimensions: dim, Timestamp: aws.Time(now), Unit: types.StandardUnitSeconds,
 			Value: aws.Float64(max(0, float64(now.Unix())-at))})
 	}
+	retries := p.retries.Value()
+	data = append(data, types.MetricDatum{MetricName: aws.String(ClaimCheckRetries), Dimensions: dim, Timestamp: aws.Time(now), Unit: types.StandardUnitCount,
+		Value: aws.Float64(retries - p.prevRetries)})
+	p.prevRetries = retries
 	if ms, ok := p.periodMaxLatencyMs(); ok {
 		data = append(data, types.MetricDatum{MetricName: aws.String(CommitToAckLatencyMs), Dimensions: dim, Timestamp: aws.Time(now), Unit: types.StandardUnitMilliseconds, Value: aws.Float64(ms)})
 	}

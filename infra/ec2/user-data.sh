@@ -103,6 +103,11 @@ hash_key_secret=${HashKeySecretArn}
 if [ "$hash_key_secret" = none ]; then
 	hash_key_secret=
 fi
+# The claim check's bucket (none: large values are omitted).
+claim_check_bucket=${ClaimCheckBucketName}
+if [ "$claim_check_bucket" = none ]; then
+	claim_check_bucket=
+fi
 
 # Configuration only: the password never touches the disk. systemd reads this
 # file as root before it starts the service, so it can be 0600.
@@ -119,6 +124,7 @@ WALBRIDGE_POLICY=$policy
 WALBRIDGE_HASH_KEY_SECRET=$hash_key_secret
 WALBRIDGE_KEYLESS=$keyless
 WALBRIDGE_RECORD_FORMAT=${RecordFormat}
+WALBRIDGE_CLAIM_CHECK_BUCKET=$claim_check_bucket
 AWS_REGION=${Region}
 DATABASE_URL=postgres://${DbHost}:${DbPort}/${DbName}?sslmode=verify-full&sslrootcert=/etc/walbridge/rds-ca.pem
 ENV
