@@ -10,7 +10,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -87,7 +90,7 @@ func devEnv(t *testing.T) (dir string, ports []int, env []string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	ports = freePorts(t, 4)
+	ports = freePorts(t, 5)
 	for _, e := range os.Environ() {
 		if !strings.HasPrefix(e, "DATABASE_URL=") {
 			env = append(env, e)
@@ -97,7 +100,8 @@ func devEnv(t *testing.T) (dir string, ports []int, env []string) {
 		"WALBRIDGE_DEV_PG_PORT="+strconv.Itoa(ports[0]),
 		"WALBRIDGE_DEV_KINESIS_PORT="+strconv.Itoa(ports[1]),
 		"WALBRIDGE_DEV_BUS_PORT="+strconv.Itoa(ports[2]),
-		"WALBRIDGE_DEV_CONSOLE_PORT="+strconv.Itoa(ports[3]))
+		"WALBRIDGE_DEV_CONSOLE_PORT="+strconv.Itoa(ports[3]),
+		"WALBRIDGE_DEV_S3_PORT="+strconv.Itoa(ports[4]))
 	return dir, ports, env
 }
 
@@ -543,4 +547,80 @@ func waitForOutput(t *testing.T, out *syncbuf.Buffer, re *regexp.Regexp) {
 	if !re.MatchString(out.String()) {
 		t.Errorf("no output matching %s within 2 minutes of the demo's events", re)
 	}
+}
+
+// TestDevClaimCheck: in scripts/dev a value too large for a record travels
+// through the S3 stand-in; the bus shows the reference, and a dev rule
+// target that asks for resolved events gets the value itself.
+func TestDevClaimCheck(t *testing.T) {
+	got := make(chan []byte, 4)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		got <- body
+	}))
+	defer hook.Close()
+	rules := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(rules, localbus.DevRulesDir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rule := fmt.Sprintf(`{"Name": "BigDocs", "EventPattern": {"detail": {"table": ["docs"]}},
+		"Targets": [{"Id": "hook", "Url": %q, "ResolveReferences": true}]}`, hook.URL)
+	if err := os.WriteFile(filepath.Join(rules, localbus.DevRulesDir, "big.json"), []byte(rule), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir, ports, env := devEnv(t)
+	cmd := exec.Command("scripts/dev", "--demo", "--rules", rules)
+	cmd.Dir = repoRoot(t)
+	cmd.Env = env
+	runDemo(t, cmd, dir, func(out *syncbuf.Buffer) {
+		conn, err := pgx.Connect(context.Background(), fmt.Sprintf("postgres://postgres@127.0.0.1:%d/app", ports[0]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(context.Background())
+		body := strings.Repeat("0123456789abcdef", 1<<17) // 2 MiB
+		for _, q := range []string{`CREATE TABLE docs (id int PRIMARY KEY, body text)`, `INSERT INTO docs VALUES (1, '` + body + `')`} {
+			if _, err := conn.Exec(context.Background(), q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		select {
+		case ev := <-got:
+			var e struct {
+				Detail struct {
+					NewValues map[string]struct {
+						Value json.RawMessage `json:"value"`
+					} `json:"newValues"`
+				} `json:"detail"`
+			}
+			var got string
+			if err := json.Unmarshal(ev, &e); err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal(e.Detail.NewValues["body"].Value, &got); err != nil || got != body {
+				t.Errorf("the hook got a body of %d bytes (%v), want the %d inserted", len(got), err, len(body))
+			}
+		case <-time.After(2 * time.Minute):
+			t.Fatal("the hook got no docs event within 2 minutes")
+		}
+		waitForOutput(t, out, regexp.MustCompile(`\[bus\] public\.docs insert id=1 → BigDocs`))
+	})
+	var sawRef bool
+	for _, line := range strings.Split(readFileString(t, filepath.Join(dir, "events.jsonl")), "\n") {
+		if strings.Contains(line, `"table":"docs"`) && strings.Contains(line, `"s3":{"bucket":"walbridge-claim-check"`) {
+			sawRef = true
+		}
+	}
+	if !sawRef {
+		t.Error("events.jsonl has no docs event with a reference to the claim-check bucket")
+	}
+}
+
+func readFileString(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -24,10 +24,12 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/walbridge/walbridge/capture/slot"
 	"github.com/walbridge/walbridge/scripts/devstack/console"
+	"github.com/walbridge/walbridge/shared/claimcheck"
 	"github.com/walbridge/walbridge/shared/localbus"
 	"github.com/walbridge/walbridge/shared/localfn"
 	"github.com/walbridge/walbridge/shared/pgcluster"
@@ -46,6 +48,7 @@ type settings struct {
 	pgPort      int
 	kinesisPort int
 	busPort     int
+	s3Port      int
 	busKind     string
 	// rules is the folder of templates and dev rules the local bus loads;
 	// functions says whether the functions its rules target run locally.
@@ -72,6 +75,7 @@ func parseSettings(args []string, stderr io.Writer) (settings, error) {
 	fs.StringVar(&s.databaseURL, "database-url", "", "use this database instead of a private cluster; it needs wal_level=logical. Only this flag names one: an exported DATABASE_URL is left alone")
 	fs.IntVar(&s.pgPort, "pg-port", envInt("WALBRIDGE_DEV_PG_PORT", 54329), "private cluster's port (env WALBRIDGE_DEV_PG_PORT)")
 	fs.IntVar(&s.kinesisPort, "kinesis-port", envInt("WALBRIDGE_DEV_KINESIS_PORT", 4567), "Kinesis emulator's port (env WALBRIDGE_DEV_KINESIS_PORT)")
+	fs.IntVar(&s.s3Port, "s3-port", envInt("WALBRIDGE_DEV_S3_PORT", 4569), "S3 stand-in's port (s3rver), the claim check's bucket (env WALBRIDGE_DEV_S3_PORT)")
 	fs.IntVar(&s.busPort, "bus-port", envInt("WALBRIDGE_DEV_BUS_PORT", 4010), "local event bus's port (env WALBRIDGE_DEV_BUS_PORT)")
 	fs.StringVar(&s.busKind, "bus-kind", envOr("WALBRIDGE_DEV_BUS_KIND", "classic"), "classic: the local bus as a classic bus with the infra/ rules; ordered: as an ordered bus (FIFO per row, repeats within 5 minutes dropped) with the infra/ subscribers (env WALBRIDGE_DEV_BUS_KIND)")
 	fs.IntVar(&s.consolePort, "console-port", envInt("WALBRIDGE_DEV_CONSOLE_PORT", 4011), "the web console's port: live events, rules and deliveries, a pattern playground, pipeline health (env WALBRIDGE_DEV_CONSOLE_PORT)")
@@ -165,7 +169,7 @@ func (st *stack) start(ctx context.Context) error {
 		return errors.New("node (Node.js) is not installed; it runs the Kinesis emulator. Install it: apt-get install nodejs npm")
 	}
 	ports := map[string]int{"Kinesis emulator (--kinesis-port, WALBRIDGE_DEV_KINESIS_PORT)": s.kinesisPort, "event bus (--bus-port, WALBRIDGE_DEV_BUS_PORT)": s.busPort,
-		"console (--console-port, WALBRIDGE_DEV_CONSOLE_PORT)": s.consolePort}
+		"console (--console-port, WALBRIDGE_DEV_CONSOLE_PORT)": s.consolePort, "S3 stand-in (--s3-port, WALBRIDGE_DEV_S3_PORT)": s.s3Port}
 	if s.databaseURL == "" {
 		ports["PostgreSQL (--pg-port, WALBRIDGE_DEV_PG_PORT)"] = s.pgPort
 	}
@@ -194,7 +198,11 @@ func (st *stack) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	busURL, err := st.startBus(dbName(dbURL))
+	s3URL, err := st.startS3(ctx)
+	if err != nil {
+		return err
+	}
+	busURL, err := st.startBus(dbName(dbURL), s3URL)
 	if err != nil {
 		return err
 	}
@@ -210,9 +218,11 @@ func (st *stack) start(ctx context.Context) error {
 
 	env := []string{
 		"DATABASE_URL=" + dbURL, "WALBRIDGE_STREAM=" + streamName, "WALBRIDGE_METRICS_ADDR=" + metricsAddr,
-		"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=local", "AWS_SECRET_ACCESS_KEY=local", "AWS_EC2_METADATA_DISABLED=true",
+		"AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true",
 		"AWS_ENDPOINT_URL_KINESIS=" + kinesisURL, "AWS_ENDPOINT_URL_EVENTBRIDGE=" + busURL,
+		"WALBRIDGE_CLAIM_CHECK_BUCKET=" + claimCheckBucket,
 	}
+	env = append(env, s3Env(s3URL)...)
 	if s.busKind == "ordered" {
 		// fanout picks the ordered bus's client for an event-busv2 ARN.
 		env = append(env, "WALBRIDGE_EVENT_BUS="+orderedBusARN, "AWS_ENDPOINT_URL_EVENTBRIDGEV2="+busURL)
@@ -493,7 +503,53 @@ func createStream(ctx context.Context, url string) error {
 	return err
 }
 
-func (st *stack) startBus(database string) (string, error) {
+// claimCheckBucket is the S3 stand-in's bucket for the claim check.
+const claimCheckBucket = "walbridge-claim-check"
+
+// s3Env points a process's SDK at the S3 stand-in, with the one key it
+// accepts (the Kinesis emulator and the bus accept any).
+func s3Env(url string) []string {
+	return []string{"AWS_ENDPOINT_URL_S3=" + url, "AWS_ACCESS_KEY_ID=S3RVER", "AWS_SECRET_ACCESS_KEY=S3RVER"}
+}
+
+// startS3 runs s3rver with the claim check's bucket, its objects in the
+// state folder.
+func (st *stack) startS3(ctx context.Context) (string, error) {
+	dir := filepath.Join("scripts", "kinesis-emulator")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "s3rver")); err != nil {
+		return "", fmt.Errorf("the S3 stand-in (s3rver) is not installed: run scripts/install-deps")
+	}
+	data := filepath.Join(st.s.dir, "s3")
+	if err := os.MkdirAll(data, 0o755); err != nil {
+		return "", err
+	}
+	ready := make(chan string, 1)
+	c, err := st.spawnWatch("s3", nil, dir, func(line string) {
+		if p, ok := strings.CutPrefix(line, "listening "); ok {
+			select {
+			case ready <- p:
+			default:
+			}
+		}
+	}, "node", "s3.js", strconv.Itoa(st.s.s3Port), data, claimCheckBucket)
+	if err != nil {
+		return "", err
+	}
+	select {
+	case port := <-ready:
+		url := "http://127.0.0.1:" + port
+		st.out.line("s3", "bucket "+claimCheckBucket+" ready at "+url+": values too large for a record or an event go there (the claim check)")
+		return url, nil
+	case <-c.done:
+		return "", errors.New("the S3 stand-in exited at start (see above)")
+	case <-time.After(30 * time.Second):
+		return "", errors.New("the S3 stand-in did not start within 30s")
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
+
+func (st *stack) startBus(database, s3URL string) (string, error) {
 	dir := st.s.rules
 	opts := localbus.LoadOptions{Params: map[string]string{"ResourceName": database}}
 	watcher := localbus.NewWatcher(dir, opts)
@@ -504,7 +560,8 @@ func (st *stack) startBus(database string) (string, error) {
 	rs.Report(st.out.writer("bus"))
 	attach := func(rules []localbus.Rule) []localbus.Rule { return rules }
 	if st.s.functions {
-		st.functions = localfn.NewManager(localfn.Options{RIE: filepath.Join("bin", "aws-lambda-rie"), WorkDir: filepath.Join(st.s.dir, "functions")},
+		st.functions = localfn.NewManager(localfn.Options{RIE: filepath.Join("bin", "aws-lambda-rie"), WorkDir: filepath.Join(st.s.dir, "functions"),
+			Env: append(s3Env(s3URL), "WALBRIDGE_CLAIM_CHECK_BUCKET="+claimCheckBucket)},
 			func(id string) io.Writer { return st.out.writer(id) }, st.out.writer("bus"))
 		attach = func(rules []localbus.Rule) []localbus.Rule { return st.functions.Attach(context.Background(), rules) }
 	}
@@ -513,7 +570,10 @@ func (st *stack) startBus(database string) (string, error) {
 		return "", err
 	}
 	st.busLog = f
-	st.bus = localbus.New(attach(rs.Rules), localbus.Options{Out: st.out.writer("bus"), JSONLines: f, Compact: !st.s.verbose})
+	s3c := s3.New(s3.Options{Region: "us-east-1", BaseEndpoint: aws.String(s3URL), UsePathStyle: true, DisableLogOutputChecksumValidationSkipped: true,
+		Credentials: credentials.NewStaticCredentialsProvider("S3RVER", "S3RVER", "")})
+	resolve := func(ctx context.Context, detail []byte) ([]byte, error) { return claimcheck.Resolve(ctx, s3c, detail) }
+	st.bus = localbus.New(attach(rs.Rules), localbus.Options{Out: st.out.writer("bus"), JSONLines: f, Compact: !st.s.verbose, Resolve: resolve})
 	// A rule newhandler writes, an edit, or a handler's new code applies
 	// from the next event.
 	watchCtx, stopWatch := context.WithCancel(context.Background())

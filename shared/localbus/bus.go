@@ -22,13 +22,15 @@
 //	  "Name": "UsersInsertHook",
 //	  "EventBusName": "walbridge",
 //	  "EventPattern": {"detail-type": ["DatabaseEvent"], "detail": {"operation": ["insert"]}},
-//	  "Targets": [{"Id": "hook", "Url": "http://127.0.0.1:9000/hook"}]
+//	  "Targets": [{"Id": "hook", "Url": "http://127.0.0.1:9000/hook", "ResolveReferences": true}]
 //	}
 //
 // Name, EventPattern (an object, or a string holding one) and Targets are
 // required. EventBusName is a bus name or ARN; without it the rule is on the
 // default bus, as in EventBridge, and "*" puts it on every bus. Unknown keys
-// are refused, so a misspelt key is reported rather than ignored.
+// are refused, so a misspelt key is reported rather than ignored. A target
+// with "ResolveReferences": true gets each event with the claim check's S3
+// references replaced by their values (Options.Resolve).
 //
 // A Watcher sees the rules folder's files change and SetRules applies what
 // it reloads from the next event on; Load warns about two rules of one name
@@ -112,6 +114,10 @@ type Options struct {
 	// forgotten first (default 10000), so a long session does not grow
 	// without end.
 	MaxRecords int
+	// Resolve replaces the claim-check references of an event's detail by
+	// their values, for targets that ask (Target.Resolve); nil sends such
+	// targets the event as it is.
+	Resolve func(ctx context.Context, detail []byte) ([]byte, error)
 	// Hooks let a stand-in built on the bus watch PutEvents and inject
 	// failures into it (package eventbridgetest does); the zero value does
 	// neither.

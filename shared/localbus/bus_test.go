@@ -626,3 +626,40 @@ func TestCompactLine(t *testing.T) {
 		})
 	}
 }
+
+// TestResolveReferences: a dev rule target with "ResolveReferences": true
+// gets the event with its claim-check references replaced (by
+// Options.Resolve); one without gets the event as published.
+func TestResolveReferences(t *testing.T) {
+	var mu sync.Mutex
+	got := map[string]string{}
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var ev struct{ Detail json.RawMessage }
+		json.Unmarshal(body, &ev)
+		mu.Lock()
+		defer mu.Unlock()
+		got[r.URL.Path] = string(ev.Detail)
+	}))
+	defer hook.Close()
+	dir := t.TempDir()
+	writeFile(t, dir+"/"+DevRulesDir+"/hook.json", fmt.Sprintf(`{
+		"Name": "Refs", "EventBusName": "walbridge", "EventPattern": {"detail": {"operation": ["insert"]}},
+		"Targets": [{"Id": "resolved", "Url": %q, "ResolveReferences": true}, {"Id": "raw", "Url": %q}]
+	}`, hook.URL+"/resolved", hook.URL+"/raw"))
+	resolve := func(_ context.Context, detail []byte) ([]byte, error) {
+		return bytes.ReplaceAll(detail, []byte(`"s3":{"bucket":"b","key":"k"}`), []byte(`"value":"resolved"`)), nil
+	}
+	b, c := testBus(t, loadRules(t, dir), Options{Retry: fastRetry, Resolve: resolve})
+	detail := `{"operation":"insert","newValues":{"body":{"type":"string","s3":{"bucket":"b","key":"k"}}}}`
+	putEvents(t, c, types.PutEventsRequestEntry{Source: aws.String("s"), DetailType: aws.String("DatabaseEvent"), Detail: aws.String(detail), EventBusName: aws.String("walbridge")})
+	waitDeliveries(t, b, 2)
+	mu.Lock()
+	defer mu.Unlock()
+	if got["/raw"] != detail {
+		t.Errorf("raw target got %s, want %s", got["/raw"], detail)
+	}
+	if want := `{"operation":"insert","newValues":{"body":{"type":"string","value":"resolved"}}}`; got["/resolved"] != want {
+		t.Errorf("resolving target got %s, want %s", got["/resolved"], want)
+	}
+}

@@ -116,7 +116,12 @@ func (b *Bus) run(w *worker) {
 func (b *Bus) deliver(w *worker, j job) {
 	p := b.opts.Retry
 	for attempt := 1; ; attempt++ {
-		answer, retry, err := b.post(w.target, j.body)
+		body, err := b.resolve(w.target, j.body)
+		var answer string
+		retry := true
+		if err == nil {
+			answer, retry, err = b.post(w.target, body)
+		}
 		if err == nil {
 			b.finish(w, j, attempt, true, "", answer)
 			return
@@ -144,6 +149,24 @@ func (b *Bus) deliver(w *worker, j job) {
 			return
 		}
 	}
+}
+
+// resolve gives the event as the target asked for it: with its claim-check
+// references replaced by their values, or as it is.
+func (b *Bus) resolve(t Target, body []byte) ([]byte, error) {
+	if !t.Resolve || b.opts.Resolve == nil || !bytes.Contains(body, []byte(`"s3":`)) {
+		return body, nil
+	}
+	var ev map[string]json.RawMessage
+	if err := json.Unmarshal(body, &ev); err != nil {
+		return nil, err
+	}
+	detail, err := b.opts.Resolve(b.ctx, ev["detail"])
+	if err != nil {
+		return nil, fmt.Errorf("resolve claim-check references: %w", err)
+	}
+	ev["detail"] = detail
+	return json.Marshal(ev)
 }
 
 // post sends an event once. retry says whether a failure is worth another

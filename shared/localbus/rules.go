@@ -77,6 +77,9 @@ type Target struct {
 	// functions and sets it): the POST is an invocation, and an answer in
 	// Lambda's error form is a failed delivery.
 	Function bool
+	// Resolve asks for the event with its claim-check references replaced
+	// by their values (a dev rule target's "ResolveReferences": true).
+	Resolve bool
 }
 
 // String describes the target the way the event log shows it:
@@ -390,6 +393,9 @@ type devRule struct {
 	Targets      []struct {
 		ID  string `json:"Id"`
 		URL string `json:"Url"`
+		// ResolveReferences asks for events whose claim-check references
+		// are replaced by their values (Options.Resolve).
+		ResolveReferences bool `json:"ResolveReferences"`
 	}
 }
 
@@ -456,7 +462,7 @@ func devRuleToRule(dr devRule, name, file string) (Rule, []byte, error) {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return Rule{}, nil, fmt.Errorf("Targets[%d] %s: Url %q is not an http(s) URL", i, t.ID, t.URL)
 		}
-		r.Targets = append(r.Targets, Target{ID: t.ID, URL: t.URL})
+		r.Targets = append(r.Targets, Target{ID: t.ID, URL: t.URL, Resolve: t.ResolveReferences})
 	}
 	return r, p, nil
 }
