@@ -108,7 +108,7 @@ func TestGeneratedHandlers(t *testing.T) {
 			t.Errorf("npm ci installed %s, want the pinned TypeScript %q", strings.TrimSpace(v), pinned)
 		}
 		command(t, tsDir, tsc, "-p", ".")
-		if res := command(t, tsDir, "node", "--test", "dist/handler.test.js"); !strings.Contains(res, "# pass 2") || !strings.Contains(res, "# fail 0") {
+		if res := command(t, tsDir, "node", "--test", "dist/handler.test.js"); !strings.Contains(res, "# pass 3") || !strings.Contains(res, "# fail 0") {
 			t.Errorf("node --test:\n%s", res)
 		}
 	})

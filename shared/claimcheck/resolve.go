@@ -5,6 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
+
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 
 	"github.com/walbridge/walbridge/shared/change"
 )
@@ -69,4 +72,32 @@ func Resolve(ctx context.Context, client Getter, detail []byte) ([]byte, error) 
 		}
 	}
 	return json.Marshal(d)
+}
+
+// Resolver is Resolve for a handler: it makes its S3 client from the
+// default AWS configuration the first time an event has references, so a
+// function that never gets one never loads it. Safe for concurrent use.
+type Resolver struct {
+	once   sync.Once
+	client Getter
+	err    error
+}
+
+// Resolve is the package's Resolve with the resolver's client.
+func (r *Resolver) Resolve(ctx context.Context, detail []byte) ([]byte, error) {
+	if !bytes.Contains(detail, []byte(`"s3":`)) {
+		return detail, nil
+	}
+	r.once.Do(func() {
+		cfg, err := awsconfig.LoadDefaultConfig(ctx)
+		if err != nil {
+			r.err = fmt.Errorf("claim check: AWS configuration: %w", err)
+			return
+		}
+		r.client = Client(cfg)
+	})
+	if r.err != nil {
+		return nil, r.err
+	}
+	return Resolve(ctx, r.client, detail)
 }

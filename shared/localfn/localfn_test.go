@@ -18,13 +18,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 
+	"github.com/walbridge/walbridge/shared/claimcheck"
 	"github.com/walbridge/walbridge/shared/eventbridgetest"
 	"github.com/walbridge/walbridge/shared/localbus"
 	"github.com/walbridge/walbridge/shared/localfn"
 	"github.com/walbridge/walbridge/shared/repo"
+	"github.com/walbridge/walbridge/shared/s3test"
 	"github.com/walbridge/walbridge/shared/syncbuf"
 )
 
@@ -73,9 +76,10 @@ func bus(t *testing.T, m *localfn.Manager, dir string) (*localbus.Bus, *eventbri
 	return b, eventbridgetest.Client(t, srv.URL)
 }
 
-// putSample publishes the handler's put-events.json and waits for the
-// delivery of its event to finish.
-func putSample(t *testing.T, b *localbus.Bus, c *eventbridge.Client, dir string) localbus.Delivery {
+// putSample publishes the handler's put-events.json, each entry's detail
+// changed by edit when given, and waits for the delivery of its event to
+// finish.
+func putSample(t *testing.T, b *localbus.Bus, c *eventbridge.Client, dir string, edit ...func(detail string) string) localbus.Delivery {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(dir, "put-events.json"))
 	if err != nil {
@@ -84,6 +88,11 @@ func putSample(t *testing.T, b *localbus.Bus, c *eventbridge.Client, dir string)
 	var entries []types.PutEventsRequestEntry
 	if err := json.Unmarshal(data, &entries); err != nil {
 		t.Fatal(err)
+	}
+	for i := range entries {
+		for _, e := range edit {
+			entries[i].Detail = aws.String(e(aws.ToString(entries[i].Detail)))
+		}
 	}
 	before := len(b.Deliveries())
 	resp, err := c.PutEvents(context.Background(), &eventbridge.PutEventsInput{Entries: entries})
@@ -121,7 +130,8 @@ func TestGeneratedHandlersRunOnTheLocalBus(t *testing.T) {
 		t.Run(tc.language, func(t *testing.T) {
 			dir := generate(t, root, tc.name, tc.language)
 			var out, report syncbuf.Buffer
-			m := localfn.NewManager(localfn.Options{RIE: rie(t, root), WorkDir: t.TempDir()}, func(string) io.Writer { return &out }, &report)
+			s3 := s3test.Start(t, "values")
+			m := localfn.NewManager(localfn.Options{RIE: rie(t, root), WorkDir: t.TempDir(), Env: s3.Env()}, func(string) io.Writer { return &out }, &report)
 			t.Cleanup(m.Close)
 			t.Cleanup(func() {
 				if t.Failed() || os.Getenv("LOCALFN_SHOW") != "" {
@@ -138,6 +148,32 @@ func TestGeneratedHandlersRunOnTheLocalBus(t *testing.T) {
 			}
 			if tc.language == "typescript" && !strings.Contains(d.Result, `"table":"public.users","operation":"insert"`) {
 				t.Errorf("the handler returned %q, want its outcome", d.Result)
+			}
+
+			// A value the claim check keeps in S3 arrives as a reference: the
+			// handler's one helper call resolves it (checking its hash).
+			email := strings.Repeat("ü", 40) + "@example.com"
+			ref, err := claimcheck.New(s3test.Client(t, s3.URL), "values").Put(context.Background(), email)
+			if err != nil {
+				t.Fatal(err)
+			}
+			withRef := func(detail string) string {
+				var d map[string]any
+				json.Unmarshal([]byte(detail), &d)
+				d["newValues"].(map[string]any)["email"] = map[string]any{"type": "string", "s3": map[string]string{"bucket": ref.Bucket, "key": ref.Key}, "bytes": len(email), "sha256": ref.SHA256}
+				b, _ := json.Marshal(d)
+				return string(b)
+			}
+			if d := putSample(t, b, c, dir, withRef); !d.Delivered {
+				t.Errorf("an event with a reference: delivery %+v, want delivered", d)
+			} else if tc.language == "typescript" && !strings.Contains(d.Result, `"email":"`+email+`"`) {
+				t.Errorf("the handler returned %q, want the resolved email", d.Result)
+			}
+			tampered := func(detail string) string {
+				return strings.Replace(withRef(detail), ref.SHA256, strings.Repeat("0", 64), 1)
+			}
+			if d := putSample(t, b, c, dir, tampered); d.Delivered || !strings.Contains(d.Err, "function error") {
+				t.Errorf("a reference whose hash does not match: delivery %+v, want a function error", d)
 			}
 
 			// An edit is built again; an error is a failed delivery, retried.
