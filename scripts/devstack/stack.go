@@ -460,34 +460,44 @@ func clusterRoot(dir string) (string, error) {
 }
 
 func (st *stack) startKinesis(ctx context.Context) (string, error) {
+	url, err := st.startStandIn(ctx, "kinesis", "the Kinesis emulator", "kinesalite", "serve.js", strconv.Itoa(st.s.kinesisPort))
+	if err != nil {
+		return "", err
+	}
+	if err := createStream(ctx, url); err != nil {
+		return "", err
+	}
+	st.out.line("kinesis", "stream "+streamName+" ready at "+url)
+	return url, nil
+}
+
+// startStandIn runs one of the Node.js stand-ins of scripts/kinesis-emulator
+// (module is its npm package) as a child tagged tag, and returns its URL
+// once it prints "listening PORT".
+func (st *stack) startStandIn(ctx context.Context, tag, what, module string, args ...string) (string, error) {
 	dir := filepath.Join("scripts", "kinesis-emulator")
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "kinesalite")); err != nil {
-		return "", fmt.Errorf("the Kinesis emulator is not installed: run scripts/install-deps")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", module)); err != nil {
+		return "", fmt.Errorf("%s (%s) is not installed: run scripts/install-deps", what, module)
 	}
 	ready := make(chan string, 1)
-	c, err := st.spawnWatch("kinesis", nil, dir, func(line string) {
+	c, err := st.spawnWatch(tag, nil, dir, func(line string) {
 		if p, ok := strings.CutPrefix(line, "listening "); ok {
 			select {
 			case ready <- p:
 			default:
 			}
 		}
-	}, "node", "serve.js", strconv.Itoa(st.s.kinesisPort))
+	}, "node", args...)
 	if err != nil {
 		return "", err
 	}
 	select {
 	case port := <-ready:
-		url := "http://127.0.0.1:" + port
-		if err := createStream(ctx, url); err != nil {
-			return "", err
-		}
-		st.out.line("kinesis", "stream "+streamName+" ready at "+url)
-		return url, nil
+		return "http://127.0.0.1:" + port, nil
 	case <-c.done:
-		return "", errors.New("the Kinesis emulator exited at start (see above)")
+		return "", fmt.Errorf("%s exited at start (see above)", what)
 	case <-time.After(30 * time.Second):
-		return "", errors.New("the Kinesis emulator did not start within 30s")
+		return "", fmt.Errorf("%s did not start within 30s", what)
 	case <-ctx.Done():
 		return "", ctx.Err()
 	}
@@ -515,38 +525,19 @@ func s3Env(url string) []string {
 // startS3 runs s3rver with the claim check's bucket, its objects in the
 // state folder.
 func (st *stack) startS3(ctx context.Context) (string, error) {
-	dir := filepath.Join("scripts", "kinesis-emulator")
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "s3rver")); err != nil {
-		return "", fmt.Errorf("the S3 stand-in (s3rver) is not installed: run scripts/install-deps")
-	}
-	data := filepath.Join(st.s.dir, "s3")
-	if err := os.MkdirAll(data, 0o755); err != nil {
-		return "", err
-	}
-	ready := make(chan string, 1)
-	c, err := st.spawnWatch("s3", nil, dir, func(line string) {
-		if p, ok := strings.CutPrefix(line, "listening "); ok {
-			select {
-			case ready <- p:
-			default:
-			}
-		}
-	}, "node", "s3.js", strconv.Itoa(st.s.s3Port), data, claimCheckBucket)
+	data, err := filepath.Abs(filepath.Join(st.s.dir, "s3"))
 	if err != nil {
 		return "", err
 	}
-	select {
-	case port := <-ready:
-		url := "http://127.0.0.1:" + port
-		st.out.line("s3", "bucket "+claimCheckBucket+" ready at "+url+": values too large for a record or an event go there (the claim check)")
-		return url, nil
-	case <-c.done:
-		return "", errors.New("the S3 stand-in exited at start (see above)")
-	case <-time.After(30 * time.Second):
-		return "", errors.New("the S3 stand-in did not start within 30s")
-	case <-ctx.Done():
-		return "", ctx.Err()
+	if err := os.MkdirAll(data, 0o755); err != nil {
+		return "", err
 	}
+	url, err := st.startStandIn(ctx, "s3", "the S3 stand-in", "s3rver", "s3.js", strconv.Itoa(st.s.s3Port), data, claimCheckBucket)
+	if err != nil {
+		return "", err
+	}
+	st.out.line("s3", "bucket "+claimCheckBucket+" ready at "+url+": values too large for a record or an event go there (the claim check)")
+	return url, nil
 }
 
 func (st *stack) startBus(database, s3URL string) (string, error) {

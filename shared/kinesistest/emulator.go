@@ -10,15 +10,8 @@
 package kinesistest
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -26,13 +19,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/walbridge/walbridge/shared/awstest"
-	"github.com/walbridge/walbridge/shared/repo"
+	"github.com/walbridge/walbridge/shared/standin"
 )
 
 // Emulator is a running kinesalite on a loopback port (plain HTTP).
 type Emulator struct {
 	URL string
-	cmd *exec.Cmd
+	p   *standin.Process
 }
 
 // StartEmulator starts the pinned emulator (scripts/kinesis-emulator) for the
@@ -50,55 +43,17 @@ func StartEmulator(tb testing.TB) *Emulator {
 // NewEmulator starts the emulator; the caller must Stop it. The emulator
 // picks its own port and prints it, so there is no race for a free port.
 func NewEmulator() (*Emulator, error) {
-	root, err := repo.Root()
+	p, err := standin.Start("kinesalite", "serve.js")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("kinesis emulator: %w", err)
 	}
-	dir := filepath.Join(root, "scripts", "kinesis-emulator")
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "kinesalite")); err != nil {
-		return nil, fmt.Errorf("kinesalite is not installed in %s: run scripts/install-deps", dir)
-	}
-	cmd := exec.Command("node", "serve.js")
-	cmd.Dir = dir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start node serve.js (is Node.js installed?): %w", err)
-	}
-	lines := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		if sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-		io.Copy(io.Discard, out)
-	}()
-	select {
-	case line, ok := <-lines:
-		port, found := strings.CutPrefix(line, "listening ")
-		if !ok || !found {
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			cmd.Wait()
-			return nil, fmt.Errorf("kinesis emulator did not start (first line %q)", line)
-		}
-		return &Emulator{URL: "http://127.0.0.1:" + port, cmd: cmd}, nil
-	case <-time.After(30 * time.Second):
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		cmd.Wait()
-		return nil, fmt.Errorf("kinesis emulator did not report a port within 30s")
-	}
+	return &Emulator{URL: "http://127.0.0.1:" + p.Port, p: p}, nil
 }
 
 // Stop ends the emulator.
 func (k *Emulator) Stop() {
-	if k.cmd != nil && k.cmd.Process != nil {
-		syscall.Kill(-k.cmd.Process.Pid, syscall.SIGTERM)
-		k.cmd.Wait()
+	if k.p != nil {
+		k.p.Stop()
 	}
 }
 

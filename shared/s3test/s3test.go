@@ -6,41 +6,34 @@
 package s3test
 
 import (
-	"bufio"
-	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/walbridge/walbridge/shared/awstest"
-	"github.com/walbridge/walbridge/shared/repo"
+	"github.com/walbridge/walbridge/shared/standin"
 )
 
 // Server is a running (or stopped) s3rver.
 type Server struct {
 	// URL is the endpoint (path-style, plain HTTP).
 	URL     string
-	port    int
+	port    string
 	dir     string
 	buckets []string
-	cmd     *exec.Cmd
+	p       *standin.Process
 }
 
 // Start runs s3rver for the test with the given buckets and stops it when
 // the test ends.
 func Start(tb testing.TB, buckets ...string) *Server {
 	tb.Helper()
-	s := &Server{dir: tb.TempDir(), buckets: buckets}
+	s := &Server{dir: tb.TempDir(), buckets: buckets, port: "0"}
 	if err := s.start(); err != nil {
 		tb.Fatalf("start the S3 stand-in: %v", err)
 	}
@@ -57,50 +50,12 @@ func (s *Server) Restart(tb testing.TB) {
 }
 
 func (s *Server) start() error {
-	root, err := repo.Root()
+	p, err := standin.Start("s3rver", append([]string{"s3.js", s.port, s.dir}, s.buckets...)...)
 	if err != nil {
 		return err
 	}
-	dir := filepath.Join(root, "scripts", "kinesis-emulator")
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "s3rver")); err != nil {
-		return fmt.Errorf("s3rver is not installed in %s: run scripts/install-deps", dir)
-	}
-	cmd := exec.Command("node", append([]string{"s3.js", strconv.Itoa(s.port), s.dir}, s.buckets...)...)
-	cmd.Dir = dir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start node s3.js (is Node.js installed?): %w", err)
-	}
-	lines := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		if sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-		io.Copy(io.Discard, out)
-	}()
-	select {
-	case line, ok := <-lines:
-		port, found := strings.CutPrefix(line, "listening ")
-		if !ok || !found {
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			cmd.Wait()
-			return fmt.Errorf("s3 stand-in did not start (first line %q)", line)
-		}
-		s.port, _ = strconv.Atoi(port)
-		s.URL, s.cmd = "http://127.0.0.1:"+port, cmd
-		return nil
-	case <-time.After(30 * time.Second):
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		cmd.Wait()
-		return fmt.Errorf("s3 stand-in did not report a port within 30s")
-	}
+	s.p, s.port, s.URL = p, p.Port, "http://127.0.0.1:"+p.Port
+	return nil
 }
 
 // Objects counts the objects in a bucket, from the server's folder (no
@@ -118,10 +73,9 @@ func (s *Server) Objects(bucket string) int {
 
 // Stop ends the server; its objects stay for Restart.
 func (s *Server) Stop() {
-	if s.cmd != nil && s.cmd.Process != nil {
-		syscall.Kill(-s.cmd.Process.Pid, syscall.SIGTERM)
-		s.cmd.Wait()
-		s.cmd = nil
+	if s.p != nil {
+		s.p.Stop()
+		s.p = nil
 	}
 }
 
