@@ -211,7 +211,8 @@ func checkStored(t *testing.T, client claimcheck.Getter, byKey map[string][]chan
 
 // TestClaimCheckWaitsForS3: with S3 down, capture retries the put with
 // backoff and confirms nothing from the large change on, though later
-// transactions commit; when S3 returns, everything arrives, in order.
+// transactions commit, and a SIGTERM then stops it cleanly; with S3 back,
+// the next capture sends everything.
 func TestClaimCheckWaitsForS3(t *testing.T) {
 	pg, url := setupDB(t, `CREATE TABLE notes (id int PRIMARY KEY, body text)`)
 	k := kinesistest.StartEmulator(t)
@@ -235,7 +236,14 @@ func TestClaimCheckWaitsForS3(t *testing.T) {
 		t.Fatalf("the slot confirmed %s while S3 was down, past the large change's commit (%s)", got, large)
 	}
 
+	// SIGTERM while S3 is still down: a clean stop, nothing confirmed past
+	// the large change; the next capture, with S3 back, sends it all.
+	p.stop(t)
+	if got := confirmedLSN(t, url); got >= large {
+		t.Fatalf("the slot confirmed %s at shutdown, past the large change's commit (%s)", got, large)
+	}
 	s3.Restart(t)
+	p = startCapture(t, env)
 	waitConfirmed(t, url, currentLSN(t, url), 60*time.Second)
 	p.stop(t)
 	byKey := dedupe(t, streamChanges(t, k.URL, "changes"))
