@@ -379,7 +379,9 @@ func (r *run) prepare(ctx context.Context) {
 		r.keyOf[i] = k
 		if size := ev.EntrySize(); size > limit && r.p.cfg.ClaimCheck != nil {
 			store := r.p.cfg.ClaimCheck
-			moved, fits, err := ev.ShrinkToRefs(limit, store.Bucket(), func(text string) (*change.Ref, error) { return store.Put(ctx, text) })
+			putCtx, cancel := claimCheckContext(ctx)
+			moved, fits, err := ev.ShrinkToRefs(limit, store.Bucket(), func(text string) (*change.Ref, error) { return store.Put(putCtx, text) })
+			cancel()
 			if err != nil {
 				k.items = append(k.items, i)
 				r.fail(i, fmt.Errorf("claim check: %w", err))
@@ -410,6 +412,18 @@ func (r *run) prepare(ctx context.Context) {
 		r.ready = append(r.ready, k)
 	}
 	heap.Init(&r.ready)
+}
+
+// claimCheckContext bounds the claim check's puts for one event (each
+// retried while S3 fails): 10 s, and at most half the time left, so that
+// while S3 is unavailable the other rows are still published before the
+// deadline and only the event's own record is left for the next attempt.
+func claimCheckContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	budget := 10 * time.Second
+	if deadline, ok := ctx.Deadline(); ok {
+		budget = min(budget, time.Until(deadline)/2)
+	}
+	return context.WithTimeout(ctx, budget)
 }
 
 // maxSkipped bounds how many waiting keys one nextBatch looks past, so that
