@@ -19,18 +19,15 @@ const DefaultClaimCheckRecordBytes = 4 << 20
 // values' lengths, no encoding.
 func (w *Writer) claimCheck(ctx context.Context, c *change.Change) (*change.Change, error) {
 	threshold := w.cfg.ClaimCheckBytes
-	var limit int
 	appendEnc := change.AppendChange
+	var shape []byte
 	if w.v2 {
 		appendEnc = change.AppendBody
-		limit = int(w.maxRecord.Load()) - change.V2Overhead - change.MaxShapeRef - len(w.keyScratch)
 		if change.HasShape(c) {
-			limit -= len(change.AppendShape(nil, c))
+			shape = change.AppendShape(nil, c)
 		}
-	} else {
-		limit = int(w.maxRecord.Load()) - change.RecordOverhead - len(w.keyScratch)
 	}
-	limit = min(limit, w.cfg.ClaimCheckRecordBytes)
+	limit := min(w.recordLimit(shape), w.cfg.ClaimCheckRecordBytes)
 	total, over := 0, false
 	for _, t := range [][]change.Value{c.New, c.Old} {
 		for _, v := range t {

@@ -55,11 +55,12 @@ type v2Batch struct {
 // (change.AppendBody), w.shapeScratch c's shape when it has one. A change
 // too large for a record of its own is fitted as encode does.
 func (w *Writer) encodeBody(c *change.Change) error {
-	limit := int(w.maxRecord.Load()) - change.V2Overhead - change.MaxShapeRef - len(w.keyScratch)
+	var shape []byte
 	if change.HasShape(c) {
 		w.shapeScratch = change.AppendShape(w.shapeScratch[:0], c)
-		limit -= len(w.shapeScratch)
+		shape = w.shapeScratch
 	}
+	limit := w.recordLimit(shape)
 	var omitted int
 	var err error
 	w.scratch, omitted, err = change.ShrinkBody(append(w.scratch[:0], ','), c, limit)

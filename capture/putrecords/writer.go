@@ -486,7 +486,7 @@ func (w *Writer) signalProgress() {
 // change.Shrink, counted and logged (without values: the partition key holds
 // key values, so it is logged at debug only).
 func (w *Writer) encode(c *change.Change) error {
-	limit := int(w.maxRecord.Load()) - change.RecordOverhead - len(w.keyScratch)
+	limit := w.recordLimit(nil)
 	var omitted int
 	var err error
 	w.scratch, omitted, err = change.Shrink(append(w.scratch[:0], ','), c, limit)
@@ -494,6 +494,16 @@ func (w *Writer) encode(c *change.Change) error {
 		return nil
 	}
 	return w.oversized(c, limit, omitted, err)
+}
+
+// recordLimit is how large a change's encoding (its body, for version 2,
+// whose shape is shape) may be in a record of its own under the key in
+// w.keyScratch.
+func (w *Writer) recordLimit(shape []byte) int {
+	if w.v2 {
+		return int(w.maxRecord.Load()) - change.V2Overhead - change.MaxShapeRef - len(w.keyScratch) - len(shape)
+	}
+	return int(w.maxRecord.Load()) - change.RecordOverhead - len(w.keyScratch)
 }
 
 // oversized reports a change that encode or encodeBody fitted (omitted
