@@ -48,7 +48,7 @@ func TestClaimCheckEndToEnd(t *testing.T) {
 	k := kinesistest.StartEmulator(t)
 	kinesistest.CreateStream(t, kinesistest.Client(t, k.URL), "changes", 2)
 	s3 := s3test.Start(t, "values")
-	env := append(append(awsEnv(k.URL), s3.Env()...), "DATABASE_URL="+url, "WALBRIDGE_STREAM=changes", "WALBRIDGE_CLAIM_CHECK_BUCKET=values")
+	env := claimCheckEnv(k.URL, s3, url)
 	p := startCapture(t, env)
 	pg.Exec(t, "app",
 		// 20,000,000 bytes of text; a 5 MB document of 90,000 objects.
@@ -183,6 +183,13 @@ func TestClaimCheckEndToEnd(t *testing.T) {
 	}
 }
 
+// claimCheckEnv is capture's environment for the stream "changes" with the
+// claim check on, into the bucket "values" of the S3 stand-in.
+func claimCheckEnv(kinesisURL string, s3 *s3test.Server, dbURL string, extra ...string) []string {
+	env := append(append(awsEnv(kinesisURL), s3.Env()...), "DATABASE_URL="+dbURL, "WALBRIDGE_STREAM=changes", "WALBRIDGE_CLAIM_CHECK_BUCKET=values")
+	return append(env, extra...)
+}
+
 // checkStored fetches every reference in the stream's changes and checks
 // each against the size and hash it names; it returns how many there were.
 func checkStored(t *testing.T, client claimcheck.Getter, byKey map[string][]change.Change) int {
@@ -218,8 +225,7 @@ func TestClaimCheckWaitsForS3(t *testing.T) {
 	k := kinesistest.StartEmulator(t)
 	kinesistest.CreateStream(t, kinesistest.Client(t, k.URL), "changes", 1)
 	s3 := s3test.Start(t, "values")
-	env := append(append(awsEnv(k.URL), s3.Env()...), "DATABASE_URL="+url, "WALBRIDGE_STREAM=changes",
-		"WALBRIDGE_CLAIM_CHECK_BUCKET=values", "WALBRIDGE_STATUS_INTERVAL=100ms")
+	env := claimCheckEnv(k.URL, s3, url, "WALBRIDGE_STATUS_INTERVAL=100ms")
 	p := startCapture(t, env)
 	p.waitLog(t, "streaming", 1, 30*time.Second)
 	pg.Exec(t, "app", `INSERT INTO notes VALUES (1, 'small')`)
@@ -266,8 +272,7 @@ func TestClaimCheckCrashSafety(t *testing.T) {
 	k := kinesistest.StartEmulator(t)
 	kinesistest.CreateStream(t, kinesistest.Client(t, k.URL), "changes", 2)
 	s3 := s3test.Start(t, "values")
-	env := append(append(awsEnv(k.URL), s3.Env()...), "DATABASE_URL="+url, "WALBRIDGE_STREAM=changes",
-		"WALBRIDGE_CLAIM_CHECK_BUCKET=values", "WALBRIDGE_CLAIM_CHECK_BYTES=10000", "WALBRIDGE_STATUS_INTERVAL=100ms")
+	env := claimCheckEnv(k.URL, s3, url, "WALBRIDGE_CLAIM_CHECK_BYTES=10000", "WALBRIDGE_STATUS_INTERVAL=100ms")
 	conn, err := pgx.Connect(context.Background(), url)
 	if err != nil {
 		t.Fatal(err)

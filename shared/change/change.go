@@ -128,6 +128,10 @@ const (
 	Stored                      // kept in S3 by capture's claim check: Ref says where, Size how large
 )
 
+// RefKeyPrefix starts every claim-check object key; the rest is the value's
+// SHA-256 (hex).
+const RefKeyPrefix = "walbridge/values/sha256/"
+
 // Ref locates a value capture's claim check put in S3: the object holds the
 // value's text form exactly, under a key made of its SHA-256 (hex), so the
 // same value is one object however often it is sent.

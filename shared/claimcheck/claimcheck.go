@@ -38,7 +38,7 @@ import (
 const DefaultThreshold = 256 << 10
 
 // KeyPrefix starts every object key; the rest is the value's SHA-256.
-const KeyPrefix = "walbridge/values/sha256/"
+const KeyPrefix = change.RefKeyPrefix
 
 // Putter is the part of the S3 client Store uses.
 type Putter interface {

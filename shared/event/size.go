@@ -45,7 +45,7 @@ func (e *Event) Shrink(limit int) (omitted int, fits bool) {
 func (e *Event) ShrinkToRefs(limit int, bucket string, put func(text string) (*change.Ref, error)) (moved int, fits bool, err error) {
 	// A reference's length, but for the value's size: the key and hash are
 	// of fixed length.
-	refLen := len(`,"s3":{"bucket":"","key":""},"bytes":,"sha256":"","valueEncoding":"text"}`) + len(bucket) + len(claimKeyPrefix) + 2*64 + 20
+	refLen := len(`,"s3":{"bucket":"","key":""},"bytes":,"sha256":"","valueEncoding":"text"}`) + len(bucket) + len(change.RefKeyPrefix) + 2*64 + 20
 	return e.shrink(limit, func(v valueSpan) int { return v.typeEnd - v.start + refLen }, func(dst []byte, v valueSpan) ([]byte, error) {
 		ref, err := put(v.text)
 		if err != nil {
@@ -54,10 +54,6 @@ func (e *Event) ShrinkToRefs(limit int, bucket string, put func(text string) (*c
 		return appendStored(dst, v.ct, ref, v.size), nil
 	})
 }
-
-// claimKeyPrefix is about as long as claimcheck.KeyPrefix (which this
-// package does not import); ShrinkToRefs only estimates with it.
-const claimKeyPrefix = "walbridge/values/sha256/"
 
 // shrink replaces the largest values, as few as it takes, with what replace
 // writes (at most markerLen bytes for the whole value object).

@@ -142,10 +142,10 @@ func TestShrinkToRefs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stored := map[string]string{}
+	objects := map[string]string{}
 	put := func(text string) (*change.Ref, error) {
-		r := &change.Ref{Bucket: "values", Key: "walbridge/values/sha256/" + sha(text), SHA256: sha(text)}
-		stored[r.Key] = text
+		r := &change.Ref{Bucket: "values", Key: change.RefKeyPrefix + sha(text), SHA256: sha(text)}
+		objects[r.Key] = text
 		return r, nil
 	}
 	moved, fits, err := ev.ShrinkToRefs(4000, "values", put)
@@ -156,18 +156,18 @@ func TestShrinkToRefs(t *testing.T) {
 		NewValues map[string]json.RawMessage `json:"newValues"`
 	}
 	mustUnmarshal(t, ev.Detail, &d)
-	if want := render(c.Columns[1], stored2(big)); string(d.NewValues["body"]) != want {
+	if want := render(c.Columns[1], stored(big)); string(d.NewValues["body"]) != want {
 		t.Errorf("body = %s, want %s", d.NewValues["body"], want)
 	}
-	if stored["walbridge/values/sha256/"+sha(big)] != big || len(stored) != 1 {
-		t.Errorf("stored %d values", len(stored))
+	if objects[change.RefKeyPrefix+sha(big)] != big || len(objects) != 1 {
+		t.Errorf("stored %d values", len(objects))
 	}
 	// Another pass moves the document too, as its text.
 	if moved, fits, err = ev.ShrinkToRefs(ev.EntrySize()-1000, "values", put); err != nil || moved != 1 || !fits {
 		t.Fatalf("second pass: moved %d, fits %v, %v", moved, fits, err)
 	}
 	mustUnmarshal(t, ev.Detail, &d)
-	if !strings.Contains(string(d.NewValues["doc"]), `"valueEncoding":"text"`) || stored["walbridge/values/sha256/"+sha(`{"k":"`+medium+`"}`)] == "" {
+	if !strings.Contains(string(d.NewValues["doc"]), `"valueEncoding":"text"`) || objects[change.RefKeyPrefix+sha(`{"k":"`+medium+`"}`)] == "" {
 		t.Errorf("doc = %s", d.NewValues["doc"])
 	}
 	ev2, _ := FromChange(c, Config{})
@@ -175,11 +175,4 @@ func TestShrinkToRefs(t *testing.T) {
 	if _, _, err := ev2.ShrinkToRefs(4000, "values", func(string) (*change.Ref, error) { return nil, errors.New("S3 down") }); err == nil || string(ev2.Detail) != before {
 		t.Errorf("a failing store: %v, and the event changed: %v", err, string(ev2.Detail) != before)
 	}
-}
-
-// stored2 is stored with the key layout ShrinkToRefs' test store uses.
-func stored2(text string) change.Value {
-	v := stored(text)
-	v.Ref.Key = "walbridge/values/sha256/" + sha(text)
-	return v
 }

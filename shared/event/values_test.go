@@ -141,9 +141,9 @@ func TestValueStates(t *testing.T) {
 		{"null array", arr("text"), change.Value{State: change.Null}, `{"type":"string[]","value":null}`},
 		{"unchanged", col("text"), change.Value{State: change.Unchanged}, `{"type":"string","unchanged":true}`},
 		{"omitted", col("bytea"), change.Value{State: change.Omitted, Size: 12345}, `{"type":"bytes","omitted":true,"bytes":12345}`},
-		{"in S3, a string", col("text"), stored("b@x"), `{"type":"string","s3":{"bucket":"values","key":"k/` + sha("b@x") + `"},"bytes":3,"sha256":"` + sha("b@x") + `"}`},
-		{"in S3, a document as its text", col("jsonb"), stored(`{"a":1}`), `{"type":"json","s3":{"bucket":"values","key":"k/` + sha(`{"a":1}`) + `"},"bytes":7,"sha256":"` + sha(`{"a":1}`) + `","valueEncoding":"text"}`},
-		{"in S3, an array as its text", arr("text"), stored(`{a,b}`), `{"type":"string[]","s3":{"bucket":"values","key":"k/` + sha(`{a,b}`) + `"},"bytes":5,"sha256":"` + sha(`{a,b}`) + `","valueEncoding":"text"}`},
+		{"in S3, a string", col("text"), stored("b@x"), `{"type":"string","s3":{"bucket":"values","key":"` + change.RefKeyPrefix + sha("b@x") + `"},"bytes":3,"sha256":"` + sha("b@x") + `"}`},
+		{"in S3, a document as its text", col("jsonb"), stored(`{"a":1}`), `{"type":"json","s3":{"bucket":"values","key":"` + change.RefKeyPrefix + sha(`{"a":1}`) + `"},"bytes":7,"sha256":"` + sha(`{"a":1}`) + `","valueEncoding":"text"}`},
+		{"in S3, an array as its text", arr("text"), stored(`{a,b}`), `{"type":"string[]","s3":{"bucket":"values","key":"` + change.RefKeyPrefix + sha(`{a,b}`) + `"},"bytes":5,"sha256":"` + sha(`{a,b}`) + `","valueEncoding":"text"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -372,5 +372,5 @@ func sha(s string) string {
 
 // stored is text as the claim check leaves it: a reference.
 func stored(text string) change.Value {
-	return change.Value{State: change.Stored, Size: len(text), Ref: &change.Ref{Bucket: "values", Key: "k/" + sha(text), SHA256: sha(text)}}
+	return change.Value{State: change.Stored, Size: len(text), Ref: &change.Ref{Bucket: "values", Key: change.RefKeyPrefix + sha(text), SHA256: sha(text)}}
 }

@@ -221,7 +221,7 @@ func (s *Server) readHealth(ctx context.Context) {
 			return
 		}
 		s.mu.Lock()
-		s.addLag(&h)
+		s.addOwnFigures(&h)
 		h.ReadAt = time.Now().UTC().Format(time.RFC3339)
 		s.health = h
 		s.broadcast("health", h)
@@ -234,8 +234,8 @@ func (s *Server) readHealth(ctx context.Context) {
 	}
 }
 
-// addLag fills the console's own figures; s.mu is held.
-func (s *Server) addLag(h *Health) {
+// addOwnFigures fills the console's own figures; s.mu is held.
+func (s *Server) addOwnFigures(h *Health) {
 	h.Events = s.seq
 	h.Tables = make(map[string]int, len(s.tables))
 	for t, n := range s.tables {
@@ -281,7 +281,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	}
 	c := &client{frames: make(chan []byte, 1024), gone: make(chan struct{})}
 	s.mu.Lock()
-	s.addLag(&s.health) // counts as of now
+	s.addOwnFigures(&s.health) // counts as of now
 	snapshot := frame("snapshot", struct {
 		Items      []item              `json:"items"`
 		Deliveries []localbus.Delivery `json:"deliveries"`
