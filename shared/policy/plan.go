@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/walbridge/walbridge/shared/change"
 )
@@ -26,7 +27,10 @@ type Hasher struct {
 	mac hash.Hash
 	in  []byte
 	sum []byte
-	hex []byte
+	// slab holds the hex digests handed out, 64 to an allocation rather
+	// than one each (a backlog hashes a column of every change). Its bytes
+	// are written once and never again: a new slab replaces a full one.
+	slab []byte
 	// The last value and its hash: an update under REPLICA IDENTITY FULL
 	// carries an untouched column's value twice.
 	lastIn, lastOut string
@@ -49,8 +53,15 @@ func (h *Hasher) Sum(text string) string {
 	h.in = append(h.in[:0], text...) // Write would make text's bytes escape
 	h.mac.Write(h.in)
 	h.sum = h.mac.Sum(h.sum[:0])
-	h.hex = hex.AppendEncode(h.hex[:0], h.sum)
-	h.lastIn, h.lastOut = text, string(h.hex) // text is immutable: no copy needed
+	const n = 2 * sha256.Size
+	if cap(h.slab)-len(h.slab) < n {
+		h.slab = make([]byte, 0, 64*n)
+	}
+	start := len(h.slab)
+	h.slab = hex.AppendEncode(h.slab, h.sum)
+	// The digest's bytes are never written again (see slab), so they can
+	// be the string's own, as strings.Builder does.
+	h.lastIn, h.lastOut = text, unsafe.String(&h.slab[start], n) // text is immutable: no copy needed
 	return h.lastOut
 }
 

@@ -188,3 +188,20 @@ func TestHasherSum(t *testing.T) {
 		}
 	}
 }
+
+// TestHasherDigestsStay hashes more values than one slab holds and checks
+// every digest handed out afterwards: none may be overwritten by a later one.
+func TestHasherDigestsStay(t *testing.T) {
+	h, _ := NewHasher([]byte("k"))
+	var got []string
+	for i := range 300 {
+		got = append(got, h.Sum(strings.Repeat("x", i)))
+	}
+	for i, g := range got {
+		m := hmac.New(sha256.New, []byte("k"))
+		m.Write([]byte(strings.Repeat("x", i)))
+		if want := hex.EncodeToString(m.Sum(nil)); g != want {
+			t.Fatalf("digest %d is %s after later ones, want %s", i, g, want)
+		}
+	}
+}
