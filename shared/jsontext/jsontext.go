@@ -20,6 +20,13 @@ func AppendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		// Most text needs no escaping: pass it eight bytes at a time.
+		for i+8 <= len(s) && plain8(s[i:i+8]) {
+			i += 8
+		}
+		if i == len(s) {
+			break
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if c >= 0x20 && c != '"' && c != '\\' {
@@ -55,6 +62,21 @@ func AppendString(dst []byte, s string) []byte {
 	}
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
+}
+
+// plain8 reports whether none of w's eight bytes needs escaping or UTF-8
+// checking: each is printable ASCII other than '"' and '\'.
+func plain8(w string) bool {
+	x := uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+		uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	// A byte below 0x20; a byte equal to '"' or '\' (a zero after the
+	// XOR); a byte of 0x80 or more (its own high bit). The classic
+	// has-less-than and has-zero tests: exact as to whether any byte does.
+	below := (x - ones*0x20) &^ x
+	q := x ^ (ones * '"')
+	bs := x ^ (ones * '\\')
+	return (below|(q-ones)&^q|(bs-ones)&^bs|x)&highs == 0
 }
 
 // DefaultMaxDepth bounds the nesting Skip accepts when Scanner.MaxDepth is

@@ -104,3 +104,63 @@ func FuzzSkip(f *testing.F) {
 		}
 	})
 }
+
+// TestAppendStringWordAtATime puts every byte that needs care at every
+// offset of strings around the eight-byte stride and compares with a byte at
+// a time encoding.
+func TestAppendStringWordAtATime(t *testing.T) {
+	specials := []string{"\x00", "\x1f", "\x20", "\"", "\\", "!", "#", "[", "]", "\x7f", "\x80", "\xff", "é", "漢", "😀", "\u2028"}
+	for n := 0; n <= 24; n++ {
+		for at := 0; at <= n; at++ {
+			for _, sp := range specials {
+				s := strings.Repeat("a", at) + sp + strings.Repeat("b", n-at)
+				if got, want := string(AppendString(nil, s)), string(byteAtATime(nil, s)); got != want {
+					t.Fatalf("AppendString(%q) = %s, want %s", s, got, want)
+				}
+			}
+		}
+	}
+}
+
+// byteAtATime is AppendString without the word-at-a-time pass.
+func byteAtATime(dst []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c >= 0x20 && c != '"' && c != '\\':
+				dst = append(dst, c)
+			case c == '"' || c == '\\':
+				dst = append(dst, '\\', c)
+			case c == '\n':
+				dst = append(dst, '\\', 'n')
+			case c == '\r':
+				dst = append(dst, '\\', 'r')
+			case c == '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, `\ufffd`...)
+		} else {
+			dst = append(dst, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(dst, '"')
+}
+
+func BenchmarkAppendString(b *testing.B) {
+	s := "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	var dst []byte
+	for b.Loop() {
+		dst = AppendString(dst[:0], s)
+	}
+}
