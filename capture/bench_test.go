@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/walbridge/walbridge/capture/backfill"
 	"github.com/walbridge/walbridge/shared/change"
 	"github.com/walbridge/walbridge/shared/kinesistest"
 	"github.com/walbridge/walbridge/shared/pgtest"
@@ -559,6 +560,32 @@ func scrapeHistogram(b *testing.B, url, name string) histogram {
 	return h
 }
 
+// selectChunks reads orders the way a backfill's chunks do, by key in
+// chunks of chunkRows (each its own query, the next starting after the last
+// key), and throws the rows away: the ceiling of any backfill that reads
+// with SELECT, measured beside COPY.
+func selectChunks(b *testing.B, conn *pgx.Conn, chunkRows int) int {
+	b.Helper()
+	ctx := context.Background()
+	n, last := 0, []byte("-1")
+	sql := fmt.Sprintf(`SELECT id, customer, total, note FROM orders WHERE id > $1::bigint ORDER BY id LIMIT %d`, chunkRows)
+	for {
+		rr := conn.PgConn().ExecParams(ctx, sql, [][]byte{last}, nil, nil, nil)
+		got := 0
+		for rr.NextRow() {
+			got++
+			last = append(last[:0], rr.Values()[0]...)
+		}
+		if _, err := rr.Close(); err != nil {
+			b.Fatal(err)
+		}
+		n += got
+		if got < chunkRows {
+			return n
+		}
+	}
+}
+
 // selfCPU is this process's user+system CPU time.
 func selfCPU(b *testing.B) time.Duration {
 	b.Helper()
@@ -575,6 +602,13 @@ func selfCPU(b *testing.B) time.Duration {
 // alternating over rounds: rates, their ratio, and capture's peak RSS.
 func BenchmarkBackfill(b *testing.B) {
 	n, rounds := envInt("WALBRIDGE_BENCH_ROWS", 1000000), envInt("WALBRIDGE_BENCH_ROUNDS", 3)
+	flags := strings.Fields(os.Getenv("WALBRIDGE_BENCH_BACKFILL_FLAGS"))
+	chunkRows := backfill.DefaultChunkRows
+	for i, f := range flags {
+		if f == "--chunk-rows" && i+1 < len(flags) {
+			chunkRows, _ = strconv.Atoi(flags[i+1])
+		}
+	}
 	pg := pgtest.Start(b, pgtest.Options{})
 	url := pg.CreateDatabase(b, "app")
 	pg.Exec(b, "app", `CREATE TABLE orders (id bigint PRIMARY KEY, customer int, total numeric(10,2), note text)`,
@@ -599,7 +633,7 @@ func BenchmarkBackfill(b *testing.B) {
 	defer conn.Close(ctx)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		var copyTime, backfillTime, cpu time.Duration
+		var copyTime, selectTime, backfillTime, cpu time.Duration
 		for r := range rounds {
 			if r == 0 && profile != "" {
 				go saveProfile(addr, strings.ReplaceAll(profile, "%s", "backfill"))
@@ -612,7 +646,13 @@ func BenchmarkBackfill(b *testing.B) {
 			copyTime += time.Since(start)
 
 			start = time.Now()
-			code, out := runBenchCmd(b, url, append([]string{"backfill", "--table", "orders", "--wait"}, strings.Fields(os.Getenv("WALBRIDGE_BENCH_BACKFILL_FLAGS"))...)...)
+			if got := selectChunks(b, conn, chunkRows); got != n {
+				b.Fatalf("the chunked SELECT read %d rows, want %d", got, n)
+			}
+			selectTime += time.Since(start)
+
+			start = time.Now()
+			code, out := runBenchCmd(b, url, append([]string{"backfill", "--table", "orders", "--wait"}, flags...)...)
 			if code != 0 || !regexp.MustCompile(fmt.Sprintf(`done\s+%d rows`, n)).MatchString(out) {
 				b.Fatalf("backfill: %s", out)
 			}
@@ -624,6 +664,8 @@ func BenchmarkBackfill(b *testing.B) {
 		b.ReportMetric(float64(cpu.Microseconds())/total, "capture-cpu-µs/row")
 		b.ReportMetric(total/copyTime.Seconds(), "copy-rows/s")
 		b.ReportMetric(copyTime.Seconds()/backfillTime.Seconds(), "ratio")
+		b.ReportMetric(total/selectTime.Seconds(), "chunked-select-rows/s")
+		b.ReportMetric(copyTime.Seconds()/selectTime.Seconds(), "chunked-select-ratio")
 		b.ReportMetric(float64(peakRSS(b, p.Process.Pid))/(1<<20), "capture-peak-rss-MiB")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -288,28 +289,57 @@ func (wk *Worker) start(ctx context.Context, conn *pgx.Conn, database string, p 
 		return nil, err
 	}
 	sql, params := t.chunkSQL(b.Where, p.chunkRows, p.next, keys)
-	var rows []change.Change
-	// scan reads the chunk's rows into rows and pd.raw.
+	expect := p.chunkRows
+	if keys != nil {
+		expect = len(keys)
+	}
+	rows := make([]change.Change, 0, expect)
+	pd.raw = make([][]*string, 0, expect)
+	// scan reads the chunk's rows into rows and pd.raw. A row's values are
+	// one string, and tuples and keys come from slabs of the chunk's size:
+	// a few allocations a row rather than one per value.
 	scan := func(tx pgx.Tx, sql string) error {
+		var text []byte
+		var tuples []change.Value
+		var keyText []string
+		var keyRefs []*string
 		rr := tx.Conn().PgConn().ExecParams(ctx, sql, params, nil, nil, nil)
 		for rr.NextRow() {
 			vals := rr.Values()
 			c := change.Change{Database: database, Schema: t.schema, Table: t.name, Op: change.Read, Identity: t.identity, Columns: cols}
-			c.New = make([]change.Value, len(vals))
+			if len(tuples) < len(vals) {
+				tuples = make([]change.Value, max(expect-len(rows), 1)*len(vals))
+			}
+			c.New, tuples = tuples[:len(vals):len(vals)], tuples[len(vals):]
+			text = text[:0]
+			for _, v := range vals {
+				text = append(text, v...)
+			}
+			all, off := string(text), 0
+			pd.bytes += len(all)
 			for i, v := range vals {
 				if v == nil {
 					c.New[i] = change.Value{State: change.Null}
 				} else {
-					c.New[i] = change.Value{Text: string(v)}
-					pd.bytes += len(v)
+					c.New[i] = change.Value{Text: all[off : off+len(v)]}
+					off += len(v)
 				}
 			}
-			key := make([]*string, len(t.keys))
+			if len(keyRefs) < len(t.keys) {
+				n := max(expect-len(rows), 1) * len(t.keys)
+				keyText, keyRefs = make([]string, n), make([]*string, n)
+			}
+			key := keyRefs[:len(t.keys):len(t.keys)]
+			keyRefs = keyRefs[len(t.keys):]
 			for i, ki := range t.keys {
+				key[i] = nil
 				if c.New[ki].State == change.Text {
-					s := c.New[ki].Text
-					key[i] = &s
+					// A copy: a key outlives its row (the cursor, keys to
+					// read again), which must not keep the row's text.
+					keyText[0] = strings.Clone(c.New[ki].Text)
+					key[i] = &keyText[0]
 				}
+				keyText = keyText[1:]
 			}
 			pd.raw = append(pd.raw, key)
 			rows = append(rows, c)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"unsafe"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
@@ -57,7 +58,12 @@ type v2Batch struct {
 func (w *Writer) encodeBody(c *change.Change) error {
 	var shape []byte
 	if change.HasShape(c) {
-		w.shapeScratch = change.AppendShape(w.shapeScratch[:0], c)
+		of := shapeOfChange(c)
+		if of.id = w.lastShape.id; of != w.lastShape {
+			w.shapeScratch = change.AppendShape(w.shapeScratch[:0], c)
+			of.id = -1 // interned by Add
+			w.lastShape = of
+		}
 		shape = w.shapeScratch
 	}
 	limit := w.recordLimit(shape)
@@ -68,6 +74,21 @@ func (w *Writer) encodeBody(c *change.Change) error {
 		return nil
 	}
 	return w.oversized(c, limit, omitted, err)
+}
+
+// shapeOf is what a change's shape is made of, with its columns by
+// identity: Columns arrays are never written after they are made.
+type shapeOf struct {
+	database, schema, table string
+	identity                change.Identity
+	columns                 *change.Column
+	n                       int
+	id                      int32 // the interned id, once known; -1 before
+}
+
+func shapeOfChange(c *change.Change) shapeOf {
+	return shapeOf{database: c.Database, schema: c.Schema, table: c.Table, identity: c.Identity,
+		columns: unsafe.SliceData(c.Columns), n: len(c.Columns)}
 }
 
 // internLocked returns the id of the shape def, adding it if new.

@@ -164,3 +164,54 @@ func TestV2Reshard(t *testing.T) {
 	}
 	t.Logf("%d changes; %d re-routed after reshards; %v map refreshes; fake %+v", changes, dropped, w.m.shardMaps.Value(), f.Stats())
 }
+
+// TestV2ShapesFollowEachChange alternates changes whose shapes differ in
+// one part each (table, identity, database, a column added in a new
+// Columns array, the old array again): every change decodes with its own.
+func TestV2ShapesFollowEachChange(t *testing.T) {
+	f := kinesistest.StartFake(t, kinesistest.FakeOptions{Shards: 2})
+	w := newWriter(t, fakeClient(t, f.URL), Config{Metrics: metrics.New(), Format: FormatV2})
+	wider := append(append([]change.Column(nil), testColumns...), change.Column{Name: "added", OID: 25, Type: "text", Base: "text", Kind: change.KindBase})
+	variants := []func(c *change.Change){
+		func(c *change.Change) {},
+		func(c *change.Change) { c.Table = "users" },
+		func(c *change.Change) { c.Identity = change.IdentityFull },
+		func(c *change.Change) { c.Database = "other" },
+		func(c *change.Change) { c.Columns, c.New = wider, append(c.New, change.Value{Text: "x"}) },
+		func(c *change.Change) {},
+	}
+	var sent []change.Change
+	for i := range 60 {
+		c := row("orders", i, change.LSN(1_000_000+i*1000), 0, "v"+strconv.Itoa(i))
+		variants[i%len(variants)](&c)
+		for range 1 + i%3 { // runs of the same shape, too
+			c.Seq++
+			if err := w.Add(context.Background(), &c); err != nil {
+				t.Fatal(err)
+			}
+			sent = append(sent, c)
+		}
+		w.Mark(context.Background(), c.CommitLSN)
+	}
+	closeWriter(t, w)
+	got := map[pos]change.Change{}
+	for _, r := range f.Records() {
+		rec, err := change.Decode(r.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range rec.Changes {
+			got[pos{c.CommitLSN, c.Seq}] = c
+		}
+	}
+	for _, c := range sent {
+		g, ok := got[pos{c.CommitLSN, c.Seq}]
+		switch {
+		case !ok:
+			t.Fatalf("change %s/%d missing", c.CommitLSN, c.Seq)
+		case g.Database != c.Database || g.Table != c.Table || g.Identity != c.Identity || len(g.Columns) != len(c.Columns):
+			t.Fatalf("change %s/%d decoded as %s.%s.%s %s with %d columns, want %s.%s.%s %s with %d", c.CommitLSN, c.Seq,
+				g.Database, g.Schema, g.Table, g.Identity, len(g.Columns), c.Database, c.Schema, c.Table, c.Identity, len(c.Columns))
+		}
+	}
+}

@@ -162,6 +162,11 @@ type Writer struct {
 	keyScratch   []byte // Add's partition key buffer
 	fitScratch   []byte // the claim check's trial encodings (Add's goroutine only)
 	shapeScratch []byte // Add's shape buffer (v2)
+	// lastShape says whose shape shapeScratch holds (v2, Add's goroutine).
+	// Consecutive changes of a relation share one Columns array (the
+	// decoder's relation, a backfill chunk's columns), so the shape is
+	// encoded and interned once per run of them rather than per change.
+	lastShape shapeOf
 
 	v2     bool
 	comp   *change.Compressor           // v2 unless Uncompressed
@@ -270,7 +275,7 @@ func NewWriter(ctx context.Context, api API, cfg Config) (*Writer, error) {
 		progress: make(chan struct{}, 1),
 		keys:     map[string]*keyQueue{},
 		v2:       cfg.Format == FormatV2,
-		shapeIDs: map[string]int32{},
+		shapeIDs: map[string]int32{}, lastShape: shapeOf{id: -1},
 	}
 	if w.v2 && !cfg.Uncompressed {
 		// One encoder: at full speed (BenchmarkBurst, 76,000 changes/s) the
@@ -360,7 +365,10 @@ func (w *Writer) Add(ctx context.Context, c *change.Change) error {
 	}
 	shape := int32(-1)
 	if shaped {
-		shape = w.internLocked(w.shapeScratch)
+		if shape = w.lastShape.id; shape < 0 {
+			shape = w.internLocked(w.shapeScratch)
+			w.lastShape.id = shape
+		}
 	}
 	kq.buf = append(kq.buf, w.scratch...)
 	kq.items = append(kq.items, item{end: len(kq.buf), ticket: w.cp.Track(), commit: commit, read: c.Op == change.Read, shape: shape})
