@@ -25,6 +25,8 @@ import (
 type Sink interface {
 	Buffered() (bytes, limit int)
 	Confirmable() change.LSN
+	// Acked is closed when Confirmable may have moved.
+	Acked() <-chan struct{}
 }
 
 // Policy plans the column policy for a relation on the worker's goroutine
@@ -453,8 +455,14 @@ func (wk *Worker) finish(ctx context.Context, conn *pgx.Conn, p *progress, pd *p
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	for wk.cfg.Sink.Confirmable() < w.durableAt {
-		if !backoff.Sleep(ctx, 2*time.Millisecond) {
+	for {
+		acked := wk.cfg.Sink.Acked() // before reading: no acknowledgement slips between
+		if wk.cfg.Sink.Confirmable() >= w.durableAt {
+			break
+		}
+		select {
+		case <-acked:
+		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}

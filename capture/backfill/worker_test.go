@@ -54,6 +54,13 @@ func (m *memSink) Close(context.Context) error { return nil }
 
 func (m *memSink) Buffered() (int, int) { return 0, 1 << 20 }
 
+// Acked is always ready: Confirmable moves with Mark.
+func (m *memSink) Acked() <-chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}
+
 func TestWorkerWithStream(t *testing.T) {
 	pg := pgtest.Start(t, pgtest.Options{})
 	url := pg.CreateDatabase(t, "app")

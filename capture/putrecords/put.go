@@ -236,6 +236,9 @@ func (w *Writer) acknowledge(pending []record, results []types.PutRecordsResultE
 	}
 	w.m.confirmable.Set(float64(w.cp.Confirmable()))
 	w.m.buffered.Set(float64(w.bytes))
+	if records > 0 {
+		w.notifyAckedLocked()
+	}
 	w.mu.Unlock()
 	w.m.records.Add(float64(records))
 	w.m.changes.Add(float64(changes))

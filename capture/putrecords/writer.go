@@ -196,9 +196,14 @@ type Writer struct {
 	// own. Definitions are never changed once added.
 	shapeIDs  map[string]int32
 	shapeDefs [][]byte
-	err       error // first fatal error
-	closing   bool  // Close was called: no more Add or Mark
-	stop      bool  // workers must exit
+	// acked is closed and replaced when Confirmable may have moved, once
+	// Acked has handed it out (so that a Mark nobody waits for costs no
+	// channel).
+	acked    chan struct{}
+	ackedOut bool
+	err      error // first fatal error
+	closing  bool  // Close was called: no more Add or Mark
+	stop     bool  // workers must exit
 }
 
 // keyQueue holds one partition key's changes that are not yet acknowledged:
@@ -272,7 +277,7 @@ func NewWriter(ctx context.Context, api API, cfg Config) (*Writer, error) {
 		m:        newWriterMetrics(cfg.Metrics),
 		stream:   cfg.Stream,
 		cp:       checkpoint.New(),
-		progress: make(chan struct{}, 1),
+		progress: make(chan struct{}, 1), acked: make(chan struct{}),
 		keys:     map[string]*keyQueue{},
 		v2:       cfg.Format == FormatV2,
 		shapeIDs: map[string]int32{}, lastShape: shapeOf{id: -1},
@@ -396,7 +401,25 @@ func (w *Writer) Mark(ctx context.Context, lsn change.LSN) error {
 	}
 	w.cp.Mark(lsn)
 	w.m.confirmable.Set(float64(w.cp.Confirmable()))
+	w.notifyAckedLocked()
 	return nil
+}
+
+// Acked returns a channel closed when Confirmable may have moved (or the
+// writer failed): read Confirmable after taking it, wait on it if that is
+// not yet far enough.
+func (w *Writer) Acked() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.ackedOut = true
+	return w.acked
+}
+
+func (w *Writer) notifyAckedLocked() {
+	if w.ackedOut {
+		close(w.acked)
+		w.acked, w.ackedOut = make(chan struct{}), false
+	}
 }
 
 // Buffered is how many bytes of encoded changes are queued or in flight, and
@@ -477,6 +500,7 @@ func (w *Writer) fail(err error) {
 	}
 	w.stop = true
 	w.work.Broadcast()
+	w.notifyAckedLocked()
 	w.mu.Unlock()
 	w.cancel()
 	w.signalProgress()

@@ -300,6 +300,61 @@ func TestKeepaliveMarkWhenIdleIsConfirmableAtOnce(t *testing.T) {
 	closeWriter(t, w)
 }
 
+// TestAckedSignalsEveryMove waits for Confirmable only through Acked: once
+// when the acknowledgement comes after the Mark, once when the Mark comes
+// after the acknowledgement (a held key makes the order certain).
+func TestAckedSignalsEveryMove(t *testing.T) {
+	f := kinesistest.StartFake(t, kinesistest.FakeOptions{})
+	w := newWriter(t, fakeClient(t, f.URL), Config{})
+	ctx := context.Background()
+	waitFor := func(lsn change.LSN) {
+		t.Helper()
+		for {
+			acked := w.Acked()
+			if w.Confirmable() >= lsn {
+				return
+			}
+			select {
+			case <-acked:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("no signal from Acked; Confirmable() = %s, want %s", w.Confirmable(), lsn)
+			}
+		}
+	}
+	// Acknowledged after its Mark.
+	c := row("t", 1, 1000, 0, "a")
+	release := f.Hold(change.PartitionKey(&c))
+	if err := w.Add(ctx, &c); err != nil {
+		t.Fatal(err)
+	}
+	w.Mark(ctx, 1000)
+	acked := w.Acked()
+	release()
+	<-acked
+	waitFor(1000)
+	// Marked after its acknowledgement.
+	c = row("t", 2, 2000, 0, "b")
+	if err := w.Add(ctx, &c); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		acked := w.Acked()
+		if used, _ := w.Buffered(); used == 0 {
+			break
+		}
+		<-acked
+	}
+	acked = w.Acked()
+	w.Mark(ctx, 2000)
+	select {
+	case <-acked:
+	default:
+		t.Fatal("a Mark that moved Confirmable did not close the channel")
+	}
+	waitFor(2000)
+	closeWriter(t, w)
+}
+
 // addHeldHotRow holds row 1 of table t at the fake, adds n changes to it
 // with payload-byte values (calling afterFirst once the first is added), and
 // returns the hold's release and the expected per-key order.
