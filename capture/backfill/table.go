@@ -48,39 +48,49 @@ func (t *table) qualified() string { return t.schema + "." + t.name }
 // replica identity index under REPLICA IDENTITY USING INDEX.
 func describe(ctx context.Context, q querier, publication, schema, name string) (*table, error) {
 	t := &table{schema: schema, name: name}
-	var ident string
-	err := q.QueryRow(ctx, `SELECT c.oid, c.relreplident::text, greatest(c.reltuples, 0)::bigint
+	// The server's version, the table and its publication entry in one
+	// round trip (a backfill describes its table again for every chunk).
+	// PostgreSQL 15 added column lists and row filters to publications:
+	// the entry is read as JSON so that one query serves every version.
+	batch := &pgx.Batch{}
+	batch.Queue(`SELECT current_setting('server_version_num')::int`)
+	batch.Queue(`SELECT c.oid, c.relreplident::text, greatest(c.reltuples, 0)::bigint
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`, schema, name).Scan(&t.oid, &ident, &t.estimate)
-	if errors.Is(err, pgx.ErrNoRows) {
+		WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`, schema, name)
+	batch.Queue(`SELECT to_jsonb(p) FROM pg_publication_tables p WHERE pubname = $1 AND schemaname = $2 AND tablename = $3`, publication, schema, name)
+	br := q.SendBatch(ctx, batch)
+	var version int
+	var ident string
+	var entry struct {
+		Attnames  []string `json:"attnames"`
+		RowFilter *string  `json:"rowfilter"`
+	}
+	errVersion := br.QueryRow().Scan(&version)
+	errTable := br.QueryRow().Scan(&t.oid, &ident, &t.estimate)
+	errPub := br.QueryRow().Scan(&entry)
+	if err := br.Close(); err != nil && errVersion == nil && errTable == nil && errPub == nil {
+		return nil, fmt.Errorf("look up %s.%s: %w", schema, name, err)
+	}
+	if errVersion != nil {
+		return nil, fmt.Errorf("server version: %w", errVersion)
+	}
+	if errors.Is(errTable, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("%s.%s: %w", schema, name, ErrNoTable)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("look up %s.%s: %w", schema, name, err)
+	if errTable != nil {
+		return nil, fmt.Errorf("look up %s.%s: %w", schema, name, errTable)
 	}
 	t.identity = identityOf(ident)
 	if schema == Schema {
 		return nil, fmt.Errorf("%s.%s: %w (walbridge's own tables are never published)", schema, name, ErrNotPublished)
 	}
-
-	var version int
-	if err := q.QueryRow(ctx, `SELECT current_setting('server_version_num')::int`).Scan(&version); err != nil {
-		return nil, fmt.Errorf("server version: %w", err)
-	}
-	// PostgreSQL 15 added column lists and row filters to publications.
-	pubQuery := `SELECT NULL::text[], NULL::text FROM pg_publication_tables WHERE pubname = $1 AND schemaname = $2 AND tablename = $3`
-	if version >= 150000 {
-		pubQuery = `SELECT attnames::text[], rowfilter FROM pg_publication_tables WHERE pubname = $1 AND schemaname = $2 AND tablename = $3`
-	}
-	var attnames []string
-	var rowFilter *string
-	err = q.QueryRow(ctx, pubQuery, publication, schema, name).Scan(&attnames, &rowFilter)
-	if errors.Is(err, pgx.ErrNoRows) {
+	if errors.Is(errPub, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("%s.%s: %w %s", schema, name, ErrNotPublished, publication)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("look up %s.%s in publication %s: %w", schema, name, publication, err)
+	if errPub != nil {
+		return nil, fmt.Errorf("look up %s.%s in publication %s: %w", schema, name, publication, errPub)
 	}
+	attnames, rowFilter := entry.Attnames, entry.RowFilter
 	if rowFilter != nil {
 		t.rowFilter = *rowFilter
 	}

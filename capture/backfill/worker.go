@@ -300,12 +300,12 @@ func (wk *Worker) start(ctx context.Context, conn *pgx.Conn, database string, p 
 	// scan reads the chunk's rows into rows and pd.raw. A row's values are
 	// one string, and tuples and keys come from slabs of the chunk's size:
 	// a few allocations a row rather than one per value.
-	scan := func(tx pgx.Tx, sql string) error {
+	scan := func(pc *pgconn.PgConn, sql string) error {
 		var text []byte
 		var tuples []change.Value
 		var keyText []string
 		var keyRefs []*string
-		rr := tx.Conn().PgConn().ExecParams(ctx, sql, params, nil, nil, nil)
+		rr := pc.ExecParams(ctx, sql, params, nil, nil, nil)
 		for rr.NextRow() {
 			vals := rr.Values()
 			c := change.Change{Database: database, Schema: t.schema, Table: t.name, Op: change.Read, Identity: t.identity, Columns: cols}
@@ -383,7 +383,7 @@ func (wk *Worker) start(ctx context.Context, conn *pgx.Conn, database string, p 
 			if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '1s'; SET LOCAL synchronous_commit = on`); err != nil {
 				return err
 			}
-			if err := scan(tx, sql+" FOR SHARE"); err != nil {
+			if err := scan(tx.Conn().PgConn(), sql+" FOR SHARE"); err != nil {
 				return err
 			}
 			fill(nil)
@@ -405,36 +405,12 @@ func (wk *Worker) start(ctx context.Context, conn *pgx.Conn, database string, p 
 	if _, err := conn.Exec(ctx, `SELECT pg_logical_emit_message(true, $1, $2)`, WatermarkPrefix, co.watermark(w, "low")); err != nil {
 		return abandon(fmt.Errorf("write low watermark: %w", err))
 	}
-	var xip []uint32
-	err = pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		// Repeatable read so that the snapshot read here is the one the
-		// chunk's SELECT uses; the transaction lasts one query.
-		var snap string
-		if err := tx.QueryRow(ctx, `SELECT pg_current_snapshot()::text`).Scan(&snap); err != nil {
-			return fmt.Errorf("read snapshot: %w", err)
-		}
-		var err error
-		if xip, err = parseXIP(snap); err != nil {
-			return err
-		}
-		return scan(tx, sql)
-	})
+	xip, err := readChunk(ctx, conn.PgConn(), func(pc *pgconn.PgConn) error { return scan(pc, sql) })
 	if err != nil {
 		return abandon(err)
 	}
 	fill(xip)
-	// The high watermark is committed with synchronous_commit on: a
-	// walsender sends only flushed WAL, and under synchronous_commit = off
-	// the chunk would otherwise wait for the WAL writer (up to
-	// wal_writer_delay) before the stream can pass it.
-	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = on`); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, `SELECT pg_logical_emit_message(true, $1, $2)`, WatermarkPrefix, co.watermark(w, "high"))
-		return err
-	})
-	if err != nil {
+	if _, err := conn.Exec(ctx, highWatermarkSQL, WatermarkPrefix, co.watermark(w, "high")); err != nil {
 		return abandon(fmt.Errorf("write high watermark: %w", err))
 	}
 	if keys == nil {
@@ -444,6 +420,43 @@ func (wk *Worker) start(ctx context.Context, conn *pgx.Conn, database string, p 
 		p.exhausted = len(pd.raw) < p.chunkRows
 	}
 	return pd, nil
+}
+
+// highWatermarkSQL writes a high watermark in one statement (one round
+// trip), committed with synchronous_commit on (set_config's is_local lasts
+// to the end of the statement's transaction, its commit included): a
+// walsender sends only flushed WAL, and under synchronous_commit = off the
+// chunk would otherwise wait for the WAL writer (up to wal_writer_delay)
+// before the stream can pass it.
+const highWatermarkSQL = `SELECT set_config('synchronous_commit', 'on', true), pg_logical_emit_message(true, $1, $2)`
+
+// readChunk runs scan in a read-only repeatable read transaction and returns
+// the in-progress transactions of its snapshot. Repeatable read so that the
+// snapshot read first is the one the chunk's SELECT uses; the transaction
+// lasts one query. BEGIN and the snapshot share a round trip.
+func readChunk(ctx context.Context, pc *pgconn.PgConn, scan func(*pgconn.PgConn) error) (xip []uint32, err error) {
+	defer func() {
+		if err != nil && ctx.Err() == nil {
+			pc.Exec(ctx, "ROLLBACK").ReadAll() // the error at hand says more than this one's
+		}
+	}()
+	res, err := pc.Exec(ctx, `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT pg_current_snapshot()::text`).ReadAll()
+	if err != nil {
+		return nil, fmt.Errorf("read snapshot: %w", err)
+	}
+	if len(res) != 2 || len(res[1].Rows) != 1 || len(res[1].Rows[0]) != 1 {
+		return nil, fmt.Errorf("read snapshot: unexpected answer")
+	}
+	if xip, err = parseXIP(string(res[1].Rows[0][0])); err != nil {
+		return nil, err
+	}
+	if err := scan(pc); err != nil {
+		return nil, err
+	}
+	if _, err := pc.Exec(ctx, "COMMIT").ReadAll(); err != nil {
+		return nil, fmt.Errorf("end chunk transaction: %w", err)
+	}
+	return xip, nil
 }
 
 // finish waits until the stream has passed the chunk's high watermark and

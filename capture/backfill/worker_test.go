@@ -135,3 +135,37 @@ func TestWorkerWithStream(t *testing.T) {
 		}
 	}
 }
+
+// TestHighWatermarkIsFlushed writes a high watermark on a cluster that
+// commits asynchronously and flushes WAL only every 10 s: the statement's
+// own commit must have flushed the message, or the stream would wait for
+// the WAL writer at every chunk.
+func TestHighWatermarkIsFlushed(t *testing.T) {
+	pg := pgtest.Start(t, pgtest.Options{Settings: map[string]string{"synchronous_commit": "off", "wal_writer_delay": "10s"}})
+	url := pg.CreateDatabase(t, "app")
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for _, tc := range []struct {
+		sql     string
+		flushed bool
+	}{
+		{`SELECT '', pg_logical_emit_message(true, $1, $2)`, false}, // the control: without set_config
+		{highWatermarkSQL, true},
+	} {
+		var ignored, msg, flushed string
+		if err := conn.QueryRow(ctx, tc.sql, WatermarkPrefix, "test").Scan(&ignored, &msg); err != nil {
+			t.Fatal(err)
+		}
+		var got bool
+		if err := conn.QueryRow(ctx, `SELECT pg_current_wal_flush_lsn()::text, pg_current_wal_flush_lsn() > $1::pg_lsn`, msg).Scan(&flushed, &got); err != nil {
+			t.Fatal(err)
+		}
+		if got != tc.flushed {
+			t.Errorf("%s: message at %s, WAL flushed to %s: flushed = %v, want %v", tc.sql, msg, flushed, got, tc.flushed)
+		}
+	}
+}
