@@ -388,12 +388,12 @@ func (h histogram) minus(earlier histogram) histogram {
 }
 
 // BenchmarkBackfillLatency offers 1,000 live changes/s (WALBRIDGE_BENCH_RATE)
-// for 10 s without a backfill, then for 5 s while a 1,000,000-row table
+// for 10 s without a backfill, then for 5 s while a 3,000,000-row table
 // (WALBRIDGE_BENCH_ROWS) is backfilled, and reports capture's commit-to-ack
 // quantiles of the live changes in each phase (reads are not in the
 // histogram).
 func BenchmarkBackfillLatency(b *testing.B) {
-	rate, n := envInt("WALBRIDGE_BENCH_RATE", 1000), envInt("WALBRIDGE_BENCH_ROWS", 1000000)
+	rate, n := envInt("WALBRIDGE_BENCH_RATE", 1000), envInt("WALBRIDGE_BENCH_ROWS", 3000000)
 	pg := pgtest.Start(b, pgtest.Options{Settings: map[string]string{"synchronous_commit": "on"}})
 	url := pg.CreateDatabase(b, "app")
 	pg.Exec(b, "app", `CREATE TABLE ticks (id bigserial PRIMARY KEY, at timestamptz DEFAULT now())`,
@@ -426,7 +426,8 @@ func BenchmarkBackfillLatency(b *testing.B) {
 		if code, out := runBenchCmd(b, url, args...); code != 0 {
 			b.Fatalf("backfill: %s", out)
 		}
-		// Shorter than the backfill lasts, even unloaded (1M rows: about 6 s).
+		// Shorter than the backfill lasts, even unloaded (3M rows: 6 s with
+		// version 2 records, 11 s with version 1).
 		busyDur := 5 * time.Second
 		offerLoad(b, url, `INSERT INTO ticks DEFAULT VALUES`, rate, busyDur)
 		var rowsDuring float64
