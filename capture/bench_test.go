@@ -599,8 +599,9 @@ func selfCPU(b *testing.B) time.Duration {
 
 // BenchmarkBackfill backfills a 1,000,000-row table (WALBRIDGE_BENCH_ROWS)
 // through a running capture into an endpoint that acknowledges at once, and
-// reads the same table with COPY (SELECT * FROM t) TO STDOUT into nothing,
-// alternating over rounds: rates, their ratio, and capture's peak RSS.
+// reads the same table with COPY (SELECT * FROM t) TO STDOUT into nothing and
+// with the backfill's keyset-paged SELECTs (selectChunks), alternating over
+// rounds: rates, their ratios, capture's CPU per row and peak RSS.
 func BenchmarkBackfill(b *testing.B) {
 	n, rounds := envInt("WALBRIDGE_BENCH_ROWS", 1000000), envInt("WALBRIDGE_BENCH_ROUNDS", 3)
 	flags := strings.Fields(os.Getenv("WALBRIDGE_BENCH_BACKFILL_FLAGS"))
