@@ -587,6 +587,42 @@ func selectChunks(b *testing.B, conn *pgx.Conn, chunkRows int) int {
 	}
 }
 
+// copyChunks reads orders by key in chunks of chunkRows as selectChunks
+// does, each chunk with COPY (SELECT ...) TO STDOUT, the bytes thrown away:
+// what reading pages with COPY instead of SELECT would leave for the rest.
+func copyChunks(b *testing.B, conn *pgx.Conn, chunkRows int) int {
+	b.Helper()
+	ctx := context.Background()
+	n, last := 0, "-1"
+	for {
+		var w lastRow
+		tag, err := conn.PgConn().CopyTo(ctx, &w, fmt.Sprintf(`COPY (SELECT id, customer, total, note FROM orders WHERE id > %s ORDER BY id LIMIT %d) TO STDOUT`, last, chunkRows))
+		if err != nil {
+			b.Fatal(err)
+		}
+		got := int(tag.RowsAffected())
+		n += got
+		if got < chunkRows {
+			return n
+		}
+		id, _, _ := strings.Cut(string(w.row), "\t")
+		v, err := strconv.ParseInt(id, 10, 64) // the key of the chunk's last row
+		if err != nil {
+			b.Fatalf("last row of a chunk: %v", err)
+		}
+		last = strconv.FormatInt(v, 10)
+	}
+}
+
+// lastRow keeps the last row COPY wrote (pgconn writes one CopyData
+// message, one row, per Write).
+type lastRow struct{ row []byte }
+
+func (l *lastRow) Write(p []byte) (int, error) {
+	l.row = append(l.row[:0], p...)
+	return len(p), nil
+}
+
 // selfCPU is this process's user+system CPU time.
 func selfCPU(b *testing.B) time.Duration {
 	b.Helper()
@@ -599,9 +635,10 @@ func selfCPU(b *testing.B) time.Duration {
 
 // BenchmarkBackfill backfills a 1,000,000-row table (WALBRIDGE_BENCH_ROWS)
 // through a running capture into an endpoint that acknowledges at once, and
-// reads the same table with COPY (SELECT * FROM t) TO STDOUT into nothing and
-// with the backfill's keyset-paged SELECTs (selectChunks), alternating over
-// rounds: rates, their ratios, capture's CPU per row and peak RSS.
+// reads the same table with COPY (SELECT * FROM t) TO STDOUT into nothing,
+// with the backfill's keyset-paged SELECTs (selectChunks) and with the same
+// pages by COPY (copyChunks), alternating over rounds: rates, their ratios,
+// capture's CPU per row and peak RSS.
 func BenchmarkBackfill(b *testing.B) {
 	n, rounds := envInt("WALBRIDGE_BENCH_ROWS", 1000000), envInt("WALBRIDGE_BENCH_ROUNDS", 3)
 	flags := strings.Fields(os.Getenv("WALBRIDGE_BENCH_BACKFILL_FLAGS"))
@@ -635,7 +672,7 @@ func BenchmarkBackfill(b *testing.B) {
 	defer conn.Close(ctx)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		var copyTime, selectTime, backfillTime, cpu time.Duration
+		var copyTime, selectTime, copyChunksTime, backfillTime, cpu time.Duration
 		for r := range rounds {
 			if r == 0 && profile != "" {
 				go saveProfile(addr, strings.ReplaceAll(profile, "%s", "backfill"))
@@ -654,6 +691,12 @@ func BenchmarkBackfill(b *testing.B) {
 			selectTime += time.Since(start)
 
 			start = time.Now()
+			if got := copyChunks(b, conn, chunkRows); got != n {
+				b.Fatalf("the chunked COPY read %d rows, want %d", got, n)
+			}
+			copyChunksTime += time.Since(start)
+
+			start = time.Now()
 			code, out := runBenchCmd(b, url, append([]string{"backfill", "--table", "orders", "--wait"}, flags...)...)
 			if code != 0 || !regexp.MustCompile(fmt.Sprintf(`done\s+%d rows`, n)).MatchString(out) {
 				b.Fatalf("backfill: %s", out)
@@ -668,6 +711,7 @@ func BenchmarkBackfill(b *testing.B) {
 		b.ReportMetric(copyTime.Seconds()/backfillTime.Seconds(), "ratio")
 		b.ReportMetric(total/selectTime.Seconds(), "chunked-select-rows/s")
 		b.ReportMetric(copyTime.Seconds()/selectTime.Seconds(), "chunked-select-ratio")
+		b.ReportMetric(copyTime.Seconds()/copyChunksTime.Seconds(), "chunked-copy-ratio")
 		b.ReportMetric(float64(peakRSS(b, p.Process.Pid))/(1<<20), "capture-peak-rss-MiB")
 	}
 }
