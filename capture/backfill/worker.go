@@ -310,7 +310,7 @@ func (wk *Worker) start(ctx context.Context, conn *pgx.Conn, database string, p 
 			vals := rr.Values()
 			c := change.Change{Database: database, Schema: t.schema, Table: t.name, Op: change.Read, Identity: t.identity, Columns: cols}
 			if len(tuples) < len(vals) {
-				tuples = make([]change.Value, max(expect-len(rows), 1)*len(vals))
+				tuples = make([]change.Value, slabRows(expect-len(rows))*len(vals))
 			}
 			c.New, tuples = tuples[:len(vals):len(vals)], tuples[len(vals):]
 			text = text[:0]
@@ -328,7 +328,7 @@ func (wk *Worker) start(ctx context.Context, conn *pgx.Conn, database string, p 
 				}
 			}
 			if len(keyRefs) < len(t.keys) {
-				n := max(expect-len(rows), 1) * len(t.keys)
+				n := slabRows(expect-len(rows)) * len(t.keys)
 				keyText, keyRefs = make([]string, n), make([]*string, n)
 			}
 			key := keyRefs[:len(t.keys):len(t.keys)]
@@ -421,6 +421,11 @@ func (wk *Worker) start(ctx context.Context, conn *pgx.Conn, database string, p 
 	}
 	return pd, nil
 }
+
+// slabRows is how many rows' tuples or keys one allocation holds when left
+// rows are still expected: at most 256, so that a chunk that ends early (the
+// table's last) or a table of many columns wastes little.
+func slabRows(left int) int { return min(max(left, 1), 256) }
 
 // highWatermarkSQL writes a high watermark in one statement (one round
 // trip), committed with synchronous_commit on (set_config's is_local lasts
