@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"unsafe"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
@@ -87,8 +86,11 @@ type shapeOf struct {
 }
 
 func shapeOfChange(c *change.Change) shapeOf {
-	return shapeOf{database: c.Database, schema: c.Schema, table: c.Table, identity: c.Identity,
-		columns: unsafe.SliceData(c.Columns), n: len(c.Columns)}
+	of := shapeOf{database: c.Database, schema: c.Schema, table: c.Table, identity: c.Identity, n: len(c.Columns)}
+	if len(c.Columns) > 0 {
+		of.columns = &c.Columns[0]
+	}
+	return of
 }
 
 // internLocked returns the id of the shape def, adding it if new.
