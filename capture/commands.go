@@ -32,6 +32,7 @@ import (
 	"github.com/walbridge/walbridge/shared/logging"
 	"github.com/walbridge/walbridge/shared/metrics"
 	"github.com/walbridge/walbridge/shared/policy"
+	"github.com/walbridge/walbridge/shared/sdkbody"
 )
 
 var errHelp = errors.New("help")
@@ -86,6 +87,7 @@ func publishSetup(ctx context.Context, slotName string, refused bool) error {
 	if err != nil {
 		return fmt.Errorf("AWS config: %w", err)
 	}
+	sdkbody.Guard(&awsCfg)
 	return cwmetrics.PublishSetup(ctx, cloudwatch.NewFromConfig(awsCfg), slotName, refused, time.Now())
 }
 
@@ -434,6 +436,7 @@ func kinesisClient(ctx context.Context) (*kinesis.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load AWS configuration: %w", err)
 	}
+	sdkbody.Guard(&awsCfg)
 	return kinesis.NewFromConfig(awsCfg), nil
 }
 
@@ -482,6 +485,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("load AWS configuration: %w", err)
 	}
+	sdkbody.Guard(&awsCfg)
 	if err := checkAWS(ctx, awsCfg); err != nil {
 		return err
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/walbridge/walbridge/fanout/publish"
 	"github.com/walbridge/walbridge/shared/claimcheck"
 	"github.com/walbridge/walbridge/shared/metrics"
+	"github.com/walbridge/walbridge/shared/sdkbody"
 )
 
 // app is fanout wired up: configuration, logger, AWS configuration and the
@@ -49,6 +50,7 @@ func newApp(ctx context.Context, getenv func(string) string, stdout io.Writer) (
 	if err != nil {
 		return nil, fmt.Errorf("load AWS configuration: %w", err)
 	}
+	sdkbody.Guard(&awsCfg)
 	var api publish.API
 	if stdout != nil {
 		api = newStdoutAPI(stdout, awsCfg.Region, getenv("AWS_ACCOUNT_ID"))

@@ -34,7 +34,9 @@
 //
 // The client is the caller's: build it from config.LoadDefaultConfig without
 // config.WithHTTPClient(&http.Client{...}), which would stop the SDK from
-// loading AWS_CA_BUNDLE. Its retry settings do not matter to PutRecords:
+// loading AWS_CA_BUNDLE, and guard the config with sdkbody.Guard, without
+// which about one request in a thousand under load is answered and still
+// reported failed (and sent again). Its retry settings do not matter to PutRecords:
 // the writer makes each call a single attempt and retries on its own.
 //
 // Size: about 970 lines. The writer is one state machine around one lock

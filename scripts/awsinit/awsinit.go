@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/walbridge/walbridge/shared/provision"
+	"github.com/walbridge/walbridge/shared/sdkbody"
 )
 
 type options struct {
@@ -44,6 +45,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("AWS configuration: %w", err)
 	}
+	sdkbody.Guard(&cfg)
 	streamARN, err := provision.Stream(ctx, kinesis.NewFromConfig(cfg), o.stream, int32(o.shards))
 	if err != nil {
 		return err

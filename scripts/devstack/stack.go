@@ -34,6 +34,7 @@ import (
 	"github.com/walbridge/walbridge/shared/localfn"
 	"github.com/walbridge/walbridge/shared/pgcluster"
 	"github.com/walbridge/walbridge/shared/provision"
+	"github.com/walbridge/walbridge/shared/sdkbody"
 )
 
 const streamName = "walbridge"
@@ -509,6 +510,7 @@ func createStream(ctx context.Context, url string) error {
 	if err != nil {
 		return err
 	}
+	sdkbody.Guard(&cfg)
 	_, err = provision.Stream(ctx, kinesis.NewFromConfig(cfg, func(o *kinesis.Options) { o.BaseEndpoint = aws.String(url) }), streamName, 2)
 	return err
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/walbridge/walbridge/shared/backoff"
 	"github.com/walbridge/walbridge/shared/change"
+	"github.com/walbridge/walbridge/shared/sdkbody"
 )
 
 // Exit statuses.
@@ -114,6 +115,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, load ...f
 		fmt.Fprintf(stderr, "redrive: AWS config: %v\n", err)
 		return exitError
 	}
+	sdkbody.Guard(&cfg)
 	kin := kinesis.NewFromConfig(cfg)
 	r := &redriver{
 		sqs:    sqs.NewFromConfig(cfg),

@@ -14,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+
+	"github.com/walbridge/walbridge/shared/sdkbody"
 )
 
 // Exit statuses.
@@ -100,6 +102,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, load ...f
 		fmt.Fprintf(stderr, "replay: AWS config: %v\n", err)
 		return exitError
 	}
+	sdkbody.Guard(&cfg)
 	r := &replayer{api: lambda.NewFromConfig(cfg), out: stdout, warn: stderr, pollInterval: o.pollInterval, timeout: o.timeout}
 	if err := r.replay(ctx, o); err != nil {
 		fmt.Fprintf(stderr, "replay: %v\n", err)

@@ -7,6 +7,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/walbridge/walbridge/shared/sdkbody"
 )
 
 // Config is an SDK config for a local endpoint: static test credentials,
@@ -21,5 +23,6 @@ func Config(tb testing.TB) aws.Config {
 	if err != nil {
 		tb.Fatalf("load AWS config: %v", err)
 	}
+	sdkbody.Guard(&cfg)
 	return cfg
 }

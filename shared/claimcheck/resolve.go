@@ -10,6 +10,7 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 
 	"github.com/walbridge/walbridge/shared/change"
+	"github.com/walbridge/walbridge/shared/sdkbody"
 )
 
 // Resolve is the consumer's one call: it returns a DatabaseEvent's detail
@@ -94,6 +95,7 @@ func (r *Resolver) Resolve(ctx context.Context, detail []byte) ([]byte, error) {
 			r.err = fmt.Errorf("claim check: AWS configuration: %w", err)
 			return
 		}
+		sdkbody.Guard(&cfg)
 		r.client = Client(cfg)
 	})
 	if r.err != nil {
