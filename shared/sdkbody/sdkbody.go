@@ -22,6 +22,7 @@ import (
 	"net/http"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 )
 
 // Guard makes cfg's HTTP client hand request bodies to net/http without
@@ -33,7 +34,7 @@ import (
 // (walbridge sets no defaults mode).
 func Guard(cfg *aws.Config) {
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = http.DefaultClient
+		cfg.HTTPClient = awshttp.NewBuildableClient() // what service clients would make
 	}
 	if _, ok := cfg.HTTPClient.(client); ok {
 		return

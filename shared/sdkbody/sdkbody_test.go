@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 )
 
 // closedOnAnswer is a request body as smithy-go makes it: readable until
@@ -110,4 +111,16 @@ type recordBody func(*http.Request)
 func (f recordBody) Do(r *http.Request) (*http.Response, error) {
 	f(r)
 	return &http.Response{StatusCode: 200, Body: http.NoBody}, nil
+}
+
+func TestGuardWithoutAClientMakesTheSDKsOwn(t *testing.T) {
+	var cfg aws.Config
+	Guard(&cfg)
+	c, ok := cfg.HTTPClient.(client)
+	if !ok {
+		t.Fatalf("HTTPClient is %T, want the guard", cfg.HTTPClient)
+	}
+	if _, ok := c.next.(*awshttp.BuildableClient); !ok {
+		t.Errorf("the guard wraps %T, want the SDK's BuildableClient", c.next)
+	}
 }
