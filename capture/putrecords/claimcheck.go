@@ -23,9 +23,7 @@ func (w *Writer) claimCheck(ctx context.Context, c *change.Change) (*change.Chan
 	var shape []byte
 	if w.v2 {
 		appendEnc = change.AppendBody
-		if change.HasShape(c) {
-			shape = change.AppendShape(nil, c)
-		}
+		shape = w.shape(c) // encodeBody's, which finds it there
 	}
 	limit := min(w.recordLimit(shape), w.cfg.ClaimCheckRecordBytes)
 	total, over := 0, false

@@ -55,17 +55,7 @@ type v2Batch struct {
 // (change.AppendBody), w.shapeScratch c's shape when it has one. A change
 // too large for a record of its own is fitted as encode does.
 func (w *Writer) encodeBody(c *change.Change) error {
-	var shape []byte
-	if change.HasShape(c) {
-		of := shapeOfChange(c)
-		if of.id = w.lastShape.id; of != w.lastShape {
-			w.shapeScratch = change.AppendShape(w.shapeScratch[:0], c)
-			of.id = -1 // interned by Add
-			w.lastShape = of
-		}
-		shape = w.shapeScratch
-	}
-	limit := w.recordLimit(shape)
+	limit := w.recordLimit(w.shape(c))
 	var omitted int
 	var err error
 	w.scratch, omitted, err = change.ShrinkBody(append(w.scratch[:0], ','), c, limit)
@@ -73,6 +63,21 @@ func (w *Writer) encodeBody(c *change.Change) error {
 		return nil
 	}
 	return w.oversized(c, limit, omitted, err)
+}
+
+// shape is c's shape in w.shapeScratch (nil when c has none), encoded only
+// when it is not the previous change's (Add's goroutine).
+func (w *Writer) shape(c *change.Change) []byte {
+	if !change.HasShape(c) {
+		return nil
+	}
+	of := shapeOfChange(c)
+	if of.id = w.lastShape.id; of != w.lastShape {
+		w.shapeScratch = change.AppendShape(w.shapeScratch[:0], c)
+		of.id = -1 // interned by Add
+		w.lastShape = of
+	}
+	return w.shapeScratch
 }
 
 // shapeOf is what a change's shape is made of, with its columns by
