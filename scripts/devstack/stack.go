@@ -33,6 +33,7 @@ import (
 	"github.com/walbridge/walbridge/shared/localbus"
 	"github.com/walbridge/walbridge/shared/localfn"
 	"github.com/walbridge/walbridge/shared/pgcluster"
+	"github.com/walbridge/walbridge/shared/procgroup"
 	"github.com/walbridge/walbridge/shared/provision"
 	"github.com/walbridge/walbridge/shared/sdkbody"
 )
@@ -787,20 +788,7 @@ func (st *stack) spawnWatch(name string, env []string, dir string, watch func(st
 	return c, nil
 }
 
-func (c *child) stop(grace time.Duration) {
-	select {
-	case <-c.done:
-		return
-	default:
-	}
-	syscall.Kill(-c.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-c.done:
-	case <-time.After(grace):
-		syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
-		<-c.done
-	}
-}
+func (c *child) stop(grace time.Duration) { procgroup.Stop(c.cmd, c.done, grace) }
 
 func portFree(port int) error {
 	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/walbridge/walbridge/shared/procgroup"
 )
 
 // Options shape Start.
@@ -126,20 +128,7 @@ func Start(ctx context.Context, s Spec, o Options) (*Function, error) {
 }
 
 // Stop ends the emulator and the handler's process.
-func (f *Function) Stop() {
-	select {
-	case <-f.done:
-		return
-	default:
-	}
-	syscall.Kill(-f.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-f.done:
-	case <-time.After(5 * time.Second):
-		syscall.Kill(-f.cmd.Process.Pid, syscall.SIGKILL)
-		<-f.done
-	}
-}
+func (f *Function) Stop() { procgroup.Stop(f.cmd, f.done, 5*time.Second) }
 
 // buildTypeScript installs a handler's pinned toolchain when its folder has
 // none yet (npm ci, as its README says) and compiles it with its tsc.
