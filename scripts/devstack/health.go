@@ -1,16 +1,15 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net/http"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/walbridge/walbridge/capture/backfill"
 	"github.com/walbridge/walbridge/scripts/devstack/console"
@@ -95,54 +94,25 @@ func (r *healthReader) readMetrics(ctx context.Context, h *console.Health) error
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("HTTP %s", resp.Status)
 	}
-	var records float64
-	var advanced float64
-	seen := false
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		name, value, ok := metricLine(sc.Text())
-		if !ok {
-			continue
-		}
-		switch name {
-		case "walbridge_kinesis_records_total":
-			records += value
-			seen = true
-		case "walbridge_confirmed_lsn_advanced_timestamp_seconds":
-			advanced = value
-		}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return fmt.Errorf("read: %w", err)
 	}
-	if seen {
+	if f := fams["walbridge_kinesis_records_total"]; f != nil {
+		var records float64
+		for _, m := range f.GetMetric() {
+			records += m.GetCounter().GetValue()
+		}
 		h.KinesisRecords = &records
 	}
-	if advanced > 0 {
-		age := time.Since(time.Unix(0, int64(advanced*1e9))).Seconds()
-		h.ConfirmedAgeSeconds = &age
-	}
-	return sc.Err()
-}
-
-// metricLine reads a sample line of the Prometheus text format: the
-// metric's name (labels dropped) and its value.
-func metricLine(line string) (string, float64, bool) {
-	if line == "" || strings.HasPrefix(line, "#") {
-		return "", 0, false
-	}
-	fields := strings.Fields(line)
-	if len(fields) < 2 {
-		return "", 0, false
-	}
-	name, _, _ := strings.Cut(fields[0], "{")
-	if i := strings.Index(line, "}"); i >= 0 { // labels may hold spaces
-		fields = strings.Fields(line[i+1:])
-		if len(fields) == 0 {
-			return "", 0, false
+	if f := fams["walbridge_confirmed_lsn_advanced_timestamp_seconds"]; f != nil && len(f.GetMetric()) > 0 {
+		if advanced := f.GetMetric()[0].GetGauge().GetValue(); advanced > 0 {
+			age := time.Since(time.Unix(0, int64(advanced*1e9))).Seconds()
+			h.ConfirmedAgeSeconds = &age
 		}
-	} else {
-		fields = fields[1:]
 	}
-	v, err := strconv.ParseFloat(fields[0], 64)
-	return name, v, err == nil
+	return nil
 }
 
 func (r *healthReader) close() {
