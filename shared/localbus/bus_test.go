@@ -13,6 +13,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -629,7 +630,8 @@ func TestCompactLine(t *testing.T) {
 
 // TestResolveReferences: a dev rule target with "ResolveReferences": true
 // gets the event with its claim-check references replaced (by
-// Options.Resolve); one without gets the event as published.
+// Options.Resolve), resolved once though its first attempt fails; one
+// without gets the event as published.
 func TestResolveReferences(t *testing.T) {
 	var mu sync.Mutex
 	got := map[string]string{}
@@ -639,6 +641,11 @@ func TestResolveReferences(t *testing.T) {
 		json.Unmarshal(body, &ev)
 		mu.Lock()
 		defer mu.Unlock()
+		if _, again := got[r.URL.Path+" failed"]; r.URL.Path == "/resolved" && !again {
+			got[r.URL.Path+" failed"] = string(ev.Detail)
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
 		got[r.URL.Path] = string(ev.Detail)
 	}))
 	defer hook.Close()
@@ -647,7 +654,9 @@ func TestResolveReferences(t *testing.T) {
 		"Name": "Refs", "EventBusName": "walbridge", "EventPattern": {"detail": {"operation": ["insert"]}},
 		"Targets": [{"Id": "resolved", "Url": %q, "ResolveReferences": true}, {"Id": "raw", "Url": %q}]
 	}`, hook.URL+"/resolved", hook.URL+"/raw"))
+	var resolves atomic.Int32
 	resolve := func(_ context.Context, detail []byte) ([]byte, error) {
+		resolves.Add(1)
 		return bytes.ReplaceAll(detail, []byte(`"s3":{"bucket":"b","key":"k"}`), []byte(`"value":"resolved"`)), nil
 	}
 	b, c := testBus(t, loadRules(t, dir), Options{Retry: fastRetry, Resolve: resolve})
@@ -659,7 +668,10 @@ func TestResolveReferences(t *testing.T) {
 	if got["/raw"] != detail {
 		t.Errorf("raw target got %s, want %s", got["/raw"], detail)
 	}
-	if want := `{"operation":"insert","newValues":{"body":{"type":"string","value":"resolved"}}}`; got["/resolved"] != want {
-		t.Errorf("resolving target got %s, want %s", got["/resolved"], want)
+	if want := `{"operation":"insert","newValues":{"body":{"type":"string","value":"resolved"}}}`; got["/resolved"] != want || got["/resolved failed"] != want {
+		t.Errorf("resolving target got %s, and %s on its failed attempt, want %s", got["/resolved"], got["/resolved failed"], want)
+	}
+	if n := resolves.Load(); n != 1 {
+		t.Errorf("the event was resolved %d times, want once", n)
 	}
 }

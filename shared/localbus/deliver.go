@@ -115,8 +115,12 @@ func (b *Bus) run(w *worker) {
 // retry policy runs out.
 func (b *Bus) deliver(w *worker, j job) {
 	p := b.opts.Retry
+	var body []byte // the event as the target takes it, once resolved: attempts after a failed post reuse it
 	for attempt := 1; ; attempt++ {
-		body, err := b.resolve(w.target, j.body)
+		var err error
+		if body == nil {
+			body, err = b.resolve(w.target, j.body)
+		}
 		var answer string
 		retry := true
 		if err == nil {
