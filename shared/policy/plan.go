@@ -24,9 +24,10 @@ var ErrNoHashKey = errors.New("the policy hashes columns but no key is set (WALB
 // value. It is not safe for concurrent use (capture's reading goroutine owns
 // it).
 type Hasher struct {
-	mac hash.Hash
-	in  []byte
-	sum []byte
+	fast *blockMAC // nil where it failed its self-check
+	mac  hash.Hash // when fast is nil or fails
+	in   []byte
+	sum  []byte
 	// slab holds the hex digests handed out, 64 to an allocation rather
 	// than one each (a backlog hashes a column of every change). Its bytes
 	// are written once and never again: a new slab replaces a full one.
@@ -41,7 +42,7 @@ func NewHasher(key []byte) (*Hasher, error) {
 	if len(key) == 0 {
 		return nil, ErrNoHashKey
 	}
-	return &Hasher{mac: hmac.New(sha256.New, key)}, nil
+	return &Hasher{fast: newBlockMAC(key), mac: hmac.New(sha256.New, key)}, nil
 }
 
 // Sum is the hex HMAC-SHA256 of text.
@@ -49,10 +50,16 @@ func (h *Hasher) Sum(text string) string {
 	if text == h.lastIn && h.lastOut != "" {
 		return h.lastOut
 	}
-	h.mac.Reset()
-	h.in = append(h.in[:0], text...) // Write would make text's bytes escape
-	h.mac.Write(h.in)
-	h.sum = h.mac.Sum(h.sum[:0])
+	ok := false
+	if h.fast != nil {
+		h.sum, ok = h.fast.sum(h.sum[:0], text)
+	}
+	if !ok {
+		h.mac.Reset()
+		h.in = append(h.in[:0], text...) // Write would make text's bytes escape
+		h.mac.Write(h.in)
+		h.sum = h.mac.Sum(h.sum[:0])
+	}
 	const n = 2 * sha256.Size
 	if cap(h.slab)-len(h.slab) < n {
 		h.slab = make([]byte, 0, 64*n)
