@@ -58,7 +58,7 @@ func (w *Writer) encodeBody(c *change.Change) error {
 	limit := w.recordLimit(w.shape(c))
 	var omitted int
 	var err error
-	w.scratch, omitted, err = change.ShrinkBody(append(w.scratch[:0], ','), c, limit)
+	w.scratch, omitted, err = w.memo.ShrinkBody(append(w.scratch[:0], ','), c, limit)
 	if omitted == 0 && err == nil {
 		return nil
 	}

@@ -169,6 +169,9 @@ type Writer struct {
 	// decoder's relation, a backfill chunk's columns), so the shape is
 	// encoded and interned once per run of them rather than per change.
 	lastShape shapeOf
+	// memo keeps the last columns' and commit time's encodings (Add's
+	// goroutine): a transaction's changes to a table share both.
+	memo change.Memo
 
 	v2     bool
 	comp   *change.Compressor           // v2 unless Uncompressed
@@ -523,7 +526,7 @@ func (w *Writer) encode(c *change.Change) error {
 	limit := w.recordLimit(nil)
 	var omitted int
 	var err error
-	w.scratch, omitted, err = change.Shrink(append(w.scratch[:0], ','), c, limit)
+	w.scratch, omitted, err = w.memo.Shrink(append(w.scratch[:0], ','), c, limit)
 	if omitted == 0 && err == nil {
 		return nil
 	}

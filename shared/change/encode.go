@@ -2,6 +2,7 @@ package change
 
 import (
 	"encoding/base64"
+	"slices"
 	"strconv"
 	"time"
 
@@ -26,13 +27,64 @@ func Encode(dst []byte, r *Record) []byte {
 // AppendChange appends one change as a JSON object: a record's element.
 // Encode uses it; capture uses it to size a change before packing it.
 func AppendChange(dst []byte, c *Change) []byte {
-	return appendFields(append(dst, '{'), c, false)
+	return appendFields(append(dst, '{'), c, false, nil)
+}
+
+// Memo makes AppendChange cheaper for a run of changes that share columns
+// and a commit, as a transaction's changes to one table do: the columns
+// array of every version 1 record and the commit time were most of the
+// work of encoding one. It keeps the last encoding of each and appends it
+// again while the next change's are equal; equality is by value (a copy of
+// the columns is kept), so no change can carry another relation's columns.
+// The zero value is ready; a Memo is for one goroutine.
+type Memo struct {
+	cols       []Column
+	colsJSON   []byte
+	commit     time.Time
+	commitJSON []byte
+	haveCommit bool
+}
+
+// AppendChange is AppendChange with m's memory of the last change.
+func (m *Memo) AppendChange(dst []byte, c *Change) []byte {
+	return appendFields(append(dst, '{'), c, false, m)
+}
+
+// AppendBody is AppendBody with m's memory of the last change.
+func (m *Memo) AppendBody(dst []byte, c *Change) []byte {
+	return appendFields(dst, c, HasShape(c), m)
+}
+
+// Shrink is Shrink encoding with m.
+func (m *Memo) Shrink(dst []byte, c *Change, limit int) (out []byte, omitted int, err error) {
+	return shrink(dst, c, limit, m.AppendChange)
+}
+
+// ShrinkBody is ShrinkBody encoding with m.
+func (m *Memo) ShrinkBody(dst []byte, c *Change, limit int) (out []byte, omitted int, err error) {
+	return shrink(dst, c, limit, m.AppendBody)
+}
+
+func (m *Memo) appendColumns(dst []byte, cols []Column) []byte {
+	if m.colsJSON == nil || !slices.Equal(m.cols, cols) {
+		m.cols = append(m.cols[:0], cols...)
+		m.colsJSON = appendColumns(m.colsJSON[:0], cols)
+	}
+	return append(dst, m.colsJSON...)
+}
+
+func (m *Memo) appendTime(dst []byte, t time.Time) []byte {
+	if !m.haveCommit || !m.commit.Equal(t) {
+		m.commit, m.haveCommit = t, true
+		m.commitJSON = appendTime(m.commitJSON[:0], t)
+	}
+	return append(dst, m.commitJSON...)
 }
 
 // appendFields appends c's fields and the closing brace (the opening one is
 // the caller's). shaped leaves out what a version 2 record's shape holds
-// (database, schema, table, identity, columns).
-func appendFields(dst []byte, c *Change, shaped bool) []byte {
+// (database, schema, table, identity, columns). m may be nil.
+func appendFields(dst []byte, c *Change, shaped bool, m *Memo) []byte {
 	if !shaped {
 		dst = appendShapeFields(dst, c)
 		dst = append(dst, ',')
@@ -46,7 +98,11 @@ func appendFields(dst []byte, c *Change, shaped bool) []byte {
 	dst = append(dst, `","lsn":"`...)
 	dst = AppendLSN(dst, c.LSN)
 	dst = append(dst, `","commitTime":"`...)
-	dst = appendTime(dst, c.CommitTime)
+	if m != nil {
+		dst = m.appendTime(dst, c.CommitTime)
+	} else {
+		dst = appendTime(dst, c.CommitTime)
+	}
 	dst = append(dst, `","seq":`...)
 	dst = strconv.AppendUint(dst, uint64(c.Seq), 10)
 	if !shaped {
@@ -55,7 +111,12 @@ func appendFields(dst []byte, c *Change, shaped bool) []byte {
 			dst = jsontext.AppendString(dst, string(c.Identity))
 		}
 		if c.Columns != nil {
-			dst = appendColumns(append(dst, `,"columns":`...), c.Columns)
+			dst = append(dst, `,"columns":`...)
+			if m != nil {
+				dst = m.appendColumns(dst, c.Columns)
+			} else {
+				dst = appendColumns(dst, c.Columns)
+			}
 		}
 	}
 	if c.OldColumns != nil {

@@ -76,7 +76,7 @@ func AppendShape(dst []byte, c *Change) []byte {
 // brace: the fields after the shape reference when HasShape(c), else all of
 // them. RecordBuilderV2.AddBody completes it.
 func AppendBody(dst []byte, c *Change) []byte {
-	return appendFields(dst, c, HasShape(c))
+	return appendFields(dst, c, HasShape(c), nil)
 }
 
 // MaxShapeRef is the most bytes RecordBuilderV2.AddBody writes before a
