@@ -75,6 +75,11 @@ type Decoder struct {
 	commitLSN  change.LSN
 	commitTime time.Time
 	seq        uint32
+
+	// out backs Step.Changes for row changes and truncates, reused by
+	// every Decode: a change is a few hundred bytes, and a backlog
+	// allocated one slice of them per message.
+	out []change.Change
 }
 
 // NewDecoder returns a decoder for changes in database. pol, when not nil,
@@ -109,6 +114,7 @@ func (d *Decoder) planOf(rel *relation) (*policy.Plan, error) {
 
 // Step is what one message meant for the stream's bookkeeping.
 type Step struct {
+	// Changes may be the decoder's own array: valid until the next Decode.
 	Changes []change.Change
 	// Commit is set on a Commit message: the end of the commit record, the
 	// position to confirm once Changes up to here are durable.
@@ -162,7 +168,7 @@ func (d *Decoder) Decode(ctx context.Context, walStart change.LSN, data []byte) 
 		if plan.Skip() {
 			return Step{}, nil
 		}
-		var out []change.Change
+		out := d.out[:0]
 		if sc := d.schemaChange(walStart, m.RelID, rel, plan); sc != nil {
 			out = append(out, *sc)
 		}
@@ -185,9 +191,10 @@ func (d *Decoder) Decode(ctx context.Context, walStart change.LSN, data []byte) 
 			return Step{}, fmt.Errorf("relation %d: %w (was the table altered without a new Relation message?)", m.RelID, err)
 		}
 		plan.Apply(&c)
-		return Step{Changes: append(out, c)}, nil
+		d.out = append(out, c)
+		return Step{Changes: d.out}, nil
 	case msgTruncate:
-		var out []change.Change
+		out := d.out[:0]
 		for _, id := range m.RelIDs {
 			rel, ok := d.rels[id]
 			if !ok {
@@ -209,6 +216,7 @@ func (d *Decoder) Decode(ctx context.Context, walStart change.LSN, data []byte) 
 			c.RestartIdentity = m.Options&2 != 0
 			out = append(out, c)
 		}
+		d.out = out
 		return Step{Changes: out}, nil
 	case msgMessage:
 		c := change.Change{Database: d.database, Op: change.Message, LSN: m.MsgLSN, CommitLSN: m.MsgLSN,
