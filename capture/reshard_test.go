@@ -134,6 +134,13 @@ func TestReshardKeepsRowOrder(t *testing.T) {
 			}
 		}
 		if len(ns) != committed[id]+1 {
+			// Which rows and shards went missing tells a record capture
+			// never wrote from a shard fanout did not read.
+			events := 0
+			for _, ns := range byRow {
+				events += len(ns)
+			}
+			t.Logf("fanout read %d events of %d rows; its logs:\n%s", events, len(byRow), stderr.String())
 			t.Fatalf("row %d: %d events, %d changes committed", id, len(ns), committed[id]+1)
 		}
 	}
