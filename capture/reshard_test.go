@@ -124,6 +124,9 @@ func TestReshardKeepsRowOrder(t *testing.T) {
 		n, _ := strconv.Atoi(ev.Detail.NewValues.N.Value.String())
 		byRow[id] = append(byRow[id], n)
 	}
+	if err := sc.Err(); err != nil {
+		t.Fatalf("reading fanout's events: %v", err)
+	}
 	published := 0
 	for id := 1; id <= keys; id++ {
 		ns := byRow[id]

@@ -144,6 +144,9 @@ func TestSchemaChangeEvents(t *testing.T) {
 		}
 		events[d.LSN] = d
 	}
+	if err := sc.Err(); err != nil {
+		t.Fatalf("reading fanout's output: %v", err)
+	}
 	if len(events) != len(want) {
 		t.Fatalf("%d DatabaseSchemaChange events at distinct positions, want %d:\n%s", len(events), len(want), out)
 	}
