@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/jackc/pgx/v5"
@@ -83,11 +82,10 @@ func cmdSetup(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 // publishSetup sends setup's outcome to CloudWatch (capture/cwmetrics).
 func publishSetup(ctx context.Context, slotName string, refused bool) error {
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	awsCfg, err := sdkbody.LoadDefaultConfig(ctx)
 	if err != nil {
 		return fmt.Errorf("AWS config: %w", err)
 	}
-	sdkbody.Guard(&awsCfg)
 	return cwmetrics.PublishSetup(ctx, cloudwatch.NewFromConfig(awsCfg), slotName, refused, time.Now())
 }
 
@@ -432,11 +430,10 @@ func describeStream(ctx context.Context, client *kinesis.Client, stream string) 
 }
 
 func kinesisClient(ctx context.Context) (*kinesis.Client, error) {
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	awsCfg, err := sdkbody.LoadDefaultConfig(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("load AWS configuration: %w", err)
 	}
-	sdkbody.Guard(&awsCfg)
 	return kinesis.NewFromConfig(awsCfg), nil
 }
 
@@ -481,11 +478,10 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		defer stopMetrics()
 	}
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, logging.AWSOptions(log)...)
+	awsCfg, err := sdkbody.LoadDefaultConfig(ctx, logging.AWSOptions(log)...)
 	if err != nil {
 		return fmt.Errorf("load AWS configuration: %w", err)
 	}
-	sdkbody.Guard(&awsCfg)
 	if err := checkAWS(ctx, awsCfg); err != nil {
 		return err
 	}

@@ -12,7 +12,6 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"go.uber.org/zap"
@@ -46,11 +45,10 @@ func newApp(ctx context.Context, getenv func(string) string, stdout io.Writer) (
 	log := newLogger(cfg.LogLevel)
 	// The SDK's default HTTP client, so that AWS_CA_BUNDLE and the proxy
 	// settings keep working.
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	awsCfg, err := sdkbody.LoadDefaultConfig(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("load AWS configuration: %w", err)
 	}
-	sdkbody.Guard(&awsCfg)
 	var api publish.API
 	if stdout != nil {
 		api = newStdoutAPI(stdout, awsCfg.Region, getenv("AWS_ACCOUNT_ID"))

@@ -32,12 +32,13 @@
 // only: an update that changes a row's key, and a truncate, travel under
 // other keys than the row's later changes (see change.PartitionKey).
 //
-// The client is the caller's: build it from config.LoadDefaultConfig without
-// config.WithHTTPClient(&http.Client{...}), which would stop the SDK from
-// loading AWS_CA_BUNDLE, and guard the config with sdkbody.Guard, without
-// which about one request in a thousand under load is answered and still
-// reported failed (and sent again). Its retry settings do not matter to PutRecords:
-// the writer makes each call a single attempt and retries on its own.
+// The client is the caller's: build it from sdkbody.LoadDefaultConfig
+// (config.LoadDefaultConfig with the body guard, without which about one
+// request in a thousand under load is answered and still reported failed,
+// and sent again), and without config.WithHTTPClient(&http.Client{...}),
+// which would stop the SDK from loading AWS_CA_BUNDLE. Its retry settings do
+// not matter to PutRecords: the writer makes each call a single attempt and
+// retries on its own.
 //
 // Size: about 970 lines. The writer is one state machine around one lock
 // (key queues, packing, batches, retries, acknowledgement), and its tests

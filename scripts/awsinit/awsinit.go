@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
@@ -41,11 +40,10 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := awsconfig.LoadDefaultConfig(ctx)
+	cfg, err := sdkbody.LoadDefaultConfig(ctx)
 	if err != nil {
 		return fmt.Errorf("AWS configuration: %w", err)
 	}
-	sdkbody.Guard(&cfg)
 	streamARN, err := provision.Stream(ctx, kinesis.NewFromConfig(cfg), o.stream, int32(o.shards))
 	if err != nil {
 		return err

@@ -506,12 +506,11 @@ func (st *stack) startStandIn(ctx context.Context, tag, what, module string, arg
 }
 
 func createStream(ctx context.Context, url string) error {
-	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion("us-east-1"),
+	cfg, err := sdkbody.LoadDefaultConfig(ctx, awsconfig.WithRegion("us-east-1"),
 		awsconfig.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("local", "local", "")))
 	if err != nil {
 		return err
 	}
-	sdkbody.Guard(&cfg)
 	_, err = provision.Stream(ctx, kinesis.NewFromConfig(cfg, func(o *kinesis.Options) { o.BaseEndpoint = aws.String(url) }), streamName, 2)
 	return err
 }

@@ -110,12 +110,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, load ...f
 		}
 		return exitUsage
 	}
-	cfg, err := config.LoadDefaultConfig(ctx, load...)
+	cfg, err := sdkbody.LoadDefaultConfig(ctx, load...)
 	if err != nil {
 		fmt.Fprintf(stderr, "redrive: AWS config: %v\n", err)
 		return exitError
 	}
-	sdkbody.Guard(&cfg)
 	kin := kinesis.NewFromConfig(cfg)
 	r := &redriver{
 		sqs:    sqs.NewFromConfig(cfg),

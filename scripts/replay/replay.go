@@ -97,12 +97,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, load ...f
 		fmt.Fprintln(stderr, "replay: refusing to replace the event source mapping without --yes; run with --dry-run to see the plan first")
 		return exitUsage
 	}
-	cfg, err := config.LoadDefaultConfig(ctx, load...)
+	cfg, err := sdkbody.LoadDefaultConfig(ctx, load...)
 	if err != nil {
 		fmt.Fprintf(stderr, "replay: AWS config: %v\n", err)
 		return exitError
 	}
-	sdkbody.Guard(&cfg)
 	r := &replayer{api: lambda.NewFromConfig(cfg), out: stdout, warn: stderr, pollInterval: o.pollInterval, timeout: o.timeout}
 	if err := r.replay(ctx, o); err != nil {
 		fmt.Fprintf(stderr, "replay: %v\n", err)

@@ -16,13 +16,12 @@ import (
 // AWS_CA_BUNDLE in the environment keeps working.
 func Config(tb testing.TB) aws.Config {
 	tb.Helper()
-	cfg, err := config.LoadDefaultConfig(context.Background(),
+	cfg, err := sdkbody.LoadDefaultConfig(context.Background(),
 		config.WithRegion("us-east-1"),
 		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("test", "test", "")),
 	)
 	if err != nil {
 		tb.Fatalf("load AWS config: %v", err)
 	}
-	sdkbody.Guard(&cfg)
 	return cfg
 }

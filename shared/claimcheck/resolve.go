@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"sync"
 
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-
 	"github.com/walbridge/walbridge/shared/change"
 	"github.com/walbridge/walbridge/shared/sdkbody"
 )
@@ -90,12 +88,11 @@ func (r *Resolver) Resolve(ctx context.Context, detail []byte) ([]byte, error) {
 		return detail, nil
 	}
 	r.once.Do(func() {
-		cfg, err := awsconfig.LoadDefaultConfig(ctx)
+		cfg, err := sdkbody.LoadDefaultConfig(ctx)
 		if err != nil {
 			r.err = fmt.Errorf("claim check: AWS configuration: %w", err)
 			return
 		}
-		sdkbody.Guard(&cfg)
 		r.client = Client(cfg)
 	})
 	if r.err != nil {

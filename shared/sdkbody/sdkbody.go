@@ -18,17 +18,33 @@
 package sdkbody
 
 import (
+	"context"
 	"io"
 	"net/http"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
 )
 
+// LoadDefaultConfig is config.LoadDefaultConfig with Guard applied: how
+// every walbridge program and test loads its AWS configuration, so that no
+// client is made from an unguarded one.
+func LoadDefaultConfig(ctx context.Context, optFns ...func(*config.LoadOptions) error) (aws.Config, error) {
+	cfg, err := config.LoadDefaultConfig(ctx, optFns...)
+	if err != nil {
+		return cfg, err
+	}
+	Guard(&cfg)
+	return cfg, nil
+}
+
 // Guard makes cfg's HTTP client hand request bodies to net/http without
-// their WriteTo method. Call it on the configuration LoadDefaultConfig
-// returns (which has applied AWS_CA_BUNDLE and the other settings to the
-// client it wraps), before making service clients from it. Service clients
+// their WriteTo method. LoadDefaultConfig above calls it on the
+// configuration config.LoadDefaultConfig returns (which has applied
+// AWS_CA_BUNDLE and the other settings to the client it wraps); call it
+// yourself only on a configuration made otherwise, before making service
+// clients from it. Service clients
 // then take the client as it is: AWS_DEFAULTS_MODE's connect and TLS
 // timeouts, which they would set on the SDK's own client type, do not apply
 // (walbridge sets no defaults mode).

@@ -2,6 +2,7 @@ package sdkbody
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
 )
 
 // closedOnAnswer is a request body as smithy-go makes it: readable until
@@ -122,5 +124,20 @@ func TestGuardWithoutAClientMakesTheSDKsOwn(t *testing.T) {
 	}
 	if _, ok := c.next.(*awshttp.BuildableClient); !ok {
 		t.Errorf("the guard wraps %T, want the SDK's BuildableClient", c.next)
+	}
+}
+
+// TestLoadDefaultConfigGuards: the loader every program uses hands back a
+// guarded client, with the options it was given applied.
+func TestLoadDefaultConfigGuards(t *testing.T) {
+	cfg, err := LoadDefaultConfig(context.Background(), config.WithRegion("eu-west-3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := cfg.HTTPClient.(client); !ok {
+		t.Errorf("HTTP client %T, want the guard", cfg.HTTPClient)
+	}
+	if cfg.Region != "eu-west-3" {
+		t.Errorf("region %q: the options were not applied", cfg.Region)
 	}
 }
